@@ -1,0 +1,189 @@
+"""File helpers every stage uses: atomic writes, JSONL that survives a crash, reports."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from data.errors import fail
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write all rows atomically; returns the row count."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            n += 1
+    return n
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise fail("file not found", str(path), "check the path")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise fail(f"not valid JSON ({e})", str(path), "pass a JSON file") from None
+
+
+def read_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = True) -> list[dict]:
+    """Read a JSONL file. A torn last line (a crash mid-write) is dropped when `allow_torn_tail`;
+    a bad line anywhere else is a user error naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise fail("file not found", str(path), "check the path")
+    rows: list[dict] = []
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == last and allow_torn_tail and not path.read_bytes().endswith(b"\n"):
+                break
+            raise fail(f"line {i + 1} is not valid JSON", str(path), "fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise fail(f"line {i + 1} is not a JSON object", str(path), "each line must be one record")
+        rows.append(row)
+    return rows
+
+
+def repair_jsonl_tail(path: str | os.PathLike) -> bool:
+    """Cut a torn (unterminated or unparsable) last line so appends continue on a clean file.
+    Returns True when something was cut."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+    return True
+
+
+class JsonlAppender:
+    """Append-only JSONL writer that flushes (and fsyncs) every row, after repairing a torn tail."""
+
+    def __init__(self, path: str | os.PathLike, fsync: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired = repair_jsonl_tail(self.path)
+        self._f = open(self.path, "a", encoding="utf-8")
+        self._fsync = fsync
+
+    def write(self, row: dict) -> None:
+        self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+        self._f.flush()
+        if self._fsync:
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "JsonlAppender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def report_path_for(output: str | os.PathLike) -> Path:
+    """`X.report.json` beside an output file `X.jsonl`; `DIR/report.json` for an output folder."""
+    output = Path(output)
+    if output.suffix in (".jsonl", ".json", ".parquet"):
+        return output.with_suffix(".report.json")
+    return output / "report.json"
+
+
+class Report:
+    """What a stage did: counts, skips with reasons, timings and the resolved options (DESIGN §1)."""
+
+    def __init__(self, stage: str, options: dict | None = None):
+        self.stage = stage
+        self.options = dict(options or {})
+        self.counts: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+        self.timings: dict[str, float] = {}
+        self.extra: dict[str, Any] = {}
+        self._t0 = time.perf_counter()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def skip(self, reason: str, item: str | None = None, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+        if item is not None:
+            ex = self.examples.setdefault(reason, [])
+            if len(ex) < 10:
+                ex.append(item)
+
+    def time(self, key: str, seconds: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + seconds
+
+    def to_dict(self) -> dict:
+        timings = dict(self.timings)
+        timings.setdefault("total_s", round(time.perf_counter() - self._t0, 3))
+        return {"stage": self.stage, "counts": self.counts, "skipped": self.skipped,
+                "skipped_examples": self.examples, "timings": timings,
+                "options": self.options, **self.extra}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        write_json(path, self.to_dict())
+        return path
+
+
+def _json_default(o: Any) -> Any:
+    """numpy scalars and arrays, paths and dataclasses into plain JSON."""
+    import dataclasses
+
+    if hasattr(o, "item") and getattr(o, "shape", None) == ():
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

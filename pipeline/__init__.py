@@ -1,0 +1,1 @@
+"""The `focus-data` stages: convert, heatmaps, describe, filter, publish, synth, frames, demo."""

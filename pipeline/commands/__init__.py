@@ -1,0 +1,1 @@
+"""Thin Typer commands, one module per stage; each exposes `register(app)`. Only these import typer."""
