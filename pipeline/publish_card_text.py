@@ -1,0 +1,148 @@
+"""Fixed prose of the dataset card and the rendering of filter reports (kept apart from the card's
+structure so the wording can be edited in one place)."""
+from __future__ import annotations
+
+import json
+
+INTRO = """\
+Natural-language descriptions of the people, poses and activities in the images of the
+[MPII Human Pose dataset](http://human-pose.mpi-inf.mpg.de/), joined with the MPII annotations
+(keypoints, visibility, head boxes, activity labels). Introduced with FocusCLIP (Khan et al., 2024),
+which trains CLIP with a third modality, a person ROI heatmap, on these images and descriptions.
+Each config holds the descriptions of one describer (a language model, or the rule-based template);
+its rows are the annotated MPII images that describer described. The columns of the original
+*MPII Human Pose Captions* dataset keep their names and meaning."""
+
+COLUMNS = """\
+## Columns
+
+| column | type | meaning |
+| --- | --- | --- |
+| `image` | string | MPII image file name, e.g. `015601864.jpg` |
+| `video_id` | string | YouTube id of the source video (null when unknown) |
+| `video_frame` | int32 | frame of that video (null when unknown) |
+| `activity_id` | int32 | MPII activity id (-1 when unknown) |
+| `activity` | string | `"<category>, <activity>"` as in the original dataset (empty when unknown) |
+| `count` | int32 | number of annotated people |
+| `people` | list | per person: `id`, `center` [x, y], `scale` (height / 200 px), `kpts` (16 [x, y] in MPII joint order), `kpts_vis` (1 labelled, 0 not: the original dataset's meaning), `visibility` (0 not labelled, 1 labelled but occluded, 2 visible), `head_box` [x1, y1, x2, y2] |
+| `description` | string | the description |
+| `category` | string | MPII activity category |
+| `split` | string | MPII split of the image in the annotations (`train`, `val`, `test`) |
+| `width`, `height` | int32 | image size in pixels (null when unknown) |
+| `single_person` | list[int32] | indices into `people` of MPII's separated single persons |
+| `describer`, `backend`, `model` | string | who wrote the description |
+| `prompt_id`, `prompt_sha` | string | the prompt template's id and the hash of the prompt |
+| `params` | string | the sampling parameters, a JSON object |
+
+Joint order (MPII): 0 r-ankle, 1 r-knee, 2 r-hip, 3 l-hip, 4 l-knee, 5 l-ankle, 6 pelvis, 7 thorax,
+8 upper-neck, 9 head-top, 10 r-wrist, 11 r-elbow, 12 r-shoulder, 13 l-shoulder, 14 l-elbow, 15 l-wrist.
+An unlabelled joint has `kpts` [-1.0, -1.0] and `kpts_vis` 0.
+"""
+
+HEATMAPS = """\
+## ROI heatmaps
+
+FocusCLIP weights each image by a heatmap of its people: `image * (alpha + heatmap * (1 - alpha))`.
+A heatmap is an 8-bit grayscale PNG of the image's size holding `round(255 * value)`. For every person
+and each of ten body parts — head [7,8,9,12,13], torso [6,7,12,13,2,3], l-upper-arm [13,14,7],
+r-upper-arm [12,11,7], l-lower-arm [14,15,13], r-lower-arm [11,10,12], l-upper-leg [3,4,6],
+r-upper-leg [2,1,6], l-lower-leg [4,5,3], r-lower-leg [1,0,2] (joint ids) — take the part's labelled
+joints (at least two, coordinates truncated to integers); their box `min..max` gives the centre
+`(min + max) // 2` and sigma `(max - min) // 2` per axis, floored at 1 pixel; the part contributes
+`exp(-(dx² / 2σx² + dy² / 2σy²))`. Parts are summed and the sum is clipped to [0, 1]. The heatmaps
+can be rendered from `people` alone, so they are stored only with `--with-images`."""
+
+COORDINATES = """\
+## Coordinates
+
+All coordinates (`center`, `kpts`, `head_box`) are **0-based** pixels, kept as floats. The original
+*MPII Human Pose Captions* JSON files carry the 1-based values of the HRNet/mmpose JSON: subtract 1
+from theirs (or add 1 to these) to compare."""
+
+LICENSE = """\
+## License
+
+The MPII Human Pose annotations are released under the Simplified BSD License (BSD-2-Clause); this
+dataset keeps that license for the annotations and the descriptions. The MPII images come from
+YouTube videos and keep their own terms: they are not included unless the folder was built with
+`--with-images`; check those terms before redistributing or using the images. Descriptions written by
+a hosted model may also be subject to that provider's terms."""
+
+_FOCUSCLIP = """\
+@article{khan2024focusclip,
+  title   = {FocusCLIP: Multimodal Subject-Level Guidance for Zero-Shot Transfer in Human-Centric Tasks},
+  author  = {Khan, Muhammad Saif Ullah and Naeem, Muhammad Ferjad and Tombari, Federico and
+             Van Gool, Luc and Stricker, Didier and Afzal, Muhammad Zeshan},
+  journal = {arXiv preprint arXiv:2403.06904},
+  year    = {2024}
+}"""
+
+_MPII = """\
+@inproceedings{andriluka14cvpr,
+  title     = {2D Human Pose Estimation: New Benchmark and State of the Art Analysis},
+  author    = {Andriluka, Mykhaylo and Pishchulin, Leonid and Gehler, Peter and Schiele, Bernt},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2014}
+}"""
+
+
+def citation() -> str:
+    return ("## Citation\n\nFocusCLIP (Khan et al., 2024, [arXiv:2403.06904](https://arxiv.org/abs/2403.06904)), "
+            f"which introduced these descriptions:\n\n```bibtex\n{_FOCUSCLIP}\n```\n\n"
+            f"The MPII Human Pose dataset:\n\n```bibtex\n{_MPII}\n```")
+
+
+def usage(repo_id: str | None, config: str, with_images: bool) -> str:
+    where = repo_id or "path/to/this/folder"
+    lines = ["## Loading", "", "```python", "from datasets import load_dataset", "",
+             f'ds = load_dataset("{where}", "{config}")   # one config per describer',
+             'row = ds["train"][0]',
+             'row["description"], row["people"][0]["kpts"]   # 16 [x, y], 0-based']
+    if with_images:
+        lines.append('row["image_data"]   # a PIL image')
+    lines += ["```", "",
+              "`focus-train` reads this folder (or the hub id) directly: set `data.dataset` to it and "
+              "`data.describers` to the configs to draw descriptions from."]
+    return "\n".join(lines)
+
+
+# Keys of a stage report (data.io.Report) that describe the run, not the filtering; file paths are
+# left out too (they are the publisher's local paths).
+_NOT_STATS = {"stage", "options", "timings", "skipped_examples", "inputs", "outputs", "input", "output"}
+
+
+def _is_path(v) -> bool:
+    return isinstance(v, str) and (v.startswith(("/", "~", "./")) or v.endswith((".jsonl", ".json")))
+
+
+def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested dicts of scalars → dotted keys; lists and other values are shown as compact JSON."""
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return [(prefix, value)]
+    return [(prefix, json.dumps(value, ensure_ascii=False)[:200])]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def filter_section(report: dict | None, note: str) -> str:
+    """Filter statistics from `X.report.json` beside `X.jsonl`, whatever keys it has."""
+    if not report:
+        return f"Filter statistics: none ({note})."
+    rows = [(k, v) for key, value in report.items() if key not in _NOT_STATS
+            for k, v in _flatten(value, key) if not _is_path(v)]
+    if not rows:
+        return "Filter statistics: the filter report holds no counts."
+    lines = ["Filter statistics (from the filter report):", "", "| statistic | value |", "| --- | ---: |"]
+    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows[:80]]
+    if len(rows) > 80:
+        lines.append(f"| … {len(rows) - 80} more | |")
+    return "\n".join(lines)
