@@ -1,0 +1,68 @@
+"""The `transformers` backend on a tiny randomly initialised GPT-2 with a tokenizer built here."""
+from __future__ import annotations
+
+import pytest
+
+from data.errors import FocusError
+from data.io import read_jsonl
+from pipeline.describe import run_describe
+from prompts import build_prompt
+from tests.pipeline.test_describe import random_annotations
+
+CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"
+                 "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    corpus = [build_prompt(a).system + " " + build_prompt(a).user for a in random_annotations(20)]
+    corpus.append("<system> <user> <assistant>")  # role markers as ordinary words, so they decode
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(
+        special_tokens=["<pad>", "<eos>", "<unk>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(path)
+    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=1024, n_embd=32, n_layer=1, n_head=2,
+                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id,
+                        pad_token_id=fast.pad_token_id)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    return path
+
+
+def test_batched_generation_writes_one_record_per_image(tiny_model, tmp_path):
+    anns = random_annotations(5)
+    out = tmp_path / "tiny.jsonl"
+    report = run_describe(anns, out, backend="transformers", model=str(tiny_model), concurrency=2,
+                          max_tokens=6, temperature=0.0, device="cpu", progress=False)
+    rows = read_jsonl(out)
+    assert sorted(r["image"] for r in rows) == sorted(a.image for a in anns)
+    for r in rows:
+        assert r["backend"] == "transformers" and r["describer"] == tiny_model.name
+        assert r["description"].strip() and r["finish_reason"] in ("stop", "length")
+        assert 1 <= r["usage"]["completion_tokens"] <= 6 and r["usage"]["prompt_tokens"] > 100
+    assert report.extra["usage"]["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in rows)
+    # Greedy decoding of the same prompt gives the same text, batched or alone.
+    again = tmp_path / "again.jsonl"
+    run_describe(anns[:1], again, backend="transformers", model=str(tiny_model), concurrency=1, max_tokens=6,
+                 temperature=0.0, device="cpu", progress=False)
+    first = {r["image"]: r["description"] for r in rows}
+    assert read_jsonl(again)[0]["description"] == first[anns[0].image]
+    assert run_describe(anns, out, backend="transformers", model=str(tiny_model), device="cpu",
+                        temperature=0.0, max_tokens=6, progress=False).counts["asked"] == 0
+
+
+def test_model_directory_errors(tmp_path):
+    with pytest.raises(FocusError, match="config.json"):
+        run_describe(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", model=str(tmp_path),
+                     progress=False)
+    with pytest.raises(FocusError, match="--model"):
+        run_describe(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", progress=False)
