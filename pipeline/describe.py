@@ -40,8 +40,14 @@ def latest_descriptions(path: str | os.PathLike) -> dict[Key, Description]:
     if not Path(path).exists():
         return {}
     out: dict[Key, Description] = {}
-    for row in read_jsonl(path):
-        d = Description.from_dict(row)
+    for i, row in enumerate(read_jsonl(path), 1):
+        try:
+            d = Description.from_dict(row)
+        except TypeError:
+            missing = [k for k in ("image", "describer", "backend", "description", "prompt_id", "prompt_sha")
+                       if k not in row]
+            raise fail(f"record {i} lacks {', '.join(missing)}", str(path),
+                       "pass a descriptions file written by `focus-data describe`") from None
         out[d.key] = d
     return out
 

@@ -217,3 +217,15 @@ def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
         assert r.returncode == 1, (args, r.stderr)
         err_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
         assert len(err_lines) == 1 and needle in err_lines[0] and "Traceback" not in r.stderr
+
+
+def test_latest_descriptions_names_a_record_missing_fields(tmp_path):
+    import pytest as _pytest
+
+    from data.errors import FocusError
+    from pipeline.describe import latest_descriptions
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"image": "a.jpg", "description": "x"}\n')
+    with _pytest.raises(FocusError, match="record 1 lacks describer, backend, prompt_id, prompt_sha"):
+        latest_descriptions(path)
