@@ -1,1 +1,25 @@
-"""training package of focusclip."""
+"""training package of focusclip: FocusCLIP and the CLIP baseline (model, loss, data, trainer).
+
+The public API for evaluation is `load_checkpoint(path, device) -> LoadedModel` (see
+`training/checkpoint.py`). Imports are lazy so the `focus-train` CLI can check a config before
+paying for torch.
+"""
+from __future__ import annotations
+
+__all__ = ["load_checkpoint", "LoadedModel", "run_train", "load_config"]
+
+
+def __getattr__(name: str):
+    if name in ("load_checkpoint", "LoadedModel"):
+        from training import checkpoint
+
+        return getattr(checkpoint, name)
+    if name == "run_train":
+        from training.trainer import run_train
+
+        return run_train
+    if name == "load_config":
+        from training.config import load_config
+
+        return load_config
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

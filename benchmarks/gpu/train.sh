@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# FocusCLIP training throughput on one GPU, within 4 minutes: the paper's model (ViT-B/16 at 224 px,
+# shared for the image and heatmap-weighted views, + BERT-base, embed 512), bf16 autocast, SGD with
+# momentum, the real training step (training.steps.train_step: three views → NT-Xent over three
+# pairs → backward → clip 1.0 → step). Measures batch 32 (the paper's) and the largest batch that fits
+# (doubling from 32 until CUDA runs out of memory or the time budget ends), and prints samples/s,
+# peak memory and the model FLOPs utilisation (MFU) they imply.
+#
+# FLOP count (per sample, training = 3 × forward: forward + backward's two matmuls per forward one;
+# a multiply-add is 2 FLOPs; layer norms, softmax, GELU, embeddings lookups and the loss ignored):
+#   encoder(n tokens, width d, FFN f, L layers) = L · (8·n·d² + 4·n²·d + 4·n·d·f)
+#       8nd²: Q, K, V and output projections;  4n²d: QKᵀ and A·V;  4ndf: the two FFN matmuls
+#   ViT-B/16 @224: n = 197, d = 768, f = 3072, L = 12, + patch embedding 2·196·(3·16²)·768  ≈ 35.1 GFLOP
+#   BERT-base, T text tokens: encoder(T, 768, 3072, 12) (+ projection heads, ~0)    T = 256 → ≈ 45.9 GFLOP
+#   FocusCLIP forward = 2 × ViT (image + masked image) + BERT;   train FLOPs/sample = 3 × forward
+#   MFU = samples/s × train FLOPs/sample / peak bf16 dense FLOP/s (H100 SXM / H200: 989 TFLOP/s,
+#   H100 PCIe: 756; others: pass --peak-tflops).
+# Text is random token ids of a fixed length T (--text-len, default 256 ≈ a long pose description
+# after dynamic padding); tokenisation runs in data-loader workers in training and is not timed here.
+#
+# usage: benchmarks/gpu/train.sh [--dry-run] [--text-len 256] [--peak-tflops X] [--budget-s 200]
+#   --dry-run: a tiny model on the CPU in fp32 (batches 4 and 8) to check the script without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+exec timeout 240 "$PY" - "$@" <<'PYEOF'
+import argparse, sys, time
+import torch
+
+sys.path.insert(0, ".")
+from training.config import load_config
+from training.dist import Dist
+from training.factory import build_model
+from training.loss import FocusLoss
+from training.optim import build_optimizer, build_scheduler
+from training.steps import train_step
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--dry-run", action="store_true")
+ap.add_argument("--text-len", type=int, default=256)
+ap.add_argument("--peak-tflops", type=float, default=None)
+ap.add_argument("--budget-s", type=float, default=200.0)
+args = ap.parse_args()
+t_start = time.perf_counter()
+
+
+def encoder_flops(n, d, f, layers):
+    return layers * (8 * n * d * d + 4 * n * n * d + 4 * n * d * f)
+
+
+def train_flops_per_sample(cfg, text_len):
+    v, t, s = cfg.model.vision, cfg.model.text, cfg.train.image_size
+    patches = (s // v.patch_size) ** 2
+    vit = encoder_flops(patches + 1, v.hidden_size, v.intermediate_size, v.num_layers) \
+        + 2 * patches * 3 * v.patch_size ** 2 * v.hidden_size
+    bert = encoder_flops(text_len, t.hidden_size, t.intermediate_size, t.num_layers)
+    views = 2 if cfg.model.triple else 1
+    return 3 * (views * vit + bert), vit, bert
+
+
+class FakeTokenizer:                      # build_model needs only the vocabulary size and pad id
+    pad_token_id = 0
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
+if args.dry_run:
+    device, config, sets, sizes = torch.device("cpu"), "configs/tiny-focusclip.yaml", ["train.precision=fp32"], [4, 8]
+    text_len = min(args.text_len, 64)
+else:
+    if not torch.cuda.is_available():
+        sys.exit("no CUDA device: run with --dry-run on a CPU")
+    device, config, sizes = torch.device("cuda", 0), "configs/focusclip.yaml", None
+    sets = ["train.precision=bf16", "model.vision.pretrained=null", "model.text.pretrained=null"]
+    text_len = args.text_len
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+cfg = load_config(config, sets)
+torch.manual_seed(0)
+model = build_model(cfg, FakeTokenizer(cfg.model.text.vocab_size))[0].to(device)
+opt = build_optimizer(model, cfg.optim)
+sched = build_scheduler(opt, 10**9, cfg.optim)
+loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
+d = Dist(device=device)
+flops, vit, bert = train_flops_per_sample(cfg, text_len)
+name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+peak = args.peak_tflops
+if peak is None and device.type == "cuda":
+    peak = 756.0 if "PCIe" in name else 989.4 if ("H100" in name or "H200" in name) else None
+print(f"device: {name}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
+      f"{cfg.train.image_size}px, text {text_len} tokens, precision {cfg.train.precision}")
+print(f"FLOPs/sample: ViT fwd {vit / 1e9:.2f} G, BERT fwd {bert / 1e9:.2f} G, train (3×fwd, 2 ViT views) {flops / 1e9:.1f} G")
+
+
+def batch_of(n):
+    s = cfg.train.image_size
+    return {"pixels": torch.randn(n, 3, s, s, device=device),
+            "heatmaps": torch.rand(n, s, s, device=device),
+            "input_ids": torch.randint(1, cfg.model.text.vocab_size, (n, text_len), device=device),
+            "attention_mask": torch.ones(n, text_len, dtype=torch.long, device=device)}
+
+
+def measure(n, warmup=2, steps=4):
+    """samples/s and peak memory (GiB) at batch n; None when it does not fit."""
+    try:
+        b = batch_of(n)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(warmup):
+            train_step(model, model, loss_fn, opt, sched, [b], d, cfg.train.precision, 1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            train_step(model, model, loss_fn, opt, sched, [b], d, cfg.train.precision, 1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / steps
+        mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+        return n / dt, dt, mem
+    except torch.cuda.OutOfMemoryError:
+        return None
+    except RuntimeError as e:             # cuBLAS/cuDNN report OOM as a plain RuntimeError
+        if "out of memory" in str(e).lower() or "CUBLAS_STATUS_ALLOC_FAILED" in str(e):
+            return None
+        raise
+    finally:
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def report(n, res):
+    sps, dt, mem = res
+    tflops = sps * flops / 1e12
+    mfu = f"MFU {100 * tflops / peak:.1f}%" if peak else "MFU n/a (pass --peak-tflops)"
+    print(f"batch {n:5d}: {sps:8.1f} samples/s  step {dt * 1e3:7.1f} ms  peak {mem:6.1f} GiB  "
+          f"{tflops:7.1f} TFLOP/s  {mfu}", flush=True)
+
+
+results = {}
+for n in (sizes or [32, 64, 128, 256, 512, 1024, 2048, 4096]):
+    if time.perf_counter() - t_start > args.budget_s:
+        print(f"(time budget reached before batch {n})")
+        break
+    res = measure(n)
+    if res is None:
+        print(f"batch {n:5d}: out of memory")
+        break
+    results[n] = res
+    report(n, res)
+if not results:
+    sys.exit("batch 32 does not fit")
+largest = max(results)
+print(f"summary: batch {min(results)} → {results[min(results)][0]:.1f} samples/s; largest batch that fits {largest} → "
+      f"{results[largest][0]:.1f} samples/s ({time.perf_counter() - t_start:.0f} s in all)")
+PYEOF

@@ -1,0 +1,88 @@
+"""The config loader and the `focus-train` console script (a real subprocess)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data.errors import FocusError
+from tests.conftest import REPO, console_script
+from tests.training.fixtures import make_world, tiny_overrides
+from training.config import FocusConfig, load_config
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_every_shipped_config_loads_with_the_paper_settings():
+    names = {p.stem: load_config(p) for p in CONFIGS}
+    assert set(names) >= {"focusclip", "clip", "tiny-focusclip", "tiny-clip"}
+    for key in ("focusclip", "clip"):
+        c = names[key]
+        assert (c.train.batch_size, c.train.epochs, c.train.image_size) == (32, 64, 224)
+        assert (c.optim.name, c.optim.lr, c.optim.momentum, c.loss.temperature) == ("sgd", 0.0005, 0.9, 0.5)
+        assert (c.model.vision.patch_size, c.model.vision.hidden_size, c.model.vision.num_layers) == (16, 768, 12)
+        assert (c.model.text.hidden_size, c.model.text.num_layers, c.model.embed_dim) == (768, 12, 512)
+    assert names["focusclip"].model.triple and not names["clip"].model.triple
+    assert names["tiny-focusclip"].model.triple and not names["tiny-clip"].model.triple
+
+
+def test_overrides_and_types(tmp_path):
+    c = load_config(REPO / "configs/focusclip.yaml",
+                    ["train.epochs=2", "optim.lr=1e-4", "data.describers=[a, b]", "model.vision.pretrained=null",
+                     "loss.weights.masked_text=0.5", "data.heatmaps=render"])
+    assert isinstance(c, FocusConfig)
+    assert (c.train.epochs, c.optim.lr, c.data.describers) == (2, 1e-4, ("a", "b"))
+    assert c.model.vision.pretrained is None and c.loss.weights.masked_text == 0.5
+    with pytest.raises(AttributeError):
+        c.train.epochs = 3                       # frozen
+    for bad, needle in (("train.batch_size=1.5", "'train.batch_size' must be an integer"),
+                        ("model.triple=yes please", "'model.triple' must be true or false"),
+                        ("loss.kind=infonce", "'loss.kind' is 'infonce', not one of ntxent, clip"),
+                        ("model.vision.depth=3", "unknown key 'model.vision.depth'")):
+        with pytest.raises(FocusError, match=needle.replace("(", r"\(")):
+            load_config(REPO / "configs/focusclip.yaml", [bad])
+
+
+def _cli(*args, cwd=REPO):
+    return subprocess.run([console_script("focus-train"), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("yaml_text,needle", [
+    ("train: {epochs: 2, batchsize: 8}\n", "unknown key 'train.batchsize'"),
+    ("train: {epochs: two}\n", "'train.epochs' must be an integer, got 'two'"),
+    ("data: {dataset: no/such/folder}\n", "data.dataset does not exist: no/such/folder"),
+])
+def test_bad_config_is_one_line_and_exit_1(tmp_path, yaml_text, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    r = _cli(cfg, cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_trains_the_clip_baseline(tmp_path):
+    """A CLIP run through the console script: no masked branch anywhere."""
+    world = make_world(tmp_path / "w", n_train=32, n_val=8)
+    out = tmp_path / "clip"
+    sets = tiny_overrides(world, out, **{"train.max_steps": 2, "train.batch_size": 8, "train.checkpoint_every": 0})
+    args = ["configs/tiny-clip.yaml"] + [x for s in sets for x in ("--set", s)]
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all("loss_masked_image" not in r and "loss_masked_text" not in r for r in rows)
+    assert all(r["alpha"] is None and r["loss"] == r["loss_image_text"] for r in rows)
+    model_cfg = json.loads((out / "checkpoints/last/config.json").read_text())
+    assert model_cfg["triple"] is False and model_cfg["name"] == "tiny-clip"
+    from safetensors.torch import load_file
+
+    keys = load_file(str(out / "checkpoints/last/model.safetensors")).keys()
+    assert not any("alpha" in k or "masked" in k for k in keys)
+    saved = yaml.safe_load((out / "checkpoints/last/train_config.yaml").read_text())
+    assert saved["train"]["max_steps"] == 2 and saved["model"]["triple"] is False

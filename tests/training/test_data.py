@@ -1,0 +1,202 @@
+"""Training data: sources (published folder, descriptions JSONL, original JSON), the shared
+resize/crop of image and heatmap, flips, sampling, dynamic padding."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.errors import FocusError
+from data.heatmaps import render_heatmaps, to_uint8
+from data.io import Report
+from tests.training.fixtures import make_world
+from training.config import DataConfig
+from training.data import Collate, EpochBatchSampler, FocusDataset, SampleSpec
+from training.sources import load_items
+from training.text import swap_left_right, train_wordpiece
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("dworld"), n_train=12, n_val=4)
+
+
+def _items(world, **kw):
+    return load_items(str(world["descriptions"]), (), str(world["annotations"]), Report("t"), **kw)
+
+
+def _dataset(world, train=False, **cfg):
+    data = DataConfig(dataset=str(world["descriptions"]), annotations=str(world["annotations"]),
+                      images=str(world["images"]), **cfg)
+    spec = SampleSpec(64, (0.5,) * 3, (0.5,) * 3, with_heatmaps=True, train=train, seed=3)
+    return FocusDataset(_items(world), data, spec)
+
+
+def test_jsonl_folder_groups_describers_per_image(world):
+    items = _items(world)
+    assert len(items) == 16 and all(len(it.descriptions) == 2 for it in items)
+    assert {tuple(it.describers) for it in items} == {("second", "template")}
+    assert [it.split for it in items].count("val") == 4
+    ann = json.loads(world["annotations"].read_text().splitlines()[0])
+    np.testing.assert_allclose(items[0].kpts[0], np.array(ann["people"][0]["kpts"], np.float32))
+    one = load_items(str(world["descriptions"]), ("template",), str(world["annotations"]), Report("t"))
+    assert all(it.describers == ["template"] for it in one)
+    with pytest.raises(FocusError, match="describer.*gpt-5 not found"):
+        load_items(str(world["descriptions"]), ("gpt-5",), str(world["annotations"]), Report("t"))
+    with pytest.raises(FocusError, match="need data.annotations"):
+        load_items(str(world["descriptions"]), (), None, Report("t"))
+
+
+def test_kept_jsonl_wins_and_rejected_records_are_skipped(world, tmp_path):
+    d = tmp_path / "desc"
+    d.mkdir()
+    rows = [json.loads(x) for x in (world["descriptions"] / "template.jsonl").read_text().splitlines()]
+    (d / "template.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept = [dict(r, description="KEPT " + r["description"], checks={"ok": True}) for r in rows[:5]]
+    (d / "template.kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (d / "template.rejected.jsonl").write_text(json.dumps(dict(rows[6], reason="too short")) + "\n")
+    report = Report("t")
+    items = load_items(str(d), (), str(world["annotations"]), report)
+    assert len(items) == 5 and all(it.descriptions[0].startswith("KEPT") for it in items)
+
+
+def test_original_captions_json_is_shifted_to_zero_based(world, tmp_path):
+    anns = [json.loads(x) for x in world["annotations"].read_text().splitlines()]
+    root = tmp_path / "captions" / "gpt-4"
+    root.mkdir(parents=True)
+    for split, part in (("train", anns[:12]), ("val", anns[12:])):
+        recs = [{"image": a["image"], "video_id": "x", "video_frame": 1, "activity_id": 1, "activity": "a, b",
+                 "count": 1, "people": [{"id": 0, "center": [1, 2], "scale": 1.0,
+                                         "kpts": [[x + 1, y + 1] for x, y in a["people"][0]["kpts"]],
+                                         "kpts_vis": [1 if v else 0 for v in a["people"][0]["kpts_vis"]]}],
+                 "description": f"caption of {a['image']}"} for a in part]
+        (root / f"{split}.json").write_text(json.dumps(recs))
+    items = load_items(str(root.parent), (), None, Report("t"))
+    assert [it.split for it in items] == ["train"] * 12 + ["val"] * 4
+    assert items[0].describers == ["gpt-4"] and items[0].descriptions == [f"caption of {anns[0]['image']}"]
+    lab = items[0].kpts_vis[0] > 0
+    np.testing.assert_allclose(items[0].kpts[0][lab], np.array(anns[0]["people"][0]["kpts"], np.float32)[lab],
+                               atol=1e-4)
+
+
+def test_published_folder_loads_with_datasets(world, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    anns = {a["image"]: a for a in map(json.loads, world["annotations"].read_text().splitlines())}
+    root = tmp_path / "published"
+    card = ["---", "configs:"]
+    for describer in ("template", "second"):
+        rows = {"train": [], "validation": []}
+        for line in (world["descriptions"] / f"{describer}.jsonl").read_text().splitlines():
+            d = json.loads(line)
+            a = anns[d["image"]]
+            p = a["people"][0]
+            person = {"id": 0, "center": p["center"], "scale": p["scale"], "kpts": p["kpts"],
+                      "kpts_vis": [1 if v else 0 for v in p["kpts_vis"]], "visibility": p["kpts_vis"],
+                      "head_box": None}
+            row = {"image": a["image"], "split": a["split"], "people": [person], "description": d["description"],
+                   "describer": describer, "count": 1}
+            if describer == "template":        # published --with-images: the JPEG bytes ride along
+                row["image_data"] = {"bytes": (world["images"] / a["image"]).read_bytes(), "path": None}
+            rows["train" if a["split"] == "train" else "validation"].append(row)
+        card += [f"- config_name: {describer}", "  data_files:"]
+        for split, rs in rows.items():
+            (root / describer).mkdir(parents=True, exist_ok=True)
+            ds = datasets.Dataset.from_list(rs)
+            if "image_data" in ds.column_names:
+                ds = ds.cast_column("image_data", datasets.Image())
+            ds.to_parquet(str(root / describer / f"{split}-00000-of-00001.parquet"))
+            card += [f"  - split: {split}", f"    path: {describer}/{split}-*.parquet"]
+    (root / "README.md").write_text("\n".join(card + ["---", "# test card", ""]))
+    items = load_items(str(root), ("template", "second"), None, Report("t"))
+    ref = _items(world)
+    assert sorted(it.image for it in items) == sorted(it.image for it in ref)
+    by = {it.image: it for it in items}
+    for r in ref:
+        assert by[r.image].split == r.split and sorted(by[r.image].descriptions) == sorted(r.descriptions)
+        np.testing.assert_array_equal(by[r.image].kpts_vis, r.kpts_vis)
+        assert by[r.image].image_bytes == (world["images"] / r.image).read_bytes()
+    # embedded images need no image folder
+    data = DataConfig(dataset=str(root), images=None)
+    spec = SampleSpec(64, (0.5,) * 3, (0.5,) * 3, with_heatmaps=True, train=False, seed=3)
+    embedded = FocusDataset(items, data, spec)[(0, 0)]
+    from_files = _dataset(world)
+    ref_index = [it.image for it in from_files.items].index(items[0].image)
+    torch.testing.assert_close(embedded["pixels"], from_files[(0, ref_index)]["pixels"])
+
+
+def test_png_heatmaps_and_on_the_fly_render_align_with_the_image(world, tmp_path):
+    hm_dir = tmp_path / "heatmaps"
+    hm_dir.mkdir()
+    for a in map(json.loads, world["annotations"].read_text().splitlines()):
+        hm = render_heatmaps(a["people"], (a["height"], a["width"]))
+        Image.fromarray(to_uint8(hm).numpy(), mode="L").save(hm_dir / (Path(a["image"]).stem + ".png"))
+    png, rendered = _dataset(world, heatmaps=str(hm_dir)), _dataset(world, heatmaps="render")
+    for i in range(4):
+        a, b = png[(0, i)], rendered[(0, i)]
+        torch.testing.assert_close(a["pixels"], b["pixels"])
+        assert a["heatmap"].shape == b["heatmap"].shape == (64, 64)
+        assert (a["heatmap"] - b["heatmap"]).abs().mean() < 0.03
+        # the heatmap covers the drawn figure: the coloured stick pixels lie where the heatmap is high
+        sat = a["pixels"].max(0).values - a["pixels"].min(0).values          # colour saturation [64, 64]
+        figure = sat > 0.6
+        assert figure.sum() > 20 and b["heatmap"][figure].mean() > 0.5 > b["heatmap"][~figure].mean()
+
+
+def test_flip_mirrors_image_heatmap_and_swaps_left_right_words(world):
+    plain, flipping = _dataset(world, train=True), _dataset(world, train=True, flip=True)
+    flipped = 0
+    for i in range(12):
+        a, b = plain[(1, i)], flipping[(1, i)]
+        if a["text"] == b["text"]:
+            torch.testing.assert_close(a["pixels"], b["pixels"])
+            continue
+        flipped += 1
+        assert b["text"] == swap_left_right(a["text"])
+        torch.testing.assert_close(b["pixels"], a["pixels"].flip(-1))
+        # re-rendered from mirrored, left/right-swapped joints: equal up to the renderer's integer
+        # truncation of coordinates (a 1-px shift of thin parts)
+        mirror = a["heatmap"].flip(-1)
+        assert torch.corrcoef(torch.stack([mirror.flatten(), b["heatmap"].flatten()]))[0, 1] > 0.9
+        assert (b["heatmap"] - mirror).abs().mean() < 0.06
+    assert 0 < flipped < 12
+    assert swap_left_right("Left hand up, right foot; LEFT. leftover") == "Right hand up, left foot; RIGHT. leftover"
+
+
+def test_each_step_samples_among_the_describers(world):
+    ds = _dataset(world, train=True)
+    seen = {ds[(epoch, 0)]["text"] for epoch in range(12)}
+    assert seen == set(ds.items[0].descriptions)
+    assert ds[(5, 0)]["text"] == ds[(5, 0)]["text"]                 # deterministic per (epoch, index)
+    val = _dataset(world, train=False)
+    assert {val[(e, 0)]["text"] for e in range(6)} == {val.items[0].descriptions[0]}
+
+
+def test_sampler_shards_the_global_batch_and_resumes():
+    one = list(EpochBatchSampler(50, 8, seed=1, epoch=2))
+    r0 = list(EpochBatchSampler(50, 4, 0, 2, seed=1, epoch=2))
+    r1 = list(EpochBatchSampler(50, 4, 1, 2, seed=1, epoch=2))
+    assert len(one) == len(r0) == len(r1) == 6                      # 50 // 8, the rest dropped
+    for g, a, b in zip(one, r0, r1):
+        assert g == a + b
+    assert list(EpochBatchSampler(50, 8, seed=1, epoch=2, start=4)) == one[4:]
+    assert list(EpochBatchSampler(50, 8, seed=1, epoch=3)) != one
+    flat = [i for b in one for _, i in b]
+    assert len(set(flat)) == 48 and all(e == 2 for b in one for e, _ in b)
+
+
+def test_collate_pads_to_the_longest_text_in_the_batch(world):
+    tok = train_wordpiece([d for it in _items(world) for d in it.descriptions], 200)
+    samples = [{"pixels": torch.zeros(3, 8, 8), "image": str(i), "text": t, "skipped": []}
+               for i, t in enumerate(["a red figure", "There is one person in the image, standing on the left."])]
+    batch = Collate(tok, 512)(samples)
+    longest = len(tok(samples[1]["text"])["input_ids"])
+    assert batch["input_ids"].shape == (2, longest) < (2, 512)
+    assert batch["attention_mask"].sum(1).tolist() == [len(tok("a red figure")["input_ids"]), longest]
+    assert Collate(tok, 512, "max_length")(samples)["input_ids"].shape == (2, 512)

@@ -1,0 +1,111 @@
+"""The model: the heatmap-weighted view, alpha's gradient, the CLIP variant, local pretrained weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data.errors import FocusError
+from tests.conftest import REPO
+from training import load_checkpoint
+from training.config import load_config
+from training.factory import build_model
+from training.loss import FocusLoss
+from training.text import train_wordpiece
+
+torch.set_num_threads(1)
+TEXTS = ["a person on the left", "a red figure stands", "one person in the picture, standing on the right"]
+
+
+def _model(config="tiny-focusclip", *sets):
+    cfg = load_config(REPO / "configs" / f"{config}.yaml", list(sets))
+    tok = train_wordpiece(TEXTS, 200)
+    torch.manual_seed(0)
+    return build_model(cfg, tok)[0], tok
+
+
+def _batch(tok, n=4, s=64):
+    g = torch.Generator().manual_seed(1)
+    t = tok([TEXTS[i % 3] for i in range(n)], padding="longest", return_tensors="pt")
+    return torch.randn(n, 3, s, s, generator=g), t["input_ids"], t["attention_mask"], torch.rand(n, s, s, generator=g)
+
+
+def test_masked_view_is_image_times_alpha_plus_heatmap_in_pixel_space():
+    model, _ = _model()
+    assert model.alpha.item() == pytest.approx(0.5)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1                        # normalised with mean = std = 0.5
+    raw = x * 0.5 + 0.5
+    hm = torch.rand(2, 64, 64)
+    want = (raw * (0.5 + hm[:, None] * 0.5) - 0.5) / 0.5
+    torch.testing.assert_close(model.mask_pixels(x, hm), want)
+    torch.testing.assert_close(model.mask_pixels(x, torch.ones(2, 64, 64)), x)          # person: unchanged
+    torch.testing.assert_close(model.mask_pixels(x, torch.zeros(2, 64, 64)), (raw * 0.5 - 0.5) / 0.5)
+
+
+def test_alpha_receives_gradients_from_the_masked_pairs():
+    model, tok = _model()
+    pixels, ids, mask, hm = _batch(tok)
+    total, parts = FocusLoss()(model(pixels, ids, mask, hm))
+    assert set(parts) == {"image_text", "masked_image", "masked_text"}
+    total.backward()
+    g = model.alpha_logit.grad
+    assert g is not None and torch.isfinite(g) and g.abs() > 0
+
+
+def test_clip_config_has_no_masked_branch():
+    model, tok = _model("tiny-clip")
+    assert model.alpha is None and not hasattr(model, "alpha_logit") and not hasattr(model, "masked_vision")
+    assert not any("alpha" in k or "masked" in k for k in model.state_dict())
+    pixels, ids, mask, _ = _batch(tok)
+    out = model(pixels, ids, mask)                              # no heatmaps needed
+    assert out.masked is None and out.alpha is None
+    assert list(FocusLoss()(out)[1]) == ["image_text"]
+
+
+def test_separate_masked_encoder_and_learnable_temperature():
+    model, tok = _model("tiny-focusclip", "model.shared_encoder=false", "loss.learn_temperature=true")
+    assert hasattr(model, "masked_vision") and model.log_temperature.requires_grad
+    pixels, ids, mask, hm = _batch(tok)
+    total, _ = FocusLoss()(model(pixels, ids, mask, hm))
+    total.backward()
+    assert model.masked_vision.proj.weight.grad.abs().sum() > 0 and model.log_temperature.grad.abs() > 0
+
+
+def test_encoders_load_from_a_local_pretrained_folder(tmp_path):
+    from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+
+    vit = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             image_size=32, patch_size=8), add_pooling_layer=False)
+    tok = train_wordpiece(TEXTS, 200)
+    bert = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=64), add_pooling_layer=False)
+    vit.save_pretrained(tmp_path / "vit")
+    bert.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    model, tok2 = _model("tiny-focusclip", f"model.vision.pretrained={tmp_path / 'vit'}")
+    torch.testing.assert_close(model.vision.vit.embeddings.patch_embeddings.projection.weight,
+                               vit.embeddings.patch_embeddings.projection.weight)
+    assert model.vision.interpolate                      # pretrained at 32 px, trained at 64 px
+    from training.factory import build_tokenizer
+
+    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", [f"model.text.pretrained={tmp_path / 'bert'}"])
+    loaded_tok, note = build_tokenizer(cfg.model.text, TEXTS)
+    assert note.startswith("pretrained") and loaded_tok.get_vocab() == tok.get_vocab()
+    m, notes = build_model(cfg, loaded_tok)
+    assert notes["text"].startswith("pretrained")
+    torch.testing.assert_close(m.text.encoder.embeddings.word_embeddings.weight, bert.embeddings.word_embeddings.weight)
+    with pytest.raises(FocusError, match="local path that does not exist"):
+        _model("tiny-focusclip", f"model.vision.pretrained={tmp_path / 'nope'}")
+
+
+def test_uncached_hub_id_falls_back_to_random_init_without_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", ["model.vision.pretrained=no-such-org/no-such-vit"])
+    _, notes = build_model(cfg, train_wordpiece(TEXTS, 200))
+    assert notes["vision"] == "random init (no-such-org/no-such-vit is not in the local Hugging Face cache)"
+
+
+def test_load_checkpoint_errors_are_user_errors(tmp_path):
+    with pytest.raises(FocusError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing")
+    with pytest.raises(FocusError, match="no model.safetensors"):
+        load_checkpoint(tmp_path)

@@ -1,0 +1,276 @@
+"""The training config (DESIGN §3.7): frozen dataclasses loaded from YAML, `--set a.b=c` overrides.
+
+Unknown keys and wrong types are user errors naming the dotted key. Relative paths in `data.*` and
+`output_dir` resolve against the current working directory (not the YAML's folder), so
+`focus-train configs/tiny-focusclip.yaml` run from the repo root reads `out/…` under the repo root.
+This module imports no torch, so the CLI checks a config in well under a second.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from data.errors import fail
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "out/published"          # publish folder (§3.4), descriptions JSONL/folder, or original JSON
+    describers: tuple[str, ...] = ()        # which describers to draw from; () = all found
+    annotations: Optional[str] = None       # annotations.jsonl (needed with descriptions JSONL)
+    images: Optional[str] = None            # image folder (names in the records are relative to it)
+    heatmaps: str = "render"                # folder of <stem>.png, `render` (on the fly from kpts), or
+                                            # `embedded` (the published folder's heatmap column)
+    heatmap_mode: Literal["parts", "person"] = "parts"
+    min_sigma: float = 1.0
+    flip: bool = False                      # off: descriptions name left and right
+    random_crop: bool = False               # train crop offset random (else centre, as eval)
+    max_text_length: int = 512
+    padding: Literal["longest", "max_length"] = "longest"   # dynamic padding, or always max_text_length
+    train_split: str = "train"
+    val_split: str = "val"
+    limit: Optional[int] = None             # use only the first N training images (smoke runs)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    pretrained: Optional[str] = None        # local path or HF id already cached; else random init
+    patch_size: int = 16
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    dropout: float = 0.0
+    image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    pretrained: Optional[str] = None        # local path or HF id already cached; else random init
+    vocab_size: int = 30522                 # of the WordPiece tokenizer trained on the descriptions
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    dropout: float = 0.1
+    lowercase: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "focusclip"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    embed_dim: int = 512
+    triple: bool = True                     # the heatmap-masked image branch (false = CLIP baseline)
+    shared_encoder: bool = True             # masked branch reuses the image encoder
+    alpha_init: float = 0.5                 # alpha = sigmoid(logit), logit starts at logit(alpha_init)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    image_text: float = 1.0
+    masked_image: float = 1.0
+    masked_text: float = 1.0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: Literal["ntxent", "clip"] = "ntxent"
+    temperature: float = 0.5
+    learn_temperature: bool = False
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.0005
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    betas: tuple[float, ...] = (0.9, 0.999)
+    scheduler: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0               # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0                  # max global grad norm; 0 disables
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 64
+    batch_size: int = 32                    # global: summed over processes and accumulation steps
+    grad_accum: int = 1
+    image_size: int = 224
+    num_workers: int = 4
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"   # auto: bf16 autocast on GPU, fp32 on CPU
+    log_every: int = 1
+    checkpoint_every: int = 500             # optimizer steps; 0 = only at the end of training
+    keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
+    val_batches: Optional[int] = None       # cap validation batches per epoch (None = all)
+    max_steps: Optional[int] = None         # stop after this many optimizer steps (smoke runs)
+
+
+@dataclass(frozen=True)
+class FocusConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str = "runs/focusclip"
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FocusConfig:
+    """Read a YAML config, apply `a.b=value` overrides (values parsed as YAML), build the dataclasses."""
+    path = Path(path)
+    if not path.is_file():
+        raise fail("config file not found", str(path), "pass a YAML file such as configs/tiny-focusclip.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise fail(f"not valid YAML ({' '.join(str(e).split())})", str(path), "fix the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise fail("top level must be a mapping", str(path), "see configs/focusclip.yaml")
+    for item in overrides:
+        apply_override(raw, item)
+    return build(FocusConfig, raw, where=str(path))
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """`data.heatmaps=render` → raw["data"]["heatmaps"] = "render" (value parsed as YAML)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise fail(f"override '{item}' is not KEY=VALUE", "--set", "write e.g. --set train.epochs=2")
+    parts = key.strip().split(".")
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise fail(f"'{key}' goes through a non-mapping value", "--set", "check the key path")
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def build(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, checking every key and type."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise fail(f"'{prefix or 'config'}' must be a mapping, got {type(raw).__name__}", where,
+                   "see configs/focusclip.yaml")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            raise fail(f"unknown key '{prefix}{key}'", where,
+                       f"known keys here: {', '.join(sorted(fields))}")
+    kwargs = {k: _coerce(hints[k], v, where, f"{prefix}{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where, prefix=key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where, key)
+    if origin is Literal:
+        if value not in args:
+            raise fail(f"'{key}' is {value!r}, not one of {', '.join(map(str, args))}", where,
+                       "use one of the listed values")
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, int, float)) and args[0] is str:
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(key, "a list", value, where)
+        return tuple(_coerce(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _type_error(key, "true or false", value, where)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(key, "an integer", value, where)
+        return value
+    if tp is float:
+        if isinstance(value, str):   # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(key, "a number", value, where)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise _type_error(key, "a string", value, where)
+        return str(value)
+    raise AssertionError(f"unhandled config type {tp} for {key}")
+
+
+def _type_error(key: str, want: str, value: Any, where: str):
+    return fail(f"'{key}' must be {want}, got {value!r}", where, "fix the value in the YAML or --set")
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict (tuples as lists) for YAML/JSON."""
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def to_yaml(cfg: FocusConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def check_config(cfg: FocusConfig, where: str = "config") -> None:
+    """Checks across keys and on the file system, done before any training starts."""
+    d, t = cfg.data, cfg.train
+    if not Path(d.dataset).exists():
+        raise fail(f"data.dataset does not exist: {d.dataset}", where,
+                   "build it with `focus-data publish`/`describe`, or --set data.dataset=PATH "
+                   "(relative paths resolve against the current directory)")
+    for key in ("annotations", "images"):
+        value = getattr(d, key)
+        if value is not None and not Path(value).exists():
+            raise fail(f"data.{key} does not exist: {value}", where,
+                       f"fix the path or --set data.{key}=PATH (relative to the current directory)")
+    if d.heatmaps not in ("render", "embedded") and not Path(d.heatmaps).is_dir():
+        raise fail(f"data.heatmaps is not 'render', 'embedded' or a folder: {d.heatmaps}", where,
+                   "run `focus-data heatmaps` or --set data.heatmaps=render")
+    for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every"):
+        if getattr(t, key) < 1:
+            raise fail(f"train.{key} must be at least 1", where, "fix the value")
+    if t.image_size % cfg.model.vision.patch_size:
+        raise fail(f"train.image_size {t.image_size} is not a multiple of model.vision.patch_size "
+                   f"{cfg.model.vision.patch_size}", where, "change one of them")
+    if not 0.0 < cfg.model.alpha_init < 1.0:
+        raise fail("model.alpha_init must lie strictly between 0 and 1", where, "e.g. 0.5")
+    if cfg.loss.temperature <= 0:
+        raise fail("loss.temperature must be positive", where, "the paper uses 0.5")
+    for name, n in (("vision", cfg.model.vision), ("text", cfg.model.text)):
+        if n.hidden_size % n.num_heads:
+            raise fail(f"model.{name}.hidden_size must be divisible by num_heads", where, "fix the shape")

@@ -1,0 +1,181 @@
+"""The training dataset: image + ROI heatmap + one sampled description per image per step.
+
+Every random choice of a sample (which description, crop offset, flip) comes from a generator
+seeded by (seed, epoch, index), and the sampler's order from (seed, epoch): a run resumed at any
+step sees exactly the samples the uninterrupted run would have, with any number of workers.
+"""
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data.heatmaps import render_heatmaps
+from data.skeleton import flip_index
+from training.config import DataConfig
+from training.sources import Item
+from training.text import swap_left_right
+from training.transforms import Crop, apply_crop, heatmap_png_to_tensor, plan_crop, to_pixels
+
+MAX_FALLBACKS = 16   # an unreadable image is replaced by the next readable one, at most this far on
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What a dataset needs beyond the items (the model's view of the pixels)."""
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    with_heatmaps: bool
+    train: bool
+    seed: int
+
+
+class FocusDataset(torch.utils.data.Dataset):
+    """Indexed by (epoch, index) pairs from `EpochBatchSampler`; returns a dict per sample:
+    pixels [3, S, S], heatmap [S, S] (FocusCLIP only), text, image name, skipped (names)."""
+
+    def __init__(self, items: list[Item], cfg: DataConfig, spec: SampleSpec):
+        self.items, self.cfg, self.spec = items, cfg, spec
+        self.images = Path(cfg.images) if cfg.images else None
+        self.heatmaps = None if cfg.heatmaps in ("render", "embedded") else Path(cfg.heatmaps)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        skipped = []
+        for k in range(MAX_FALLBACKS):
+            i = (index + k) % len(self.items)
+            try:
+                sample = self._load(epoch, i)
+            except (OSError, ValueError, SyntaxError) as e:   # PIL raises all three for bad files
+                skipped.append(f"{self.items[i].image}: {type(e).__name__}")
+                continue
+            sample["skipped"] = skipped
+            return sample
+        raise RuntimeError(f"{MAX_FALLBACKS} unreadable images in a row from {self.items[index].image}: "
+                           f"check data.images ({skipped[:3]})")
+
+    def _load(self, epoch: int, i: int) -> dict:
+        item, spec = self.items[i], self.spec
+        rng = np.random.default_rng([spec.seed, epoch, i])
+        text = item.descriptions[int(rng.integers(len(item.descriptions)))] if spec.train else item.descriptions[0]
+        image = self._open_image(item)
+        crop = plan_crop(image.width, image.height, spec.image_size,
+                         rng if (spec.train and self.cfg.random_crop) else None)
+        pixels = to_pixels(apply_crop(image, crop, Image.BICUBIC), spec.mean, spec.std)   # [3, S, S]
+        flip = spec.train and self.cfg.flip and bool(rng.random() < 0.5)
+        out = {"pixels": pixels.flip(-1) if flip else pixels, "image": item.image,
+               "text": swap_left_right(text) if flip else text}
+        if spec.with_heatmaps:
+            out["heatmap"] = self._heatmap(item, crop, flip)
+        return out
+
+    def _open_image(self, item: Item) -> Image.Image:
+        if item.image_bytes is not None:
+            img = Image.open(io.BytesIO(item.image_bytes))
+        else:
+            img = Image.open(self.images / item.image if self.images else item.image)
+        img.load()
+        return img.convert("RGB")
+
+    def _heatmap(self, item: Item, crop: Crop, flip: bool) -> torch.Tensor:
+        """[S, S] in [0, 1], aligned with the cropped (and flipped) image."""
+        if self.cfg.heatmaps == "render":
+            return self._render(item, crop, flip)
+        if self.heatmaps is None:   # "embedded": the published folder's heatmap column
+            if item.heatmap_bytes is None:
+                raise ValueError("no embedded heatmap (publish --with-images)")
+            png = Image.open(io.BytesIO(item.heatmap_bytes))
+        else:
+            png = Image.open(self.heatmaps / (Path(item.image).stem + ".png"))
+        hm = heatmap_png_to_tensor(png, crop)
+        return hm.flip(-1) if flip else hm
+
+    def _render(self, item: Item, crop: Crop, flip: bool) -> torch.Tensor:
+        """Render at the resized (uncropped) resolution with keypoints scaled to it, then crop the
+        same window as the image: a part half outside the crop keeps its true shape."""
+        kpts = crop.resized_kpts(item.kpts)                                  # [P, 16, 2]
+        vis = item.kpts_vis
+        if flip:   # mirror x and swap left/right joints, so parts keep their names
+            kpts[..., 0] = crop.new_width - 1 - kpts[..., 0]
+            perm = flip_index()
+            kpts, vis = kpts[:, perm], vis[:, perm]
+        hm = render_heatmaps((kpts, vis), (crop.new_height, crop.new_width), self.cfg.heatmap_mode,
+                             min_sigma=self.cfg.min_sigma)                   # [H', W']
+        x0 = (crop.new_width - crop.size - crop.x0) if flip else crop.x0
+        return hm[crop.y0:crop.y0 + crop.size, x0:x0 + crop.size].contiguous()
+
+
+class EpochBatchSampler(torch.utils.data.Sampler):
+    """Yields this rank's micro-batches of (epoch, index) pairs. The epoch's order is a permutation
+    seeded by (seed, epoch); global micro-batch k is order[k·G : (k+1)·G] with G = per_rank·world,
+    and rank r takes its slice r. Incomplete global micro-batches are dropped (equal sizes on all
+    ranks for the embedding gather). `start` skips micro-batches already trained (resume)."""
+
+    def __init__(self, n: int, per_rank: int, rank: int = 0, world: int = 1, seed: int = 0,
+                 shuffle: bool = True, epoch: int = 0, start: int = 0):
+        self.n, self.per_rank, self.rank, self.world = n, per_rank, rank, world
+        self.seed, self.shuffle, self.epoch, self.start = seed, shuffle, epoch, start
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n // (self.per_rank * self.world)
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        g_size = self.per_rank * self.world
+        for k in range(self.start, self.batches_per_epoch):
+            lo = k * g_size + self.rank * self.per_rank
+            yield [(self.epoch, i) for i in order[lo:lo + self.per_rank]]
+
+
+class Collate:
+    """Samples → a batch: pixels [B, 3, S, S], heatmaps [B, S, S], input_ids/attention_mask [B, T]
+    padded to the longest text of the batch (or always to max_length), and the skipped names."""
+
+    def __init__(self, tokenizer, max_length: int, padding: str = "longest"):
+        self.tokenizer, self.max_length, self.padding = tokenizer, max_length, padding
+
+    def __call__(self, samples: list[dict]) -> dict:
+        tok = self.tokenizer([s["text"] for s in samples], padding=self.padding, truncation=True,
+                             max_length=self.max_length, return_tensors="pt")
+        batch = {"pixels": torch.stack([s["pixels"] for s in samples]),
+                 "input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"],
+                 "texts": [s["text"] for s in samples], "images": [s["image"] for s in samples],
+                 "skipped": [name for s in samples for name in s["skipped"]]}
+        if "heatmap" in samples[0]:
+            batch["heatmaps"] = torch.stack([s["heatmap"] for s in samples])
+        return batch
+
+
+def make_loader(dataset: FocusDataset, sampler: EpochBatchSampler, collate: Collate,
+                num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                       num_workers=num_workers, pin_memory=pin_memory,
+                                       persistent_workers=False)
+
+
+def split_items(items: list[Item], split: str, limit: Optional[int] = None) -> list[Item]:
+    chosen = [it for it in items if it.split == split]
+    return chosen[:limit] if limit else chosen
+
+
+def count_skips(counter: Counter, batch: dict) -> None:
+    for name in batch["skipped"]:
+        counter[name] += 1

@@ -1,0 +1,187 @@
+"""Where training text and poses come from, read into one shape: `Item` per image.
+
+`data.dataset` may be
+  * a published folder (DESIGN §3.4: README.md + `<config>/<split>-*.parquet`, read with
+    `datasets.load_dataset(DIR, config)`; each config is one describer);
+  * our descriptions: a `.jsonl` file of Description records (§3.2) or a folder of
+    `<describer>.kept.jsonl` / `<describer>.jsonl` files, joined with `data.annotations`;
+  * the original MPII Human Pose Captions JSON: a `.json` file, or a folder of `<model>/train.json`,
+    `<model>/val.json` (1-based keypoints, as in the HRNet JSON they came from).
+Several describers of one image become several descriptions of one Item; training samples one per step.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from data.errors import fail
+from data.heatmaps import people_arrays
+from data.io import Report, read_jsonl
+from data.records import read_annotations
+
+HUB_TO_SPLIT = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+
+
+@dataclass
+class Item:
+    """One image: where its pixels are, its people, and every description of it."""
+    image: str                              # name as in the records (e.g. 015601864.jpg)
+    split: str                              # train / val / test
+    kpts: np.ndarray                        # [P, 16, 2] float32, 0-based pixels
+    kpts_vis: np.ndarray                    # [P, 16] int64, > 0 labelled
+    descriptions: list[str] = field(default_factory=list)
+    describers: list[str] = field(default_factory=list)
+    image_bytes: Optional[bytes] = None     # embedded in a published folder (--with-images)
+    heatmap_bytes: Optional[bytes] = None
+
+
+def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[str],
+               report: Report) -> list[Item]:
+    """All Items of `dataset` (every split), descriptions grouped per image, in a stable order."""
+    path = Path(dataset)
+    if path.is_dir() and (path / "README.md").is_file() and any(path.glob("*/*.parquet")):
+        rows = _published_rows(path, describers)
+    elif path.suffix == ".json" or (path.is_dir() and any(path.glob("*/train.json"))):
+        rows = _original_rows(path, describers)
+    elif path.suffix == ".jsonl" or (path.is_dir() and any(path.glob("*.jsonl"))):
+        rows = _jsonl_rows(path, describers, annotations, report)
+    else:
+        raise fail("not a published folder, descriptions JSONL or original captions JSON", str(path),
+                   "point data.dataset at `focus-data publish` output or a descriptions .jsonl")
+    items = _group(rows, report)
+    if not items:
+        raise fail("holds no usable descriptions", str(path), "check data.describers and data.annotations")
+    return items
+
+
+def _group(rows: list[dict], report: Report) -> list[Item]:
+    """Rows (one description each) → Items keyed by image; the first row's people win."""
+    by_image: dict[str, Item] = {}
+    for r in rows:
+        text = r.get("description")
+        if not isinstance(text, str) or not text.strip():
+            report.skip("empty description", str(r.get("image")))
+            continue
+        item = by_image.get(r["image"])
+        if item is None:
+            kpts, vis = people_arrays(r.get("people") or [])
+            item = by_image[r["image"]] = Item(r["image"], r["split"], kpts, vis)
+        item.image_bytes = item.image_bytes or r.get("image_bytes")      # any config may embed them
+        item.heatmap_bytes = item.heatmap_bytes or r.get("heatmap_bytes")
+        item.descriptions.append(text.strip())
+        item.describers.append(str(r.get("describer") or ""))
+    return list(by_image.values())
+
+
+def _published_rows(root: Path, describers: tuple[str, ...]) -> list[dict]:
+    configs = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+    wanted = _select(configs, describers, root)
+    # a throw-away cache: the shared datasets cache can serve a stale copy of a re-published folder
+    with tempfile.TemporaryDirectory(prefix="focus-train-ds-") as cache:
+        return [row for config in wanted for row in _config_rows(root, config, cache)]
+
+
+def _config_rows(root: Path, config: str, cache: str) -> list[dict]:
+    import datasets
+
+    rows = []
+    for split, ds in datasets.load_dataset(str(root), config, cache_dir=cache).items():
+        for col in ("image_data", "heatmap"):
+            if col in ds.column_names:   # keep the encoded bytes; decode per sample in workers
+                ds = ds.cast_column(col, datasets.Image(decode=False))
+        for r in ds:
+            r = dict(r)
+            people = [dict(p, kpts_vis=p.get("visibility") or p.get("kpts_vis")) for p in r.get("people") or []]
+            rows.append({"image": r["image"], "split": HUB_TO_SPLIT.get(r.get("split") or split, split),
+                         "people": people, "description": r.get("description"),
+                         "describer": r.get("describer") or config,
+                         "image_bytes": (r.get("image_data") or {}).get("bytes"),
+                         "heatmap_bytes": (r.get("heatmap") or {}).get("bytes")})
+    return rows
+
+
+def _select(found: list[str], wanted: tuple[str, ...], where: Path) -> list[str]:
+    if not wanted:
+        return found
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise fail(f"describer(s) {', '.join(missing)} not found (found: {', '.join(found) or 'none'})",
+                   str(where), "fix data.describers")
+    return list(wanted)
+
+
+def _jsonl_rows(path: Path, describers: tuple[str, ...], annotations: Optional[str],
+                report: Report) -> list[dict]:
+    if annotations is None:
+        raise fail("descriptions JSONL need data.annotations (people and splits)", str(path),
+                   "--set data.annotations=out/annotations.jsonl")
+    anns = {a.image: a for a in read_annotations(annotations)}
+    rows = []
+    for f in _jsonl_files(path, describers):
+        for d in read_jsonl(f):
+            if d.get("reason") is not None and "checks" not in d:
+                report.skip("rejected by the filter", d.get("image"))
+                continue
+            who = d.get("describer") or f.name.split(".")[0]
+            if path.is_file() and describers and who not in describers:
+                continue
+            ann = anns.get(d.get("image"))
+            if ann is None:
+                report.skip("image not in the annotations", str(d.get("image")))
+                continue
+            rows.append({"image": ann.image, "split": ann.split, "people": ann.people,
+                         "description": d.get("description"), "describer": who})
+    return rows
+
+
+def _jsonl_files(path: Path, describers: tuple[str, ...]) -> list[Path]:
+    """A file as is; in a folder, per describer `<name>.kept.jsonl` (filtered) else `<name>.jsonl`."""
+    if path.is_file():
+        return [path]
+    names = sorted({p.name.split(".")[0] for p in path.glob("*.jsonl") if not p.name.endswith(".rejected.jsonl")})
+    files = []
+    for name in _select(names, describers, path):
+        kept = path / f"{name}.kept.jsonl"
+        files.append(kept if kept.is_file() else path / f"{name}.jsonl")
+    return files
+
+
+def _original_rows(path: Path, describers: tuple[str, ...]) -> list[dict]:
+    """The original captions JSON: a list of {image, people[kpts (1-based), kpts_vis], description}."""
+    if path.is_file():
+        files = [(path.parent.name, path)]
+    else:
+        models = sorted(p.parent.name for p in path.glob("*/train.json"))
+        files = [(m, f) for m in _select(models, describers, path)
+                 for f in sorted((path / m).glob("*.json"))]
+    rows = []
+    for model, f in files:
+        try:
+            records = json.loads(f.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise fail(f"not valid JSON ({e})", str(f), "pass the dataset's train.json/val.json") from None
+        if not isinstance(records, list):
+            raise fail("expected a JSON list of records", str(f), "pass the dataset's train.json/val.json")
+        split = "val" if f.stem in ("val", "valid", "validation") else "train" if f.stem == "train" else None
+        for r in records:
+            if isinstance(r, dict) and isinstance(r.get("image"), str):
+                rows.append({"image": r["image"], "split": split or r.get("split") or "train",
+                             "people": [_zero_based(p) for p in r.get("people") or [] if isinstance(p, dict)],
+                             "description": r.get("description"), "describer": model})
+    return rows
+
+
+def _zero_based(p: dict) -> dict[str, Any]:
+    """1-based HRNet-JSON keypoints → 0-based; unlabelled joints stay as they are (ignored)."""
+    vis = p.get("kpts_vis") or []
+    kpts = []
+    for j, pt in enumerate(p.get("kpts") or []):
+        labelled = j < len(vis) and isinstance(vis[j], (int, float)) and vis[j] > 0
+        ok = isinstance(pt, (list, tuple)) and len(pt) >= 2 and all(isinstance(c, (int, float)) for c in pt[:2])
+        kpts.append([pt[0] - 1.0, pt[1] - 1.0] if labelled and ok else pt)
+    return {"kpts": kpts, "kpts_vis": vis}

@@ -1,0 +1,313 @@
+"""`run_train(cfg) -> Report`: the FocusCLIP / CLIP training loop, one process or many (torchrun).
+
+Run directory (`output_dir`): config.yaml (resolved), metrics.jsonl, loss.png, similarity.png,
+report.json and checkpoints/<step>/ + checkpoints/last/ (DESIGN §3.5).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from tqdm import tqdm
+
+from data.errors import fail
+from data.io import JsonlAppender, Report, read_jsonl, write_jsonl
+from training import checkpoint as ck
+from training.config import FocusConfig, check_config, to_dict, to_yaml
+from training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, count_skips, make_loader,
+                           split_items)
+from training.dist import Dist, barrier, gather_objects, init_dist, shutdown
+from training.factory import build_model, build_tokenizer
+from training.loss import FocusLoss
+from training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
+from training.plots import plot_losses, plot_similarity
+from training.sources import load_items
+from training.steps import NonFiniteLoss, train_step, validate
+from training.text import load_tokenizer
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, built once by `_setup`."""
+    cfg: FocusConfig
+    d: Dist
+    run_dir: Path
+    model: torch.nn.Module          # DDP-wrapped when distributed
+    raw: torch.nn.Module            # the FocusCLIP itself
+    tokenizer: object
+    loss_fn: FocusLoss
+    opt: torch.optim.Optimizer
+    sched: object
+    train_set: FocusDataset
+    val_set: Optional[FocusDataset]
+    collate: Collate
+    per_rank: int
+    steps_per_epoch: int
+    total_steps: int
+    report: Report
+    step: int = 0
+    epoch: int = 0
+    micro_start: int = 0            # micro-batches of `epoch` already trained (resume)
+    last_saved: Optional[int] = None
+    skipped: Counter = field(default_factory=Counter)
+
+
+def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = False,
+              on_step: Optional[Callable[[int, dict], None]] = None) -> Report:
+    """Train per `cfg`; `resume`: "latest" or a checkpoint path; `force` clears a previous run.
+    `on_step(step, row)` is called after each logged step (tests use it to interrupt a run)."""
+    check_config(cfg)
+    d = init_dist(cfg.train.device)
+    try:
+        run = _setup(cfg, d, resume, force)
+        _loop(run, on_step)
+        return _finish(run)
+    finally:
+        shutdown(d)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Path:
+    run_dir = Path(cfg.output_dir)
+    if d.is_main:
+        if ck.latest_checkpoint(run_dir) is not None and not resume and not force:
+            raise fail("the run directory already holds checkpoints", str(run_dir),
+                       "pass --resume latest to continue, --force to start over, or another output_dir")
+        if force and not resume:
+            for name in ("checkpoints", "metrics.jsonl", "tokenizer"):
+                shutil.rmtree(run_dir / name, ignore_errors=True) if (run_dir / name).is_dir() \
+                    else (run_dir / name).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    barrier(d)
+    return run_dir
+
+
+def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
+    items = load_items(cfg.data.dataset, cfg.data.describers, cfg.data.annotations, report)
+    images = Path(cfg.data.images) if cfg.data.images else None
+    present = []
+    for it in items:   # files absent on disk are skipped and counted once, up front
+        if it.image_bytes is None and not ((images / it.image) if images else Path(it.image)).is_file():
+            report.skip("image file missing", it.image)
+        else:
+            present.append(it)
+    train = split_items(present, cfg.data.train_split, cfg.data.limit)
+    val = split_items(present, cfg.data.val_split)
+    if not train:
+        raise fail(f"no '{cfg.data.train_split}' images with descriptions and image files", cfg.data.dataset,
+                   "check data.images, data.annotations and data.train_split")
+    report.count("train_images", len(train))
+    report.count("train_descriptions", sum(len(it.descriptions) for it in train))
+    report.count("val_images", len(val))
+    spec = dict(image_size=cfg.train.image_size, mean=mean, std=std, with_heatmaps=with_heatmaps,
+                seed=cfg.train.seed)
+    return (FocusDataset(train, cfg.data, SampleSpec(train=True, **spec)),
+            FocusDataset(val, cfg.data, SampleSpec(train=False, **spec)) if val else None)
+
+
+def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path]):
+    """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
+    if resume_dir is not None:
+        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR), "loaded from the checkpoint"
+    note = None
+    if d.is_main:
+        tok, note = build_tokenizer(cfg.model.text, texts)
+        tok.save_pretrained(str(run_dir / "tokenizer"))
+    barrier(d)
+    return load_tokenizer(run_dir / "tokenizer"), note
+
+
+def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run:
+    run_dir = _prepare_dir(cfg, d, resume, force)
+    report = Report("train", to_dict(cfg))
+    resume_dir = ck.find_resume_dir(run_dir, resume) if resume else None
+    if resume == "latest" and resume_dir is None and d.is_main:
+        print(f"note: no checkpoint in {run_dir / 'checkpoints'} yet; starting from step 0", file=sys.stderr)
+    seed_all(cfg.train.seed + d.rank)
+    t, v = cfg.train, cfg.model.vision
+    train_set, val_set = _datasets(cfg, report, cfg.model.triple, v.image_mean, v.image_std)
+    tokenizer, tok_note = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
+                                     resume_dir)
+    model, notes = build_model(cfg, tokenizer)
+    report.extra["init"] = {**notes, "tokenizer": tok_note}
+    if resume_dir is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
+    model.to(d.device)
+    wrapped = model
+    if d.enabled:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    per_rank, rem = divmod(t.batch_size, d.world_size * t.grad_accum)
+    if rem or per_rank < 1:
+        raise fail(f"train.batch_size {t.batch_size} is not a multiple of processes × grad_accum "
+                   f"({d.world_size} × {t.grad_accum})", "config", "change train.batch_size or train.grad_accum")
+    sampler = EpochBatchSampler(len(train_set), per_rank, d.rank, d.world_size, t.seed)
+    steps_per_epoch = sampler.batches_per_epoch // t.grad_accum
+    if steps_per_epoch < 1:
+        raise fail(f"{len(train_set)} training images make no full batch of {t.batch_size}", cfg.data.dataset,
+                   "lower train.batch_size or add data")
+    total = t.epochs * steps_per_epoch if t.max_steps is None else min(t.max_steps, t.epochs * steps_per_epoch)
+    opt = build_optimizer(model, cfg.optim)
+    sched = build_scheduler(opt, total, cfg.optim)
+    loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
+    collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
+    run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, train_set, val_set, collate,
+              per_rank, steps_per_epoch, total, report)
+    if resume_dir is not None:
+        _restore(run, ck.load_state(resume_dir))
+    _trim_metrics(run)
+    return run
+
+
+def _restore(run: Run, state: dict) -> None:
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    run.step, run.epoch, run.micro_start = state["step"], state["epoch"], state["micro_start"]
+    run.last_saved = state["step"]
+    skipped = state.get("skipped") or [{}]
+    run.skipped.update(skipped[run.d.rank] if run.d.rank < len(skipped) else {})
+    rngs = state["rng"]
+    set_rng_state(rngs[run.d.rank] if run.d.rank < len(rngs) else rngs[0])
+    if state.get("steps_per_epoch") != run.steps_per_epoch:
+        print(f"warning: steps per epoch changed ({state.get('steps_per_epoch')} → {run.steps_per_epoch}); "
+              "the data order after resume differs from an uninterrupted run", file=sys.stderr)
+
+
+def _trim_metrics(run: Run) -> None:
+    """Drop metric rows past the resumed step (a crash after the last checkpoint logged them)."""
+    path = run.run_dir / "metrics.jsonl"
+    if run.d.is_main and path.is_file():
+        rows = read_jsonl(path)
+        write_jsonl(path, [r for r in rows if r.get("step", 0) <= run.step])
+
+
+# ----------------------------------------------------------------------------------------------- loop
+
+
+def _loop(run: Run, on_step) -> None:
+    t, d = run.cfg.train, run.d
+    bar = tqdm(total=run.total_steps, initial=run.step, disable=not d.is_main, file=sys.stderr,
+               desc=run.cfg.model.name, dynamic_ncols=True)
+    log = JsonlAppender(run.run_dir / "metrics.jsonl") if d.is_main else None
+    try:
+        while run.step < run.total_steps and run.epoch < t.epochs:
+            _epoch(run, bar, log, on_step)
+    finally:
+        bar.close()
+        if log:
+            log.close()
+
+
+def _epoch(run: Run, bar, log, on_step) -> None:
+    t, d = run.cfg.train, run.d
+    sampler = EpochBatchSampler(len(run.train_set), run.per_rank, d.rank, d.world_size, t.seed,
+                                epoch=run.epoch, start=run.micro_start)
+    loader = make_loader(run.train_set, sampler, run.collate, t.num_workers, d.device.type == "cuda")
+    batches = iter(loader)
+    first = run.micro_start // t.grad_accum
+    for k in range(first, run.steps_per_epoch):
+        if run.step >= run.total_steps:
+            return
+        micro = [next(batches) for _ in range(t.grad_accum)]
+        for b in micro:
+            count_skips(run.skipped, b)
+        t0 = time.perf_counter()
+        try:
+            res = train_step(run.model, run.raw, run.loss_fn, run.opt, run.sched, micro, d, t.precision,
+                             run.cfg.optim.grad_clip)
+        except NonFiniteLoss as e:
+            raise _nan_error(run, str(e)) from None
+        run.step += 1
+        run.micro_start = (k + 1) * t.grad_accum
+        run.report.count("samples", res.samples)
+        run.report.time("train_s", time.perf_counter() - t0)
+        row = _row(run, res)
+        if log and (run.step % t.log_every == 0 or run.step == run.total_steps):
+            log.write(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{res.loss:.4f}", epoch=run.epoch + 1)
+        epoch_done = k + 1 == run.steps_per_epoch
+        if epoch_done:
+            run.epoch, run.micro_start = run.epoch + 1, 0
+            _validate(run, log)
+        if run.step == run.total_steps or (t.checkpoint_every and run.step % t.checkpoint_every == 0):
+            _save(run)
+        if on_step:
+            on_step(run.step, row)
+
+
+def _row(run: Run, res) -> dict:
+    lr = run.opt.param_groups[0]["lr"]
+    row = {"step": run.step, "epoch": run.epoch + 1, "loss": res.loss,
+           **{f"loss_{k}": v for k, v in res.parts.items()}, "lr": lr, "grad_norm": res.grad_norm}
+    alpha = run.raw.alpha
+    row["alpha"] = float(alpha.detach()) if alpha is not None else None
+    row["temperature"] = float(run.raw.log_temperature.exp())
+    return row
+
+
+def _nan_error(run: Run, what: str):
+    last = (f"the last good checkpoint is {run.run_dir / 'checkpoints' / ck.LAST} (step {run.last_saved})"
+            if run.last_saved is not None else "no checkpoint was saved yet")
+    return fail(f"non-finite training loss at step {run.step + 1} ({what}); stopped without saving; {last}",
+                str(run.run_dir), "resume with a lower LR: --resume latest --set optim.lr=…")
+
+
+def _validate(run: Run, log) -> None:
+    """Rank 0 scores the validation split (batches of the global micro-batch size); others wait."""
+    if run.d.is_main and run.val_set is not None:
+        t = run.cfg.train
+        size = min(run.per_rank * run.d.world_size, len(run.val_set))
+        sampler = EpochBatchSampler(len(run.val_set), size, shuffle=False)
+        loader = make_loader(run.val_set, sampler, run.collate, t.num_workers)
+        t0 = time.perf_counter()
+        losses, sim = validate(run.raw, loader, run.d.device, t.precision, run.cfg.loss.kind,
+                               vars(run.cfg.loss.weights), t.val_batches)
+        run.report.time("val_s", time.perf_counter() - t0)
+        if losses is not None:
+            log.write({"step": run.step, "epoch": run.epoch, **losses})
+            plot_similarity(sim, run.run_dir / "similarity.png",
+                            f"image–text cosine similarity, validation batch, epoch {run.epoch}")
+            run.report.extra["val"] = {"epoch": run.epoch, **losses}
+    barrier(run.d)
+
+
+def _save(run: Run) -> None:
+    rngs = gather_objects(run.d, rng_state())
+    skipped = gather_objects(run.d, dict(run.skipped))
+    if run.d.is_main:
+        state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
+                 "epoch": run.epoch, "micro_start": run.micro_start, "rng": rngs,
+                 "steps_per_epoch": run.steps_per_epoch, "world_size": run.d.world_size,
+                 "skipped": skipped}
+        ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
+                           keep=run.cfg.train.keep_checkpoints)
+        plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")
+    run.last_saved = run.step
+    barrier(run.d)
+
+
+def _finish(run: Run) -> Report:
+    r = run.report
+    r.count("steps", run.step)
+    total: Counter = Counter()
+    for per_rank in gather_objects(run.d, dict(run.skipped)):
+        total.update(per_rank)
+    for name, n in sorted(total.items()):
+        r.skip("unreadable image (replaced by the next one)", name, n)
+    r.extra.update(run_dir=str(run.run_dir), checkpoint=str(run.run_dir / "checkpoints" / ck.LAST),
+                   world_size=run.d.world_size, device=str(run.d.device))
+    if run.d.is_main:
+        r.save(run.run_dir / "report.json")
+    return r
