@@ -1,16 +1,64 @@
-"""The `focus-eval` console script (not built yet)."""
+"""The `focus-eval` console script: zero-shot human-centric benchmark of one model."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from data.errors import FocusError, run_cli
+from data.errors import fail, run_cli
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Zero-shot evaluation on the 12 human-centric tasks (DESIGN §5).")
 
 
-@app.command(help="(not built yet)")
-def main_command() -> None:
-    raise FocusError("this command is not built yet")
+Checkpoint = Annotated[Optional[Path], typer.Argument(
+    help="focus-train run dir or checkpoints/<step> dir (omit with --hf-clip).")]
+DataRoot = Annotated[Optional[Path], typer.Option(
+    "--data-root", help="Folder holding the datasets in their official layouts.")]
+Tasks = Annotated[Optional[list[str]], typer.Option("--task", help="Task id (repeatable); default all 12.")]
+Output = Annotated[Path, typer.Option("-o", "--output", help="Results JSON; results.png is written beside it.")]
+HFClip = Annotated[Optional[Path], typer.Option(
+    "--hf-clip", help="Evaluate a Hugging Face CLIP model from this local folder instead.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", min=0, help="DataLoader worker processes (default: half the cores, at most 8).")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Force = Annotated[bool, typer.Option("--force", help="Redo tasks already in the results file.")]
+Limit = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="At most N images per task (evenly spaced), for quick runs.")]
+Ensemble = Annotated[bool, typer.Option(
+    "--ensemble", help="Average the task's template ensemble instead of the paper's single template.")]
+Compare = Annotated[Optional[list[Path]], typer.Option(
+    "--compare", help="Other results.json to show beside this model in the table and chart (repeatable).")]
+ListTasks = Annotated[bool, typer.Option("--list-tasks", help="Print the task ids and exit.")]
+
+
+@app.command()
+def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Tasks = None,
+             output: Output = Path("results.json"), hf_clip: HFClip = None, batch_size: BatchSize = 64,
+             workers: Workers = None, device: Device = "auto", force: Force = False, limit: Limit = None,
+             ensemble: Ensemble = False, compare: Compare = None, list_tasks: ListTasks = False) -> None:
+    from eval.tasks import all_tasks, select_tasks
+
+    if list_tasks:
+        for t in all_tasks():
+            typer.echo(f"{t.id:<20} {t.dataset:<11} {t.split:<5} top-{t.k}  {len(t.classes)} classes  {t.title}")
+        raise typer.Exit()
+    if data_root is None:
+        raise typer.BadParameter("--data-root is required", param_hint="--data-root")
+    if (checkpoint is None) == (hf_clip is None):
+        raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
+                   "evaluate each model into its own results file and show them together with --compare")
+    select_tasks(task)  # an unknown id fails here, before torch is imported
+    from eval.run import EvalOptions, default_workers, run_eval
+
+    opts = EvalOptions(data_root=data_root, output=output, checkpoint=checkpoint, hf_clip=hf_clip,
+                       tasks=tuple(task or ()), batch_size=batch_size,
+                       workers=default_workers() if workers is None else workers, device=device,
+                       force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()))
+    report = run_eval(opts)
+    typer.echo(f"wrote {output} ({report.extra.get('plot', 'no plot')})", err=True)
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""Zero-shot classification metrics from a score matrix and (possibly several) true labels per sample.
+
+Single-label samples have one label; EMOTIC samples have several, and a prediction is a hit when
+any true label is among the top k (top 1 for `top1`). Balanced accuracy is the mean over the
+classes present of the top-1 hit rate of the samples carrying that class, which for single-label
+data is the usual mean per-class recall.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def top_predictions(scores: np.ndarray, k: int) -> np.ndarray:
+    """scores [N, C] → the k best class indices per row [N, k], best first. Ties go to the lower
+    class index (stable sort), so results do not depend on the sort implementation."""
+    k = min(k, scores.shape[1])
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def hits_at(preds: np.ndarray, labels: Sequence[Sequence[int]], k: int) -> np.ndarray:
+    """[N] booleans: does any true label appear among the first k predictions?"""
+    return np.array([bool(set(p[:k].tolist()) & set(lab)) for p, lab in zip(preds, labels)], dtype=bool)
+
+
+def bootstrap_ci(hits: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of the mean of 0/1 hits.
+
+    Resampling n of the n samples with replacement draws each one a hit with probability h/n, so
+    the resampled hit count is exactly Binomial(n, h/n): drawing that is the nonparametric
+    bootstrap without materialising [resamples, n] indices."""
+    n = len(hits)
+    if n == 0:
+        return [float("nan"), float("nan")]
+    p = float(np.mean(hits))
+    means = np.random.default_rng(seed).binomial(n, p, size=resamples) / n
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def balanced_accuracy(top1: np.ndarray, labels: Sequence[Sequence[int]], num_classes: int) -> float:
+    carrying = np.zeros(num_classes)  # samples carrying each class
+    hit = np.zeros(num_classes)       # … of which the top-1 prediction was a hit
+    for h, lab in zip(top1, labels):
+        for c in lab:
+            carrying[c] += 1
+            hit[c] += h
+    present = carrying > 0
+    return float(np.mean(hit[present] / carrying[present])) if present.any() else float("nan")
+
+
+def confusion_matrix(pred1: np.ndarray, labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    """[C, C] counts, rows true class, columns top-1 prediction; a multi-label sample adds one
+    count per true label."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for p, lab in zip(pred1, labels):
+        for t in lab:
+            cm[t, p] += 1
+    return cm
+
+
+def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], k: int) -> dict:
+    """scores [N, C] (higher is better), labels: per sample a non-empty list of class indices.
+    Returns n, k, top1, topk, balanced_accuracy, ci95 (of topk) and confusion."""
+    n, num_classes = scores.shape
+    assert n == len(labels), f"{n} score rows for {len(labels)} label lists"
+    preds = top_predictions(scores, max(k, 1))
+    hit1 = hits_at(preds, labels, 1)
+    hitk = hits_at(preds, labels, k)
+    return {
+        "n": int(n),
+        "k": int(k),
+        "top1": float(hit1.mean()) if n else float("nan"),
+        "topk": float(hitk.mean()) if n else float("nan"),
+        "balanced_accuracy": balanced_accuracy(hit1, labels, num_classes),
+        "ci95": bootstrap_ci(hitk),
+        "confusion": confusion_matrix(preds[:, 0] if n else np.zeros(0, int), labels, num_classes).tolist(),
+    }

@@ -1,0 +1,39 @@
+"""Readers of the eight evaluation datasets in their official layouts under `--data-root`.
+
+`read_for_task(task, data_root)` runs the reader a task file names and returns a `DatasetSplit`;
+it raises `MissingData(expected_path)` when the dataset is not there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from eval.readers.actions import read_kinetics, read_stanford40
+from eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, load_image
+from eval.readers.emotic import read_emotic_split
+from eval.readers.faces import read_fer2013, read_ferplus
+from eval.readers.people import read_fairface, read_lagenda, read_utkface
+
+READERS: dict[str, Callable[..., DatasetSplit]] = {
+    "stanford40": read_stanford40,
+    "kinetics400": read_kinetics,
+    "emotic": read_emotic_split,
+    "fer2013": read_fer2013,
+    "ferplus": read_ferplus,
+    "fairface": read_fairface,
+    "utkface": read_utkface,
+    "lagenda": read_lagenda,
+}
+_TAKES_AGE_BINS = {"utkface", "lagenda"}
+
+
+def read_for_task(task, data_root: str | Path) -> DatasetSplit:
+    """Run the reader named in the task file with its arguments (and the task's age groups)."""
+    args = dict(task.reader)
+    name = args.pop("name")
+    if name in _TAKES_AGE_BINS:
+        args["age_bins"] = task.age_bins
+    return READERS[name](Path(data_root), **args)
+
+
+__all__ = ["READERS", "DatasetSplit", "ImageRef", "MissingData", "Sample", "load_image", "read_for_task"]

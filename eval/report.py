@@ -1,0 +1,135 @@
+"""Results file (DESIGN §3.6), console table and bar chart of a focus-eval run.
+
+`results.json`: {"model": …, "tasks": {"<task id>": {…}}, "mean": …}; a task that ran has
+`status: "ok"` and its metrics, a task without data `{"status": "missing", "expected": "<path>"}`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from data.errors import fail
+from data.io import atomic_path, atomic_write_text
+
+
+def ran(entry: dict) -> bool:
+    return entry.get("status") == "ok"
+
+
+def mean_topk(tasks: dict) -> float | None:
+    """The mean of `topk` over the tasks that ran (None when none did)."""
+    vals = [e["topk"] for e in tasks.values() if ran(e) and not _nan(e.get("topk"))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def read_results(path: Path) -> dict | None:
+    """A results file, or None when there is none yet."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise fail("not a valid results JSON", str(path), "delete it or pass --force") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+        raise fail("not a focus-eval results file (no 'tasks')", str(path), "choose another -o")
+    return data
+
+
+def write_results(path: Path, results: dict) -> None:
+    """Atomic write; lists of numbers stay on one line so a 400×400 confusion matrix is 400 lines."""
+    atomic_write_text(path, _dumps(results) + "\n")
+
+
+def _dumps(obj, indent: int = 0) -> str:
+    pad, inner = "  " * indent, "  " * (indent + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, (list, tuple)):
+        if all(not isinstance(x, (dict, list, tuple)) for x in obj):
+            return "[" + ", ".join(_dumps(x) for x in obj) + "]"
+        return "[\n" + ",\n".join(inner + _dumps(x, indent + 1) for x in obj) + f"\n{pad}]"
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "null"  # strict JSON has no NaN
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _pct(x) -> str:
+    return "-" if _nan(x) else f"{100 * x:.2f}"
+
+
+BLOCK = 44  # characters per model in the table
+
+
+def format_table(runs: list[dict], order: dict[str, int]) -> str:
+    """One row per task, one block of columns per model (the first run is this run's model).
+    `order`: task id → k, in benchmark order. Percentages; top-k is the task's metric, with its
+    95% interval."""
+    ids = [t for t in order if any(t in r["tasks"] for r in runs)]
+    labels = {t: f"{t} (top-{order[t]})" for t in ids}
+    width = max([len(v) for v in labels.values()] + [len("mean top-k")])
+    head = f"{'':<{width}}" + "".join(f" | {_short(r['model']):<{BLOCK}}" for r in runs)
+    sub = f"{'task':<{width}}" + "".join(
+        f" | {'n':>6} {'top-k':>7} {'95% CI':>13} {'top-1':>7} {'bal.acc':>7}" for _ in runs)
+    rule = "-" * len(sub)
+    lines = [head.rstrip(), sub, rule]
+    lines += [f"{labels[t]:<{width}}" + "".join(f" | {_cell(r['tasks'].get(t))}" for r in runs) for t in ids]
+    means = "".join(f" | {'':>6} {_pct(r.get('mean')):>7}".ljust(BLOCK + 3) for r in runs)
+    lines += [rule, f"{'mean top-k':<{width}}" + means]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(entry: dict | None) -> str:
+    if entry is None:
+        return f"{'':<{BLOCK}}"
+    if not ran(entry):
+        return f"{entry.get('status', '?'):>14}".ljust(BLOCK)
+    lo, hi = entry["ci95"]
+    ci = f"{_pct(lo)}-{_pct(hi)}"
+    return (f"{entry['n']:>6} {_pct(entry['topk']):>7} {ci:>13} {_pct(entry['top1']):>7} "
+            f"{_pct(entry['balanced_accuracy']):>7}")
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= BLOCK else "…" + name[-(BLOCK - 1):]
+
+
+def plot_results(runs: list[dict], order: dict[str, int], path: Path) -> Path:
+    """Bar chart PNG: top-k per task that ran, one bar per model, 95% bootstrap intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ids = [t for t in order if any(ran(r["tasks"].get(t, {})) for r in runs)]  # order: id → k
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(ids) * max(1, len(runs)) + 2), 4.5))
+    width = 0.8 / max(1, len(runs))
+    x = np.arange(len(ids))
+    for j, r in enumerate(runs):
+        vals, err = [], [[], []]
+        for t in ids:
+            e = r["tasks"].get(t, {})
+            v = 100 * e["topk"] if ran(e) else 0.0
+            lo, hi = (100 * c for c in e["ci95"]) if ran(e) else (v, v)
+            vals.append(v)
+            err[0].append(max(0.0, v - lo))
+            err[1].append(max(0.0, hi - v))
+        ax.bar(x + (j - (len(runs) - 1) / 2) * width, vals, width, yerr=err, capsize=3, label=r["model"])
+    ax.set_xticks(x, [f"{t} (top-{order[t]})" for t in ids], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Zero-shot accuracy, 95% bootstrap intervals")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path

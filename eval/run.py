@@ -1,0 +1,176 @@
+"""`run_eval`: the focus-eval stage. Model loaded once; each task read, scored and written in turn.
+
+Resumable: results.json is rewritten atomically after every task, and a rerun keeps the tasks it
+already holds for the same model and options (`force` redoes them). A task whose dataset is absent
+is recorded as missing and the others still run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from data.errors import fail
+from data.io import Report, report_path_for
+from eval.metrics import classification_metrics
+from eval.model import EvalModel, load_model, resolve_device
+from eval.readers import MissingData, read_for_task
+from eval.readers.base import DatasetSplit, Sample, norm_name
+from eval.report import format_table, mean_topk, plot_results, ran, read_results, write_results
+from eval.tasks import Task, all_tasks, select_tasks, task_ids
+from eval.zeroshot import build_classifier, score_samples
+
+
+def default_workers() -> int:
+    """Decoding processes: half the cores (at most 8), so the encoder keeps the other half on a CPU
+    run (on 2 cores: 1 worker + 1 encoder thread beats 2 + 1 oversubscribed)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    data_root: Path
+    output: Path = Path("results.json")
+    checkpoint: Path | None = None
+    hf_clip: Path | None = None
+    tasks: tuple[str, ...] = ()
+    batch_size: int = 64
+    workers: int = default_workers()
+    device: str = "auto"
+    force: bool = False
+    limit: int | None = None
+    ensemble: bool = False
+    compare: tuple[Path, ...] = ()
+    plot: bool = True
+
+
+def task_samples(task: Task, split: DatasetSplit,
+                 limit: int | None) -> tuple[list[Sample], list[list[int]], Counter]:
+    """The reader's samples with labels mapped to task indices (by normalised name), and the
+    reader's skips plus the samples whose label is not a class of the task. `limit` keeps an
+    evenly spaced subset, so a quick run still spans label-sorted files like Kinetics."""
+    index = task.label_index()
+    skipped = Counter(split.skipped)
+    samples, labels = [], []
+    for s in split.samples:
+        idx = sorted({index[n] for n in map(norm_name, s.labels) if n in index})
+        if not idx:
+            skipped["label not a class of the task" if s.labels else "no label"] += 1
+            continue
+        samples.append(s)
+        labels.append(idx)
+    if limit is not None and len(samples) > limit:
+        keep = [i * len(samples) // limit for i in range(limit)]
+        samples, labels = [samples[i] for i in keep], [labels[i] for i in keep]
+    return samples, labels, skipped
+
+
+def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print) -> dict:
+    """One task → its results entry (metrics, or `missing` with the path expected)."""
+    t0 = time.perf_counter()
+    try:
+        split = read_for_task(task, opts.data_root)
+    except MissingData as e:
+        return {"status": "missing", "expected": e.expected}
+    samples, labels, skipped = task_samples(task, split, opts.limit)
+    base = {"dataset": task.dataset, "split": task.split, "classes": task.class_names,
+            "source": split.source, "templates": task.templates(opts.ensemble), "options": _fingerprint(opts)}
+    if not samples:
+        return {"status": "empty", **base, "skipped": _skipped(skipped)}
+    classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
+    t1 = time.perf_counter()
+    scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size,
+                                workers=opts.workers, device=device, progress=task.id)
+    seconds = time.perf_counter() - t1
+    usable = ~np.isnan(scores).any(axis=1)
+    skipped.update(bad)
+    if not usable.any():
+        return {"status": "empty", **base, "skipped": _skipped(skipped)}
+    metrics = classification_metrics(scores[usable], [lab for lab, u in zip(labels, usable) if u], task.k)
+    log(f"{task.id}: top-{task.k} {100 * metrics['topk']:.2f}% on {metrics['n']} images "
+        f"({len(samples) / max(seconds, 1e-9):.0f} img/s)")
+    return {"status": "ok", **base, **metrics, "skipped": _skipped(skipped),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "images_per_s": round(len(samples) / max(seconds, 1e-9), 1)}
+
+
+def _skipped(c: Counter) -> dict:
+    return {"count": int(sum(c.values())), "reasons": dict(sorted(c.items()))}
+
+
+def _fingerprint(opts: EvalOptions) -> dict:
+    """What makes two results of the same model comparable; a stored task is reused only if equal."""
+    return {"limit": opts.limit, "ensemble": opts.ensemble}
+
+
+def _start_results(opts: EvalOptions, model_name: str) -> dict:
+    old = read_results(opts.output)
+    if old is None or (opts.force and old.get("model") != model_name):
+        return {"model": model_name, "tasks": {}, "mean": None}
+    if old.get("model") != model_name:
+        raise fail(f"holds results of model {old.get('model')!r}, not {model_name!r}", str(opts.output),
+                   "choose another -o, or pass --force to start it again")
+    return old
+
+
+def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = None) -> Report:
+    """Evaluate the selected tasks; writes results.json, results.png and results.report.json."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    tasks = select_tasks(list(opts.tasks))
+    if not Path(opts.data_root).is_dir():
+        raise fail("data root not found", str(opts.data_root), "pass the folder holding the datasets")
+    others = [_read_other(p) for p in opts.compare]
+    report = Report("eval", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
+    device = resolve_device(opts.device)
+    model = model or load_model(opts.checkpoint, opts.hf_clip, device)
+    results = _start_results(opts, model.name)
+    for task in tasks:
+        old = results["tasks"].get(task.id)
+        if old and ran(old) and old.get("options") == _fingerprint(opts) and not opts.force:
+            report.count("tasks_reused")
+            continue
+        t0 = time.perf_counter()
+        entry = evaluate_task(task, model, opts, device, log)
+        report.time(task.id, time.perf_counter() - t0)
+        report.count(f"tasks_{entry['status']}")
+        if entry["status"] == "missing":
+            log(f"{task.id}: missing, expected {entry['expected']}")
+        for reason, n in entry.get("skipped", {}).get("reasons", {}).items():
+            report.skip(f"{task.id}: {reason}", n=n)
+        report.count("images_scored", entry.get("n", 0))
+        results["tasks"][task.id] = entry
+        results["tasks"] = {t: results["tasks"][t] for t in _ordered(results["tasks"])}
+        results["mean"] = mean_topk(results["tasks"])
+        write_results(opts.output, results)
+    write_results(opts.output, results)
+    _summarise(results, others, opts, report)
+    return report
+
+
+def _summarise(results: dict, others: list[dict], opts: EvalOptions, report: Report) -> None:
+    runs = [results, *others]
+    order = {t.id: t.k for t in all_tasks()}
+    print(format_table(runs, order))
+    if opts.plot and any(ran(e) for e in results["tasks"].values()):
+        report.extra["plot"] = str(plot_results(runs, order, opts.output.with_suffix(".png")))
+    report.extra["results"] = str(opts.output)
+    report.extra["mean"] = results["mean"]
+    report.save(report_path_for(opts.output))
+
+
+def _ordered(tasks: dict) -> list[str]:
+    order = task_ids()
+    return sorted(tasks, key=lambda t: (order.index(t) if t in order else len(order), t))
+
+
+def _read_other(path: Path) -> dict:
+    other = read_results(Path(path))
+    if other is None:
+        raise fail("results file not found", str(path), "pass a results.json written by focus-eval")
+    return other

@@ -1,0 +1,115 @@
+"""Zero-shot classification of one task: text classifier once, images in batches.
+
+    classifier = build_classifier(model, task.prompts())     # [D, C], once per task
+    scores, reasons = score_samples(model, samples, classifier, batch_size=64, workers=4)
+    # scores [N, C] cosine similarities; rows of unusable images are NaN, counted in `reasons`
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from eval.model import EvalModel
+from eval.readers.base import BadImage, Sample, load_image
+
+
+def build_classifier(model: EvalModel, prompts: Sequence[Sequence[str]]) -> torch.Tensor:
+    """[C][T] prompts → normalised zero-shot weights [D, C]: each class's T template embeddings are
+    averaged (a template ensemble when T > 1) and renormalised. Pure: reads only the model."""
+    num_classes, num_templates = len(prompts), len(prompts[0])
+    assert all(len(row) == num_templates for row in prompts), "every class needs every template"
+    flat = [p for row in prompts for p in row]
+    with torch.no_grad():
+        emb = model.encode_texts(flat).float()                       # [C*T, D]
+    emb = F.normalize(emb, dim=-1).reshape(num_classes, num_templates, -1).mean(dim=1)  # [C, D]
+    return F.normalize(emb, dim=-1).T.contiguous()                   # [D, C]
+
+
+class ImageDataset(Dataset):
+    """Samples → (pixels [3, S, S], index, reason). An unusable image gives zeros and the reason
+    (one bad file must not stop a 20k-image evaluation); the reason is "" otherwise."""
+
+    def __init__(self, samples: Sequence[Sample], preprocess, image_size: int):
+        self.samples = samples
+        self.preprocess = preprocess
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.preprocess(load_image(self.samples[i].image)), i, ""
+        except BadImage as e:
+            return torch.zeros(3, self.image_size, self.image_size), i, str(e)
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, workers: int):
+    """On the CPU, leave the cores the decoding workers use: the encoder's intra-op threads plus
+    `workers` busy processes would oversubscribe the machine, and OpenMP threads that wait for a
+    descheduled peer slow every matmul down. Restored afterwards."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and workers > 0:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _autocast(device: torch.device):
+    """fp16 autocast on CUDA (the encoders are matmul-bound); nothing on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor, *,
+                  batch_size: int = 64, workers: int = 4, device: torch.device | None = None,
+                  progress: str | None = None) -> tuple[np.ndarray, Counter]:
+    """Cosine scores [N, C] of every sample against the classifier's classes, batched through a
+    DataLoader (decoding and preprocessing in `workers` processes). Rows of images that could not
+    be used are NaN; `reasons` counts them."""
+    device = device or classifier.device
+    loader = DataLoader(ImageDataset(samples, model.preprocess, model.image_size), batch_size=batch_size,
+                        shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
+                        persistent_workers=False)
+    scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
+    reasons: Counter = Counter()
+    weights = classifier.to(device).float()
+    bar = _progress(len(samples), progress)
+    with torch.no_grad(), _autocast(device), _cpu_threads(device, workers):
+        for pixels, index, why in loader:
+            feats = model.encode_images(pixels)                      # [B, D], unit norm
+            logits = (feats.to(device).float() @ weights).cpu().numpy()  # [B, C]
+            ok = np.array([not w for w in why], dtype=bool)
+            scores[index.numpy()[ok]] = logits[ok]
+            reasons.update(w for w in why if w)
+            bar.update(len(index))
+    bar.close()
+    return scores, reasons
+
+
+def score_one_by_one(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor) -> np.ndarray:
+    """The naive loop (load, preprocess, encode one image, score): the benchmark's baseline."""
+    weights = classifier.float()
+    rows = []
+    with torch.no_grad():
+        for s in samples:
+            feats = model.encode_images(model.preprocess(load_image(s.image))[None])
+            rows.append((feats.float() @ weights.to(feats.device)).cpu().numpy()[0])
+    return np.stack(rows) if rows else np.zeros((0, classifier.shape[1]), np.float32)
+
+
+def _progress(total: int, desc: str | None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=desc is None, leave=False)

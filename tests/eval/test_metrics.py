@@ -1,0 +1,95 @@
+"""Metrics, checked on hand-made scores and on a fake model whose embeddings come from the labels."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eval.metrics import bootstrap_ci, classification_metrics
+from eval.run import EvalOptions, run_eval
+from eval.tasks import TASKS_DIR
+from tests.eval import fixtures as fx
+from tests.eval.fakes import ColourModel
+
+
+def prompt_classes(task_id: str) -> dict[str, int]:
+    """Prompt text → class index, straight from the task file (not through eval.tasks)."""
+    raw = json.loads((TASKS_DIR / f"{task_id}.json").read_text())
+    return {t.replace("{}", c["text"]): i for i, c in enumerate(raw["classes"]) for t in raw["ensemble"]}
+
+
+def test_metrics_on_hand_made_scores():
+    scores = np.array([[0.9, 0.5, 0.1, 0.0],     # true 0: top-1 hit
+                       [0.8, 0.7, 0.6, 0.0],     # true 2: top-3 hit only
+                       [0.1, 0.0, 0.3, 0.9],     # true 1: miss (top-3 is 3, 2, 0)
+                       [0.0, 0.9, 0.0, 0.0]])    # true 1: hit; ties among the rest
+    m = classification_metrics(scores, [[0], [2], [1], [1]], k=3)
+    assert (m["n"], m["k"], m["top1"], m["topk"]) == (4, 3, 0.5, 0.75)
+    # per-class top-1 recall: class 0 1/1, class 1 1/2, class 2 0/1 → mean 0.5
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+    assert m["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]]
+    lo, hi = m["ci95"]
+    assert lo < 0.75 < hi and 0 <= lo and hi <= 1
+
+
+def test_multi_label_hit_when_any_true_label_is_in_top_k():
+    scores = np.array([[0.1, 0.9, 0.8, 0.0, 0.0],
+                       [0.9, 0.0, 0.5, 0.0, 0.8]])
+    m = classification_metrics(scores, [[3, 2], [1, 3]], k=3)
+    assert m["top1"] == 0.0 and m["topk"] == 0.5          # sample 0: 2 in top-3; sample 1: neither
+    assert np.array(m["confusion"]).sum() == 4             # one count per true label
+
+
+def test_bootstrap_interval_matches_resampling_by_hand():
+    hits = np.array([1] * 70 + [0] * 30, dtype=bool)
+    lo, hi = bootstrap_ci(hits)
+    rng = np.random.default_rng(1)
+    means = hits[rng.integers(0, 100, (4000, 100))].mean(axis=1)   # the textbook bootstrap
+    ref = np.percentile(means, [2.5, 97.5])
+    assert abs(lo - ref[0]) <= 0.02 and abs(hi - ref[1]) <= 0.02
+    assert bootstrap_ci(np.ones(10, bool)) == [1.0, 1.0]
+
+
+def run_fake(tmp_path, task_id, model, workers=0):
+    out = tmp_path / "results.json"
+    run_eval(EvalOptions(data_root=tmp_path / "data", output=out, tasks=(task_id,), workers=workers,
+                         batch_size=4, device="cpu", plot=False), model=model)
+    return json.loads(out.read_text())["tasks"][task_id]
+
+
+def test_true_labels_give_accuracy_one_through_readers_and_dataloader(tmp_path):
+    fx.write_utkface(tmp_path / "data", colour_by="race")
+    model = ColourModel([fx.colour(r) for r in range(5)], prompt_classes("utkface-race"))
+    entry = run_fake(tmp_path, "utkface-race", model, workers=2)
+    assert (entry["n"], entry["top1"], entry["topk"], entry["balanced_accuracy"]) == (10, 1.0, 1.0, 1.0)
+    assert entry["skipped"] == {"count": 4, "reasons": {"malformed file name": 4}}
+    assert np.trace(np.array(entry["confusion"])) == 10
+
+
+def test_fixed_wrong_mapping_gives_the_known_accuracy(tmp_path):
+    want = fx.write_utkface(tmp_path / "data", colour_by="race")
+    swap = [1, 0, 2, 3, 4]                                  # White and Black exchanged
+    model = ColourModel([fx.colour(r) for r in range(5)], prompt_classes("utkface-race"), mapping=swap)
+    entry = run_fake(tmp_path, "utkface-race", model)
+    races = [r for _, _, r in want]
+    assert entry["top1"] == pytest.approx(np.mean([swap[r] == r for r in races]))   # 5 of 10
+    present = sorted(set(races))
+    assert entry["balanced_accuracy"] == pytest.approx(np.mean([swap[c] == c for c in present]))
+    expected = np.zeros((5, 5), int)
+    for r in races:
+        expected[r, swap[r]] += 1
+    assert entry["confusion"] == expected.tolist()
+
+
+def test_top3_on_a_k3_task_when_top1_is_always_wrong(tmp_path):
+    fx.write_fer_folders(tmp_path / "data")
+    derange = [(c + 1) % 7 for c in range(7)]
+    # fer2013 task classes are in CSV order; the folders were painted colour(i) in folder order
+    folder_order = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    csv_order = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    colours = [fx.colour(folder_order.index(name)) for name in csv_order]
+    model = ColourModel(colours, prompt_classes("fer2013-emotion"), mapping=derange)
+    entry = run_fake(tmp_path, "fer2013-emotion", model)
+    assert (entry["k"], entry["n"], entry["top1"], entry["topk"]) == (3, 7, 0.0, 1.0)
+    assert entry["classes"] == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
