@@ -1,12 +1,57 @@
-"""`focus-data demo` (not built yet)."""
+"""`focus-data demo --out runs/demo`: the whole pipeline on the synthetic world, resumable."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from data.errors import FocusError
+from data.errors import fail
+from pipeline.commands.options import Force
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo", help="(not built yet)")
-    def demo() -> None:
-        raise FocusError("focus-data demo is not built yet")
+    @app.command("demo", help="Run the whole pipeline end to end on a generated world: synth → convert → "
+                              "heatmaps → describe → filter → publish → focus-train (CLIP, FocusCLIP) → "
+                              "focus-eval → report. A rerun reuses finished steps.")
+    def demo(
+        out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+        n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training images.")] = 6000,
+        n_eval: Annotated[int, typer.Option("--n-eval", help="Test images per synthetic eval set.")] = 280,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
+        clutter: Annotated[float, typer.Option("--clutter", help="Background distractors of the world (0 = none).")] = 1.0,
+        until: Annotated[Optional[str], typer.Option("--until", help="Stop after this step (e.g. publish).")] = None,
+        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override the tiny configs' epochs.")] = None,
+        train_set: Annotated[Optional[list[str]], typer.Option(
+            "--train-set", help="Extra KEY=VALUE override for both training runs (repeatable).")] = None,
+        mpii_dir: Annotated[Optional[Path], typer.Option(
+            "--mpii-dir", help="Real MPII folder (.mat or HRNet/mmpose JSON + images/); default $MPII_DIR.")] = None,
+        mpii_limit: Annotated[int, typer.Option("--mpii-limit", help="Real MPII images used at most.")] = 1000,
+        data_root: Annotated[Optional[Path], typer.Option(
+            "--data-root", help="Real eval datasets (official layouts); default $DATA_ROOT.")] = None,
+        force: Force = False,
+    ) -> None:
+        from pipeline.demo import DemoOptions, run_demo
+
+        mpii_dir = mpii_dir or _env_path("MPII_DIR")
+        data_root = data_root or _env_path("DATA_ROOT")
+        opt = DemoOptions(out=out, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, until=until,
+                          epochs=epochs,
+                          train_sets=tuple(train_set or ()), mpii_dir=mpii_dir, mpii_limit=mpii_limit,
+                          data_root=data_root, force=force)
+        report = run_demo(opt, echo=typer.echo)
+        failed = [s["name"] for s in report.extra["steps"] if s["status"] == "failed"]
+        if failed:
+            raise fail(f"step(s) {', '.join(failed)} failed", str(out / "logs"),
+                       "read the step's log, fix, and rerun: finished steps are kept")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise fail(f"${name} is not a folder", value, f"unset {name} or point it at the dataset folder")
+    return path

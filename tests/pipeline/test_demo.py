@@ -1,0 +1,144 @@
+"""The whole pipeline, in-process, on a very small synthetic world: every stage runs and its outputs
+agree with the stages before it (counts, image ids). A second run reuses everything."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from PIL import Image
+
+from data.errors import FocusError
+from data.io import read_jsonl
+from pipeline.demo import SYNTH_TASKS, DemoOptions, Layout, checkpoint, results_path, run_demo
+
+
+class InProcessRunner:
+    """Calls the console scripts' Typer apps in this process (no interpreter start-ups) and returns
+    (exit status, stdout) as the subprocess runner would."""
+
+    def __init__(self):
+        from eval.cli import app as eval_app
+        from pipeline.cli import app as data_app
+        from training.cli import app as train_app
+
+        self.apps = {"focus-data": data_app, "focus-train": train_app, "focus-eval": eval_app}
+
+    def __call__(self, script, args, log):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = self.apps[script](args=list(args), prog_name=script, standalone_mode=False)
+                rc = rc if isinstance(rc, int) else 0
+            except FocusError as e:
+                print(f"error: {e}", file=err)
+                rc = 1
+            except click.exceptions.Exit as e:
+                rc = e.exit_code
+            except click.ClickException as e:
+                print(e.format_message(), file=err)
+                rc = 2
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"$ {script} {' '.join(args)}\n{out.getvalue()}{err.getvalue()}")
+        return rc, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("demo") / "run"
+    opt = DemoOptions(out=out, n_train=40, n_eval=14, epochs=1,
+                      train_sets=("train.batch_size=8", "train.checkpoint_every=0"))
+    lines: list[str] = []
+    report = run_demo(opt, runner=InProcessRunner(), echo=lines.append)
+    return opt, Layout(out), report, lines
+
+
+def test_every_stage_ran(demo_run):
+    _, _, report, lines = demo_run
+    status = {s["name"]: s["status"] for s in report.extra["steps"]}
+    assert status == {name: "ran" for name in status}, "\n".join(lines)
+    assert {"synth", "convert", "merge", "heatmaps", "describe", "filter", "publish", "train-clip",
+            "train-focusclip", "eval-clip", "eval-focusclip"} == set(status)
+
+
+def test_stage_outputs_agree(demo_run):
+    _, lay, _, _ = demo_run
+    truth = {r["image"]: r for r in read_jsonl(lay.world_truth)}
+    ann = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    assert ann.keys() == truth.keys() and len(ann) == 40
+    for name, r in ann.items():
+        assert [p["kpts"] for p in r["people"]] == [p["kpts"] for p in truth[name]["people"]]
+    labelled = {n for n, r in ann.items() if any(v > 0 for p in r["people"] for v in p["kpts_vis"])}
+    pngs = {p.stem for p in lay.heatmaps.glob("*.png")}
+    assert {Path(n).stem for n in labelled} <= pngs
+    described = [d["image"] for d in read_jsonl(lay.descriptions)]
+    assert len(described) == len(set(described)) and set(described) <= set(ann)
+    assert {n for n in labelled if ann[n]["split"] != "test"} <= set(described)
+    kept = {d["image"] for d in read_jsonl(lay.kept)}
+    assert kept <= set(described) and len(kept) >= 0.9 * len(described)
+
+
+def test_published_dataset_holds_the_kept_descriptions(demo_run):
+    from datasets import load_dataset
+
+    _, lay, _, _ = demo_run
+    kept = {d["image"]: d["description"] for d in read_jsonl(lay.kept)}
+    ann = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    ds = load_dataset(str(lay.published), "template")
+    rows = {r["image"]: r for split in ds.values() for r in split}
+    assert rows.keys() == {n for n in kept if ann[n]["split"] != "test"}
+    for name, row in rows.items():
+        assert row["description"] == kept[name] and row["count"] == len(ann[name]["people"])
+
+
+def test_training_and_evaluation_outputs(demo_run):
+    _, lay, _, _ = demo_run
+    for model in ("clip", "focusclip"):
+        assert (checkpoint(lay, model) / "model.safetensors").is_file()
+        rows = read_jsonl(lay.train / model / "metrics.jsonl")
+        assert any("loss" in r for r in rows)
+        results = json.loads(results_path(lay, model).read_text())
+        stanford = results["tasks"]["stanford40-action"]
+        assert stanford["n"] == 14 and stanford["k"] == 3 and len(stanford["classes"]) == 40
+        assert results["tasks"]["utkface-age"]["n"] == 14
+        assert set(SYNTH_TASKS) <= set(results["tasks"])
+    focus_rows = read_jsonl(lay.train / "focusclip" / "metrics.jsonl")
+    assert any(r.get("alpha") is not None for r in focus_rows)
+
+
+def test_report_folder_and_final_table(demo_run):
+    _, lay, _, lines = demo_run
+    for png in ("heatmap_overlays.png", "loss_curves.png", "results.png"):
+        assert (lay.report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (lay.report / "results.md").read_text()
+    assert "| stanford40-action | 14 | 3 |" in table and "FocusCLIP − CLIP" in table
+    assert any("Look at" in ln for ln in lines)
+
+
+def test_second_run_reuses_every_step(demo_run):
+    opt, _, _, _ = demo_run
+    again = run_demo(opt, runner=InProcessRunner(), echo=lambda s: None)
+    assert {s["status"] for s in again.extra["steps"]} == {"reused"}
+
+
+def test_real_mpii_joins_the_synthetic_training_set(mpii_samples, tmp_path):
+    opt = DemoOptions(out=tmp_path / "run", n_train=6, n_eval=7, mpii_dir=mpii_samples, until="merge")
+    report = run_demo(opt, runner=InProcessRunner(), echo=lambda s: None)
+    status = {s["name"]: s["status"] for s in report.extra["steps"]}
+    assert status["convert-real-mpii"] == "ran" and status["merge"] == "ran"
+    lay = Layout(opt.out)
+    real = {p.name for p in mpii_samples.glob("*.jpg")}
+    merged = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    assert real <= merged.keys() and len(merged) == 6 + len(real)
+    for name in real:   # linked, not copied, and the record keeps the real 0-based keypoints
+        assert (lay.images / name).is_symlink() and (lay.images / name).read_bytes()[:2] == b"\xff\xd8"
+        with Image.open(mpii_samples / name) as im:
+            assert (merged[name]["width"], merged[name]["height"]) == im.size
+    synthetic = next(n for n in merged if n not in real)
+    assert (lay.images / synthetic).resolve() == (lay.world_images / synthetic).resolve()
