@@ -34,25 +34,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-eval", type=int, default=280)
-    p.add_argument("--epochs", type=int, default=None, help="default: the tiny configs' own")
+    p.add_argument("--epochs", type=int, default=12, help="both models (the tiny configs' own is 4)")
     p.add_argument("--clutter", type=float, default=1.0)
     p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for both models")
-    p.add_argument("--json", type=Path, default=None, help="default: OUT/focus_effect.json")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--tag", default="", help="suffix of the run names, to keep a variant's runs apart")
+    p.add_argument("--json", type=Path, default=None, help="default: OUT/focus_effect[-TAG].json")
     return p.parse_args(argv)
 
 
 def build_data(opt: DemoOptions) -> None:
     """synth → convert → heatmaps → describe → filter → publish, through the demo's own steps."""
-    report = run_demo(DemoOptions(**{**opt.__dict__, "until": "publish"}), echo=lambda s: print(s, file=sys.stderr))
+    # only the data options: training variants of one benchmark folder share its dataset
+    data_opt = DemoOptions(out=opt.out, n_train=opt.n_train, n_eval=opt.n_eval, seed=opt.seed,
+                           clutter=opt.clutter, until="publish")
+    report = run_demo(data_opt, echo=lambda s: print(s, file=sys.stderr))
     bad = [s for s in report.extra["steps"] if s["status"] not in ("ran", "reused")]
     if bad:
         sys.exit(f"data steps did not finish: {bad}")
 
 
-def train_and_eval(opt: DemoOptions, lay: Layout, model: str, seed: int) -> dict:
-    """One run: `train/<model>-s<seed>` and its results JSON; returns {task: top-k}."""
-    run, runner = f"{model}-s{seed}", SubprocessRunner()
-    for step in (plan_train(model, opt, lay, run=run, seed=seed), plan_eval(run, opt, lay)):
+def train_and_eval(opt: DemoOptions, lay: Layout, model: str, seed: int, tag: str = "") -> dict:
+    """One run: `train/<model>-e<epochs>[-tag]-s<seed>` and its results JSON; returns {task: top-k}."""
+    # the name carries what differs between runs, so a finished run is only ever reused for the same budget
+    run = f"{model}-e{opt.epochs or 'cfg'}{'-' + tag if tag else ''}-s{seed}"
+    runner = SubprocessRunner()
+    planners = (lambda: plan_train(model, opt, lay, run=run, seed=seed), lambda: plan_eval(run, opt, lay))
+    for plan in planners:   # planned one at a time: evaluation needs the finished training
+        step = plan()
         if isinstance(step, str):
             sys.exit(f"{run}: {step}")
         outcome = run_step(run, step, runner, lay, lambda s: print(s, file=sys.stderr))
@@ -62,7 +71,7 @@ def train_and_eval(opt: DemoOptions, lay: Layout, model: str, seed: int) -> dict
     results = json.loads((lay.out / f"results-{run}.json").read_text())["tasks"]
     metrics = json.loads((lay.train / run / "metrics.jsonl").read_text().splitlines()[-1] or "{}")
     alpha = _last_alpha(lay.train / run / "metrics.jsonl")
-    return {"topk": {t: results[t]["topk"] for t in SYNTH_TASKS},
+    return {"run": run, "topk": {t: results[t]["topk"] for t in SYNTH_TASKS},
             "n": {t: results[t]["n"] for t in SYNTH_TASKS}, "alpha": alpha, "last_row": metrics}
 
 
@@ -96,6 +105,13 @@ def heatmap_coverage(lay: Layout, n: int = 300) -> dict:
             "body_share_above_0.5": mean(above)}
 
 
+def _budget(lay: Layout, runs: dict) -> str:
+    """The training budget both models had: optimizer steps per run (from the runs' reports)."""
+    steps = {json.loads((lay.train / r["run"] / "report.json").read_text())["counts"].get("steps")
+             for by_seed in runs.values() for r in by_seed.values()}
+    return f"optimizer steps per run: {', '.join(str(s) for s in sorted(steps, key=str))}"
+
+
 def _last_alpha(path: Path) -> float | None:
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
     alphas = [r["alpha"] for r in rows if r.get("alpha") is not None]
@@ -116,19 +132,23 @@ def summarise(runs: dict[str, dict[int, dict]]) -> dict:
     return out
 
 
-def markdown(summary: dict, runs: dict, args: argparse.Namespace) -> str:
-    head = "| task | CLIP | FocusCLIP | Δ (FocusCLIP − CLIP) |\n|---|---|---|---|"
+def markdown(summary: dict, runs: dict, args: argparse.Namespace, lay: Layout) -> str:
+    models = [m for m in MODELS if m in summary]
+    names = {"clip": "CLIP", "focusclip": "FocusCLIP"}
+    both = len(models) == 2
+    head = ("| task | " + " | ".join(names[m] for m in models) + (" | Δ (FocusCLIP − CLIP) |" if both else " |")
+            + "\n|---|" + "---|" * (len(models) + both))
     rows = []
     for t in (*SYNTH_TASKS, "mean"):
-        c = summary["clip"]["tasks"][t] if t != "mean" else summary["clip"]["mean"]
-        f = summary["focusclip"]["tasks"][t] if t != "mean" else summary["focusclip"]["mean"]
-        rows.append(f"| {t} | {100 * c[0]:.1f} ± {100 * c[1]:.1f} | {100 * f[0]:.1f} ± {100 * f[1]:.1f} "
-                    f"| {100 * (f[0] - c[0]):+.1f} |")
-    alphas = [r["alpha"] for r in runs["focusclip"].values() if r["alpha"] is not None]
-    n = next(iter(runs["clip"].values()))["n"]
+        vals = [summary[m]["tasks"][t] if t != "mean" else summary[m]["mean"] for m in models]
+        cells = " | ".join(f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}" for v in vals)
+        delta = f" | {100 * (vals[1][0] - vals[0][0]):+.1f}" if both else ""
+        rows.append(f"| {t} | {cells}{delta} |")
+    alphas = [r["alpha"] for r in runs.get("focusclip", {}).values() if r["alpha"] is not None]
+    n = next(iter(runs[models[0]].values()))["n"]
     note = (f"\nZero-shot top-k accuracy (%) on the held-out synthetic sets ({', '.join(f'{t}: n={v}' for t, v in n.items())}); "
             f"mean ± std over seeds {args.seeds}; n_train={args.n_train}, clutter={args.clutter}, "
-            f"extra sets={args.sets or 'none'}. FocusCLIP's final alpha: "
+            f"extra sets={args.sets or 'none'}; {_budget(lay, runs)}. FocusCLIP's final alpha: "
             f"{', '.join(f'{a:.3f}' for a in alphas) or 'n/a'}.")
     return head + "\n" + "\n".join(rows) + "\n" + note
 
@@ -139,13 +159,13 @@ def main(argv=None) -> None:
                       epochs=args.epochs, train_sets=tuple(args.sets))
     build_data(opt)
     lay = Layout(args.out)
-    runs = {m: {s: train_and_eval(opt, lay, m, s) for s in args.seeds} for m in MODELS}
+    runs = {m: {s: train_and_eval(opt, lay, m, s, args.tag) for s in args.seeds} for m in args.models}
     summary = summarise(runs)
-    table = markdown(summary, runs, args)
+    table = markdown(summary, runs, args, lay)
     coverage = heatmap_coverage(lay)
     print(table)
     print(f"\nHeatmap coverage of the drawn bodies: {coverage}")
-    path = args.json or args.out / "focus_effect.json"
+    path = args.json or args.out / f"focus_effect{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps({"options": {k: str(v) for k, v in vars(args).items()},
                                 "summary": summary, "runs": runs, "table": table,
                                 "heatmap_coverage": coverage}, indent=2) + "\n")

@@ -42,6 +42,12 @@ UTK_FAMILIES = ("standing", "walking", "waving", "arms_raised", "applauding", "p
 MALFORMED_UTK = "39_1_20170116174525125.jpg.chip.jpg"   # a real malformed name (no race field)
 
 
+def stanford40_counts(n_test: int) -> tuple[int, int]:
+    """Images per drawn class in (train, test) for about `n_test` test images in all."""
+    per_test = max(1, round(n_test / len(DRAWN_CLASSES)))
+    return max(1, per_test // 4), per_test
+
+
 def _stanford_xml(name: str, action: str, size: tuple[int, int], box: tuple[float, ...]) -> str:
     w, h = size
     x0, y0, x1, y1 = (int(round(v)) for v in (max(0, box[0]), max(0, box[1]), min(w - 1, box[2]), min(h - 1, box[3])))
@@ -59,8 +65,7 @@ def generate_stanford40(root: str | os.PathLike, n_test: int, seed: int, cfg: Wo
     images under `root/stanford40`. Returns {class: {"train": names, "test": names}}."""
     root = Path(root) / "stanford40"
     classes = sorted(DRAWN_CLASSES)
-    per_test = max(1, round(n_test / len(classes)))
-    per_train = max(1, per_test // 4)
+    per_train, per_test = stanford40_counts(n_test)
     splits: dict[str, dict[str, list[str]]] = {c: {"train": [], "test": []} for c in STANFORD40_CLASSES}
     index = 0
     for c_id, action in enumerate(classes):

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -35,7 +35,9 @@ class DemoOptions:
     seed: int = 0
     clutter: float = 1.0                # background distractors of the synthetic world (0 = none)
     until: str | None = None            # stop after this step (e.g. "publish": data only)
-    epochs: int | None = None           # None: the tiny configs' own
+    # The tiny configs' 4 epochs leave both models at the collapsed start of contrastive training on
+    # this world (image–text loss at log(2N−1)); CLIP starts aligning after about 2,000 steps.
+    epochs: int | None = 10             # None: the tiny configs' own
     train_sets: tuple[str, ...] = ()    # extra `--set k=v` for both training runs
     mpii_dir: Path | None = None        # real MPII (.mat or HRNet/mmpose JSON + images/)
     mpii_limit: int = 1000              # real MPII images added to the training set at most
@@ -127,6 +129,13 @@ def plan_convert_real(opt: DemoOptions, lay: Layout) -> Step | str | None:
     return Step("focus-data", tuple(args), lay.real_annotations, f"real MPII {src.name} → annotations")
 
 
+def plan_merge(opt: DemoOptions, lay: Layout) -> Outcome:
+    """In-process, not a console script: one annotations file and one image folder for what follows."""
+    from pipeline.demo_merge import merge_annotations
+
+    return merge_annotations(opt, lay)
+
+
 def plan_heatmaps(opt: DemoOptions, lay: Layout) -> Step | str:
     if not lay.annotations.is_file():
         return f"needs {lay.annotations} (convert)"
@@ -215,11 +224,11 @@ def _has_tasks(results: Path) -> bool:
     return all(t in tasks for t in SYNTH_TASKS)
 
 
-PLANNERS: dict[str, Callable[[DemoOptions, Layout], Step | str | None]] = {
+PLANNERS: dict[str, Callable[[DemoOptions, Layout], Step | Outcome | str | None]] = {
     "synth": plan_synth,
     "convert": plan_convert,
     "convert-real-mpii": plan_convert_real,
-    "merge": lambda opt, lay: None,   # done in-process (see run_demo): annotations + image links
+    "merge": plan_merge,
     "heatmaps": plan_heatmaps,
     "describe": plan_describe,
     "filter": plan_filter,
@@ -312,18 +321,38 @@ def run_step(name: str, step: Step, runner: Runner, lay: Layout, echo: Callable[
 
 def prepare(opt: DemoOptions, lay: Layout) -> None:
     """--force starts from nothing, but only ever deletes a folder an earlier demo made."""
+    options = {k: str(v) for k, v in opt.__dict__.items() if k not in ("force", "until")}
+    marker = lay.out / MARKER
     if opt.force and lay.out.exists():
-        if not (lay.out / MARKER).is_file():
+        if not marker.is_file():
             raise fail("is not a demo folder (no demo.json), so --force will not delete it", str(lay.out),
                        "choose another --out")
         shutil.rmtree(lay.out)
+    if marker.is_file():   # reusing finished steps is only right for the same options
+        before = json.loads(marker.read_text(encoding="utf-8")).get("options", {})
+        changed = sorted(k for k in options if before.get(k, options[k]) != options[k])
+        if changed:
+            raise fail(f"was made with other options ({', '.join(changed)})", str(lay.out),
+                       "pass --force to start over, or choose another --out")
     lay.out.mkdir(parents=True, exist_ok=True)
-    write_json(lay.out / MARKER, {"options": {k: str(v) for k, v in opt.__dict__.items()}})
+    write_json(marker, {"options": options})
+
+
+def _one_step(name: str, plan: Step | Outcome | str | None, runner: Runner, lay: Layout,
+              echo: Callable[[str], None]) -> Outcome | None:
+    """A planner's answer → what happened: not applicable (None), done in-process (an Outcome),
+    waiting for an input (a string), or a console-script step to run or reuse."""
+    if plan is None or isinstance(plan, Outcome):
+        return plan
+    if isinstance(plan, str):
+        return Outcome(name, "waiting", plan)
+    if not plan.is_done():
+        echo(f"== {name}: {plan.what}")
+    return run_step(name, plan, runner, lay, echo)
 
 
 def run_demo(opt: DemoOptions, runner: Runner | None = None, echo: Callable[[str], None] = print) -> Report:
     """Run every step in order; returns a report whose `extra["steps"]` lists each step's outcome."""
-    from pipeline.demo_merge import merge_annotations
     from pipeline.demo_report import build_report
 
     runner = runner or SubprocessRunner()
@@ -333,19 +362,8 @@ def run_demo(opt: DemoOptions, runner: Runner | None = None, echo: Callable[[str
     prepare(opt, lay)
     report = Report("demo", {k: str(v) for k, v in opt.__dict__.items()})
     outcomes: list[Outcome] = []
-    for name in PLANNERS:
-        if name == "merge":
-            outcome = merge_annotations(opt, lay)
-        else:
-            plan = PLANNERS[name](opt, lay)
-            if plan is None:
-                continue
-            if isinstance(plan, str):
-                outcome = Outcome(name, "waiting", plan)
-            else:
-                if not plan.is_done():
-                    echo(f"== {name}: {plan.what}")
-                outcome = run_step(name, plan, runner, lay, echo)
+    for name, planner in PLANNERS.items():
+        outcome = _one_step(name, planner(opt, lay), runner, lay, echo)
         if outcome is None:
             continue
         echo(f"   {name}: {outcome.status}{' — ' + outcome.detail if outcome.detail else ''}"

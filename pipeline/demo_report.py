@@ -84,29 +84,34 @@ def heatmap_overlays(lay: Layout, n: int = 6) -> Path | None:
 
 
 def loss_curves(lay: Layout) -> Path | None:
-    """Training loss per step (and validation loss per epoch) of both runs; FocusCLIP's alpha beside."""
+    """Left: the image–text loss of both runs (the one term they share, so the curves compare),
+    train per step and validation per epoch. Middle: FocusCLIP's three pair losses. Right: its alpha."""
     runs = {label: lay.train / model / "metrics.jsonl" for model, label in MODELS}
     runs = {k: read_jsonl(v) for k, v in runs.items() if v.is_file()}
     if not runs:
         return None
     plt = _plt()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax, ax_pairs, ax_alpha) = plt.subplots(1, 3, figsize=(15, 4))
     for label, rows in runs.items():
-        steps = [(r["step"], r["loss"]) for r in rows if "loss" in r and r.get("loss") is not None]
-        val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
-        if steps:
-            ax.plot(*zip(*steps), label=f"{label} train", alpha=0.8)
-        if val:
-            ax.plot(*zip(*val), "o--", label=f"{label} val")
-        alpha = [(r["step"], r["alpha"]) for r in rows if r.get("alpha") is not None]
-        if alpha:
-            ax2.plot(*zip(*alpha), label=f"{label} alpha")
-    ax.set(xlabel="step", ylabel="summed NT-Xent loss", title="training loss")
-    ax.legend()
-    ax2.set(xlabel="step", ylabel="alpha", title="FocusCLIP alpha (image weight outside the heatmap)")
-    if ax2.lines:
-        ax2.legend()
+        _plot(ax, rows, "loss_image_text", f"{label} train")
+        _plot(ax, rows, "val_loss_image_text", f"{label} val", "o--")
+        if label == "FocusCLIP":
+            for key in ("loss_image_text", "loss_masked_image", "loss_masked_text"):
+                _plot(ax_pairs, rows, key, key.removeprefix("loss_").replace("_", "–"))
+            _plot(ax_alpha, rows, "alpha", "alpha")
+    ax.set(xlabel="step", ylabel="NT-Xent loss", title="image–text loss (both models)")
+    ax_pairs.set(xlabel="step", ylabel="NT-Xent loss", title="FocusCLIP pair losses")
+    ax_alpha.set(xlabel="step", ylabel="alpha", title="FocusCLIP alpha (image weight outside the heatmap)")
+    for a in (ax, ax_pairs, ax_alpha):
+        if a.lines:
+            a.legend()
     return _save(fig, lay.report / "loss_curves.png")
+
+
+def _plot(ax, rows: list[dict], key: str, label: str, style: str = "-") -> None:
+    points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+    if points:
+        ax.plot(*zip(*points), style, label=label, alpha=0.85)
 
 
 def _results(lay: Layout) -> dict[str, dict]:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from data.errors import fail
 from data.io import Report, read_json
 from data.synthetic import MAT_NAME, WorldConfig, generate_mpii
-from data.synthetic_eval import generate_stanford40, generate_utkface
+from data.synthetic_eval import DRAWN_CLASSES, generate_stanford40, generate_utkface, stanford40_counts
 
 
 def world_paths(out: str | os.PathLike) -> dict[str, Path]:
@@ -60,7 +60,9 @@ def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, se
 
 def _generate(paths: dict[str, Path], n_train: int, n_eval: int, seed: int, cfg: WorldConfig,
               report: Report, progress: bool) -> None:
-    bar = tqdm(total=n_train + n_eval + n_eval // 4 + n_eval, desc="synth", unit="img",
+    per_train, per_test = stanford40_counts(n_eval)
+    total = n_train + (per_train + per_test) * len(DRAWN_CLASSES) + n_eval
+    bar = tqdm(total=total, desc="synth", unit="img",
                disable=not progress, leave=False)
     records = generate_mpii(paths["mat"].parent, n_train, seed, cfg, progress=bar.update)
     report.count("images", len(records))

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Background distractors of the world (0 = none).")] = 1.0,
         until: Annotated[Optional[str], typer.Option("--until", help="Stop after this step (e.g. publish).")] = None,
-        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override the tiny configs' epochs.")] = None,
+        epochs: Annotated[int, typer.Option(
+            "--epochs", help="Epochs of both trainings (the tiny configs' own is 4; 0 keeps it).")] = 10,
         train_set: Annotated[Optional[list[str]], typer.Option(
             "--train-set", help="Extra KEY=VALUE override for both training runs (repeatable).")] = None,
         mpii_dir: Annotated[Optional[Path], typer.Option(
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
         mpii_dir = mpii_dir or _env_path("MPII_DIR")
         data_root = data_root or _env_path("DATA_ROOT")
         opt = DemoOptions(out=out, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, until=until,
-                          epochs=epochs,
+                          epochs=epochs or None,
                           train_sets=tuple(train_set or ()), mpii_dir=mpii_dir, mpii_limit=mpii_limit,
                           data_root=data_root, force=force)
         report = run_demo(opt, echo=typer.echo)

@@ -141,3 +141,12 @@ def test_demo_command_help_and_bad_env(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MPII_DIR": str(tmp_path / "nowhere")}
     res = subprocess.run([exe, "demo", "--out", str(tmp_path / "d")], capture_output=True, text=True, env=env)
     assert res.returncode == 1 and "MPII_DIR" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_rerun_with_other_options_is_refused_until_force(tmp_path):
+    run_demo(_opt(tmp_path), runner=_convert_writes_jsonl(FakeRunner()), echo=lambda s: None)
+    with pytest.raises(FocusError, match="other options \\(n_train\\)"):
+        run_demo(_opt(tmp_path, n_train=7), runner=FakeRunner(), echo=lambda s: None)
+    again = run_demo(_opt(tmp_path, n_train=7, force=True), runner=_convert_writes_jsonl(FakeRunner()),
+                     echo=lambda s: None)
+    assert {s["status"] for s in again.extra["steps"]} == {"ran"}
