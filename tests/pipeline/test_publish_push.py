@@ -18,7 +18,7 @@ from pipeline.publish import run_publish
 from tests.conftest import console_script
 from tests.pipeline.test_publish import GPT, SHARD, TEMPLATE, make_inputs
 
-TOKEN = "hf_TESTtokenNEVERprinted0123456789"
+TOKEN = "hf_TEST-token-NEVER-printed-0123456789"  # fake; dashes keep it from looking like a real token
 REPO = "someone/mpii-pose-descriptions"
 
 
