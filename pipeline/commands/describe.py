@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from data.errors import FocusError
+
 from pipeline.commands.options import Device, Force, Limit, Output, Shard
 
 
@@ -52,5 +54,10 @@ def register(app: typer.Typer) -> None:
         summary = {k: report.counts.get(k, 0) for k in ("images", "asked", "described", "already_described",
                                                         "failed")}
         typer.echo(f"describe: {json.dumps(summary)} → {output}", err=True)
-        if report.counts.get("failed"):
+        failed = report.counts.get("failed", 0)
+        if failed and not report.counts.get("described", 0):
+            first = (report.extra.get("failures") or [{}])[0].get("error", "unknown")
+            raise FocusError(f"no image could be described: {failed} failed, the first with: {first} "
+                             f"(check --base-url, --model and the server, then rerun the same command)")
+        if failed:
             typer.echo("some images failed (see the report); rerun the same command to retry them", err=True)

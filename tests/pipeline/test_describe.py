@@ -229,3 +229,22 @@ def test_latest_descriptions_names_a_record_missing_fields(tmp_path):
     path.write_text('{"image": "a.jpg", "description": "x"}\n')
     with _pytest.raises(FocusError, match="record 1 lacks describer, backend, prompt_id, prompt_sha"):
         latest_descriptions(path)
+
+
+def test_cli_exits_1_when_no_image_could_be_described(ann_file, tmp_path):
+    """An unreachable server: every request fails, so the run is a user error (exit 1), not a success."""
+    import socket
+
+    with socket.socket() as s:      # a loopback port with nothing listening on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "test-key-never-printed"
+    r = subprocess.run([console_script("focus-data"), "describe", str(ann_file), "-o", str(tmp_path / "d.jsonl"),
+                        "--backend", "openai", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1",
+                        "--limit", "2", "--max-retries", "0", "--timeout", "2"],
+                       capture_output=True, text=True, timeout=60, env={**__import__("os").environ,
+                                                                         "OPENAI_API_KEY": key})
+    assert r.returncode == 1, r.stderr
+    err_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err_lines) == 1 and "no image could be described: 2 failed" in err_lines[0]
+    assert "Traceback" not in r.stderr and key not in r.stderr + r.stdout
