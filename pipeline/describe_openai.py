@@ -87,9 +87,11 @@ class OpenAIBackend:
             for task in pending:  # a fatal error in one worker stops the others
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            for task in done:
-                if task.exception():
-                    raise task.exception()
+            # Retrieve every finished task's exception, so none is logged later as "never
+            # retrieved" (a traceback on stderr); the first one is the run's error.
+            errors = [task.exception() for task in done if task.exception() is not None]
+            if errors:
+                raise errors[0]
 
     async def _worker(self, client, queue: asyncio.Queue, emit: Emit) -> None:
         while not queue.empty():

@@ -237,3 +237,27 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_duplicates_nothing(server
     rows = read_jsonl(out, allow_torn_tail=False)
     assert len(rows) == 16 and {r["image"] for r in rows} == {a.image for a in anns}
     assert len(server.log) - asked_before == 16 - kept  # only the missing images were asked for
+
+
+def test_a_fatal_error_in_every_worker_at_once_leaves_no_unretrieved_task(caplog, monkeypatch):
+    # When all workers hit the same fatal error in one event-loop step, every task's exception must be
+    # retrieved; otherwise asyncio logs "Task exception was never retrieved" with a traceback to stderr.
+    import gc
+
+    from pipeline.describe_backends import GenParams, Job
+    from pipeline.describe_openai import OpenAIBackend
+
+    backend = OpenAIBackend("m", "http://127.0.0.1:9/v1", GenParams(concurrency=4), api_key=SECRET)
+    calls = []
+
+    async def refused(client, job, max_tokens):
+        calls.append(job.image)
+        raise FocusError("the server refused the API key (HTTP 401)")
+    monkeypatch.setattr(backend, "_request", refused)
+    anns = random_annotations(8)
+    jobs = [Job(a, build_prompt(a), 0) for a in anns]
+    with caplog.at_level("ERROR", logger="asyncio"), pytest.raises(FocusError, match="401"):
+        backend.run(jobs, lambda *a: None)
+    gc.collect()
+    assert len(calls) == 4  # all four workers failed in the same step
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
