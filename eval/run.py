@@ -24,7 +24,7 @@ from eval.readers import MissingData, read_for_task
 from eval.readers.base import DatasetSplit, Sample, norm_name
 from eval.report import format_table, mean_topk, plot_results, ran, read_results, write_results
 from eval.tasks import Task, all_tasks, select_tasks, task_ids
-from eval.zeroshot import build_classifier, score_samples
+from eval.zeroshot import EmbeddingCache, build_classifier, score_samples
 
 
 def default_workers() -> int:
@@ -71,8 +71,10 @@ def task_samples(task: Task, split: DatasetSplit,
     return samples, labels, skipped
 
 
-def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print) -> dict:
-    """One task → its results entry (metrics, or `missing` with the path expected)."""
+def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print,
+                  cache: EmbeddingCache | None = None) -> dict:
+    """One task → its results entry (metrics, or `missing` with the path expected). `cache` holds the
+    previous task's image embeddings, reused where this task scores the same images."""
     t0 = time.perf_counter()
     try:
         split = read_for_task(task, opts.data_root)
@@ -84,17 +86,18 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     if not samples:
         return {"status": "empty", **base, "skipped": _skipped(skipped)}
     classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
-    t1 = time.perf_counter()
+    t1, reused = time.perf_counter(), cache.reused if cache is not None else 0
     scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size,
-                                workers=opts.workers, device=device, progress=task.id)
+                                workers=opts.workers, device=device, progress=task.id, cache=cache)
     seconds = time.perf_counter() - t1
+    reused = (cache.reused if cache is not None else 0) - reused
     usable = ~np.isnan(scores).any(axis=1)
     skipped.update(bad)
     if not usable.any():
         return {"status": "empty", **base, "skipped": _skipped(skipped)}
     metrics = classification_metrics(scores[usable], [lab for lab, u in zip(labels, usable) if u], task.k)
     log(f"{task.id}: top-{task.k} {100 * metrics['topk']:.2f}% on {metrics['n']} images "
-        f"({len(samples) / max(seconds, 1e-9):.0f} img/s)")
+        f"({len(samples) / max(seconds, 1e-9):.0f} img/s" + (f", {reused} embeddings reused)" if reused else ")"))
     return {"status": "ok", **base, **metrics, "skipped": _skipped(skipped),
             "seconds": round(time.perf_counter() - t0, 3),
             "images_per_s": round(len(samples) / max(seconds, 1e-9), 1)}
@@ -130,13 +133,17 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     device = resolve_device(opts.device)
     model = model or load_model(opts.checkpoint, opts.hf_clip, device)
     results = _start_results(opts, model.name)
+    cache = EmbeddingCache()   # image embeddings of the last task evaluated, for the next one
     for task in tasks:
         old = results["tasks"].get(task.id)
         if old and ran(old) and old.get("options") == _fingerprint(opts) and not opts.force:
             report.count("tasks_reused")
             continue
         t0 = time.perf_counter()
-        entry = evaluate_task(task, model, opts, device, log)
+        reused = cache.reused
+        entry = evaluate_task(task, model, opts, device, log, cache)
+        if cache.reused > reused:
+            report.count("images_reused", cache.reused - reused)
         report.time(task.id, time.perf_counter() - t0)
         report.count(f"tasks_{entry['status']}")
         if entry["status"] == "missing":

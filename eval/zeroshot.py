@@ -1,7 +1,8 @@
 """Zero-shot classification of one task: text classifier once, images in batches.
 
     classifier = build_classifier(model, task.prompts())     # [D, C], once per task
-    scores, reasons = score_samples(model, samples, classifier, batch_size=64, workers=4)
+    cache = EmbeddingCache()                                  # one per run: neighbouring tasks share images
+    scores, reasons = score_samples(model, samples, classifier, batch_size=64, workers=4, cache=cache)
     # scores [N, C] cosine similarities; rows of unusable images are NaN, counted in `reasons`
 """
 from __future__ import annotations
@@ -72,29 +73,81 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor, *,
-                  batch_size: int = 64, workers: int = 4, device: torch.device | None = None,
-                  progress: str | None = None) -> tuple[np.ndarray, Counter]:
-    """Cosine scores [N, C] of every sample against the classifier's classes, batched through a
-    DataLoader (decoding and preprocessing in `workers` processes). Rows of images that could not
-    be used are NaN; `reasons` counts them."""
-    device = device or classifier.device
+class EmbeddingCache:
+    """The image embeddings of the last task scored, so the next task reuses those of the images it
+    shares: FairFace, UTKFace and EMOTIC each feed two tasks the same crops, and FER+ relabels the
+    FER2013 test pixels. Tasks that share images sit next to each other in the task list, so holding
+    one task's embeddings ([N, D] float32, 8 MB per 4k images at D=512) catches every reuse.
+    Keyed by `ImageRef`; an image that could not be used keeps its reason. One model per cache."""
+
+    def __init__(self):
+        self.rows: dict = {}      # ImageRef → np.ndarray [D], or the reason it is unusable
+        self.reused = 0           # images taken from the cache, over the cache's life
+
+    def split(self, refs: Sequence) -> tuple[dict, list[int]]:
+        """The cached rows of `refs`, and the indices of the refs still to encode (first occurrences)."""
+        known, todo, seen = {}, [], set()
+        for i, ref in enumerate(refs):
+            if ref in self.rows:
+                known[ref] = self.rows[ref]
+            elif ref not in seen:
+                seen.add(ref)
+                todo.append(i)
+        self.reused += len(known)
+        return known, todo
+
+    def keep(self, rows: dict) -> None:
+        self.rows = rows
+
+
+def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: int = 64, workers: int = 4,
+                  device: torch.device, progress: str | None = None) -> tuple[np.ndarray | None, list[str]]:
+    """Unit-norm image embeddings [N, D] (float32, CPU; None when N = 0) through a DataLoader
+    (decoding and preprocessing in `workers` processes), and one reason per sample: "" when usable,
+    else why not (its row is then meaningless)."""
+    if not samples:
+        return None, []
     loader = DataLoader(ImageDataset(samples, model.preprocess, model.image_size), batch_size=batch_size,
                         shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=False)
-    scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
-    reasons: Counter = Counter()
-    weights = classifier.to(device).float()
+    feats: np.ndarray | None = None
+    reasons = [""] * len(samples)
     bar = _progress(len(samples), progress)
     with torch.no_grad(), _autocast(device), _cpu_threads(device, workers):
         for pixels, index, why in loader:
-            feats = model.encode_images(pixels)                      # [B, D], unit norm
-            logits = (feats.to(device).float() @ weights).cpu().numpy()  # [B, C]
-            ok = np.array([not w for w in why], dtype=bool)
-            scores[index.numpy()[ok]] = logits[ok]
-            reasons.update(w for w in why if w)
+            batch = model.encode_images(pixels).float().cpu().numpy()      # [B, D], unit norm
+            if feats is None:
+                feats = np.zeros((len(samples), batch.shape[1]), np.float32)
+            feats[index.numpy()] = batch
+            for i, w in zip(index.tolist(), why):
+                reasons[i] = w
             bar.update(len(index))
     bar.close()
+    return feats, reasons
+
+
+def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor, *,
+                  batch_size: int = 64, workers: int = 4, device: torch.device | None = None,
+                  progress: str | None = None, cache: EmbeddingCache | None = None) -> tuple[np.ndarray, Counter]:
+    """Cosine scores [N, C] of every sample against the classifier's classes. Rows of images that
+    could not be used are NaN; `reasons` counts them. With a `cache`, images the previous task
+    already encoded are not decoded or encoded again, and this task's embeddings replace it."""
+    device = device or classifier.device
+    cache = cache if cache is not None else EmbeddingCache()
+    refs = [s.image for s in samples]
+    rows, todo = cache.split(refs)
+    feats, why = embed_samples(model, [samples[i] for i in todo], batch_size=batch_size, workers=workers,
+                               device=device, progress=progress)
+    for j, i in enumerate(todo):
+        rows[refs[i]] = why[j] or feats[j]
+    cache.keep(rows)
+    weights = classifier.float().cpu().numpy()                              # [D, C]
+    scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
+    reasons: Counter = Counter()
+    usable = [i for i, ref in enumerate(refs) if not isinstance(rows[ref], str)]
+    reasons.update(rows[ref] for ref in refs if isinstance(rows[ref], str))
+    if usable:
+        scores[usable] = np.stack([rows[refs[i]] for i in usable]) @ weights
     return scores, reasons
 
 

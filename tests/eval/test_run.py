@@ -83,3 +83,21 @@ def test_compare_puts_two_models_in_one_table(tmp_path, capsys):
     run_eval(opts(tmp_path, tasks=("utkface-race",), compare=(first,)), model=utk_model("model-b"))
     table = capsys.readouterr().out
     assert "model-a" in table and "model-b" in table
+
+
+def test_tasks_on_the_same_images_encode_them_once_and_score_as_alone(tmp_path):
+    names = [n for n, _, _ in fx.write_utkface(tmp_path / "data", colour_by="race")]
+    (tmp_path / "data" / "utkface" / "UTKFace" / names[0]).write_bytes(b"not a jpeg")
+    both = utk_model()
+    report = run_eval(opts(tmp_path, tasks=("utkface-age", "utkface-race")), model=both)
+    together = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]
+    assert both.images_seen == 10  # each image once for the two tasks (the bad one as a blank batch row)
+    assert report.counts["images_reused"] == 10  # the unreadable one's reason is reused too
+    for task in ("utkface-age", "utkface-race"):
+        alone = utk_model()
+        run_eval(EvalOptions(data_root=tmp_path / "data", output=tmp_path / task / "r.json", tasks=(task,),
+                             workers=0, batch_size=3, device="cpu", plot=False), model=alone)
+        single = json.loads((tmp_path / task / "r.json").read_text())["tasks"][task]
+        assert alone.images_seen == 10
+        for key in ("n", "top1", "topk", "balanced_accuracy", "confusion", "skipped"):
+            assert together[task][key] == single[key], (task, key)
