@@ -5,6 +5,7 @@ report.json and checkpoints/<step>/ + checkpoints/last/ (DESIGN §3.5).
 """
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 import time
@@ -65,11 +66,19 @@ def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = Fals
     check_config(cfg)
     d = init_dist(cfg.train.device)
     try:
-        run = _setup(cfg, d, resume, force)
-        _loop(run, on_step)
-        return _finish(run)
+        return _train(cfg, d, resume, force, on_step)
     finally:
+        # The DDP wrapper holds the process group; it must be gone before the group is destroyed, or
+        # the gloo group dies at interpreter exit and aborts the process now and then (SIGABRT).
+        gc.collect()
         shutdown(d)
+
+
+def _train(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
+           on_step: Optional[Callable[[int, dict], None]]) -> Report:
+    run = _setup(cfg, d, resume, force)
+    _loop(run, on_step)
+    return _finish(run)
 
 
 # ---------------------------------------------------------------------------------------------- setup
