@@ -86,11 +86,12 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     if not samples:
         return {"status": "empty", **base, "skipped": _skipped(skipped)}
     classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
-    t1, reused = time.perf_counter(), cache.reused if cache is not None else 0
+    cache = cache if cache is not None else EmbeddingCache()
+    t1, reused_before = time.perf_counter(), cache.reused
     scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size,
                                 workers=opts.workers, device=device, progress=task.id, cache=cache)
     seconds = time.perf_counter() - t1
-    reused = (cache.reused if cache is not None else 0) - reused
+    reused = cache.reused - reused_before
     usable = ~np.isnan(scores).any(axis=1)
     skipped.update(bad)
     if not usable.any():
@@ -140,10 +141,7 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
             report.count("tasks_reused")
             continue
         t0 = time.perf_counter()
-        reused = cache.reused
         entry = evaluate_task(task, model, opts, device, log, cache)
-        if cache.reused > reused:
-            report.count("images_reused", cache.reused - reused)
         report.time(task.id, time.perf_counter() - t0)
         report.count(f"tasks_{entry['status']}")
         if entry["status"] == "missing":
@@ -156,6 +154,8 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
         results["mean"] = mean_topk(results["tasks"])
         write_results(opts.output, results)
     write_results(opts.output, results)
+    if cache.reused:
+        report.count("images_reused", cache.reused)
     _summarise(results, others, opts, report)
     return report
 
