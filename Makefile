@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/focus-data demo --out runs/demo
+	$(VENV)/bin/focus-data demo -o runs/demo
 
 test: install
 	$(PY) -m pytest -q tests

@@ -30,7 +30,7 @@ PEAK_TARGET_GIB = 4.0
 
 
 def make_records(n: int, seed: int = 0) -> list:
-    from data.records import Annotation, Person
+    from focusclip.data.records import Annotation, Person
 
     rng = random.Random(seed)
     videos = [f"v{k:010d}" for k in range(2821)]
@@ -61,7 +61,7 @@ def make_records(n: int, seed: int = 0) -> list:
 
 
 def full_size_file(cache_dir: Path, n: int) -> Path:
-    from data.mpii_mat_writer import write_mpii_mat
+    from focusclip.data.synthetic.mat_writer import write_mpii_mat
 
     path = cache_dir / f"mpii_bench_{n}_v1.mat"
     if not path.is_file():
@@ -77,8 +77,8 @@ def child(mode: str, src: str, out: str | None) -> None:
     """Run inside a fresh interpreter: time one operation, print seconds and peak RSS as JSON."""
     import scipy.io
 
-    from converters.matfile import LOADMAT_OPTIONS
-    from pipeline.convert import gc_paused, run_convert_mpii
+    from focusclip.converters.matfile import LOADMAT_OPTIONS
+    from focusclip.pipeline.convert import gc_paused, run_convert_mpii
 
     Path(src).read_bytes()  # warm the page cache so both measurements read from memory
     t0, c0 = time.perf_counter(), time.process_time()

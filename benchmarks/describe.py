@@ -8,18 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.records import Annotation, Person  # noqa: E402
-from data.skeleton import JOINTS  # noqa: E402
-from pipeline.describe import run_describe  # noqa: E402
+from focusclip.data.records import Annotation, Person
+from focusclip.data.skeleton import JOINTS
+from focusclip.pipeline.describe.stage import run_describe
 
 # An upright person (0-based pixels, MPII joint order by name), shifted per image for distinct prompts.
 POSE = {"r_ankle": (485, 460), "r_knee": (485, 360), "r_hip": (475, 260), "l_hip": (525, 260),

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
 TARGET = 10.0
 
@@ -49,10 +48,10 @@ def write_utkface(root: Path, n: int, seed: int = 0) -> None:
 def tiny_checkpoint(run_dir: Path):
     from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
-    from eval.tasks import all_tasks
-    from training.checkpoint import load_checkpoint, save_checkpoint
-    from training.model import FocusCLIP
-    from training.text import train_wordpiece
+    from focusclip.eval.tasks import all_tasks
+    from focusclip.training.checkpoint import load_checkpoint, save_checkpoint
+    from focusclip.training.model import FocusCLIP
+    from focusclip.training.text import train_wordpiece
 
     prompts = [p for t in all_tasks() for row in t.prompts(True) for p in row]
     tok = train_wordpiece(prompts, vocab_size=1000)
@@ -69,7 +68,7 @@ def time_model_only(model, samples, batch_size: int) -> tuple[float, float]:
     """images/s of encode_images alone, one image per call vs batches (decoding excluded)."""
     import torch
 
-    from eval.readers import load_image
+    from focusclip.eval.readers import load_image
 
     torch.set_num_threads(1)
     pixels = torch.stack([model.preprocess(load_image(s.image)) for s in samples])   # [N, 3, S, S]
@@ -92,10 +91,10 @@ def main() -> int:
 
     import torch
 
-    from eval.readers import read_for_task
-    from eval.run import default_workers, task_samples
-    from eval.tasks import select_tasks
-    from eval.zeroshot import build_classifier, score_one_by_one, score_samples
+    from focusclip.eval.readers import read_for_task
+    from focusclip.eval.run import default_workers, task_samples
+    from focusclip.eval.tasks import select_tasks
+    from focusclip.eval.zeroshot import build_classifier, score_one_by_one, score_samples
 
     args.workers = default_workers() if args.workers is None else args.workers
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,10 +148,10 @@ def time_dataset(model, data_root: Path, args) -> float:
     """Seconds to score UTKFace's two tasks in turn with one EmbeddingCache, as focus-eval does."""
     import torch
 
-    from eval.readers import read_for_task
-    from eval.run import task_samples
-    from eval.tasks import select_tasks
-    from eval.zeroshot import EmbeddingCache, build_classifier, score_samples
+    from focusclip.eval.readers import read_for_task
+    from focusclip.eval.run import task_samples
+    from focusclip.eval.tasks import select_tasks
+    from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_samples
 
     cache, t0 = EmbeddingCache(), time.perf_counter()
     for task in select_tasks(["utkface-age", "utkface-race"]):

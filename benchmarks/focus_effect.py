@@ -19,11 +19,12 @@ import statistics
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from focusclip.pipeline.demo import DemoOptions, run_demo
+from focusclip.pipeline.demo.layout import Layout
+from focusclip.pipeline.demo.plans import SYNTH_TASKS, plan_eval, plan_train
+from focusclip.pipeline.demo.stage import SubprocessRunner, run_step
 
-from pipeline.demo import (SYNTH_TASKS, DemoOptions, Layout, SubprocessRunner, plan_eval,  # noqa: E402
-                           plan_train, run_demo, run_step)
+REPO = Path(__file__).resolve().parents[1]
 
 MODELS = ("clip", "focusclip")
 
@@ -76,14 +77,14 @@ def train_and_eval(opt: DemoOptions, lay: Layout, model: str, seed: int, tag: st
 
 
 def heatmap_coverage(lay: Layout, n: int = 300) -> dict:
-    """How well the ROI heatmaps (DESIGN §3.3) cover the drawn people: mean heatmap value on body
+    """How well the ROI heatmaps (docs/design.md §3.3) cover the drawn people: mean heatmap value on body
     pixels and off them, and the share of body pixels above 0.5. Body pixels are approximated from the
     keypoints: limbs as strokes of the generator's width (about 9% of the person's height), plus the head."""
     import cv2
     import numpy as np
 
-    from data.io import read_jsonl
-    from data.skeleton import LIMBS
+    from focusclip.data.io import read_jsonl
+    from focusclip.data.skeleton import LIMBS
 
     on, off, above = [], [], []
     for rec in read_jsonl(lay.world_truth)[:n]:

@@ -2,7 +2,7 @@
 
 People come from the five real MPII samples in ../shared/samples/mpii (cycled) when present, else from
 generated skeletons. Three timings, each the best of `--rounds` interleaved rounds:
-  literal  — a direct NumPy reading of DESIGN §3.3: one full-grid float64 exp per part, part by part
+  literal  — a direct NumPy reading of docs/design.md §3.3: one full-grid float64 exp per part, part by part
              (timed on `--literal-n` images and extrapolated to all of them; the output says so);
   render   — data.heatmaps rendering only, float32 [B, H, W] in [0, 1], laid out as the command
              renders on this device (CPU: one thread per core, one torch thread each, small batches
@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SAMPLES = Path(os.environ.get("FOCUSCLIP_SHARED", REPO.parent / "shared")) / "samples" / "mpii"
 H, W = 720, 1280
 TARGETS = {"render_vs_literal": 100.0, "command_vs_literal": 20.0, "render_share": 0.25}
-# DESIGN §3.3, written out again so the baseline does not share a table with the code it checks.
+# docs/design.md §3.3, written out again so the baseline does not share a table with the code it checks.
 PARTS = [[7, 8, 9, 12, 13], [6, 7, 12, 13, 2, 3], [13, 14, 7], [12, 11, 7], [14, 15, 13], [11, 10, 12],
          [3, 4, 6], [2, 1, 6], [4, 5, 3], [1, 0, 2]]
 
@@ -116,8 +115,8 @@ def time_render(people: list[list[dict]], device: str, workers: int) -> float:
     on a GPU big batches from the main thread. No quantization, encoding or writing."""
     import torch
 
-    from data.heatmaps import people_arrays, render_padded, resolve_device
-    from pipeline.heatmaps_render import Item, batches, stack, torch_threads
+    from focusclip.data.heatmaps import people_arrays, render_padded, resolve_device
+    from focusclip.pipeline.heatmaps.render import Item, batches, stack, torch_threads
 
     dev = resolve_device(device)
     items = [Item(f"{i}.jpg", Path("x"), Path("x"), *people_arrays(p), size=(H, W))
@@ -155,7 +154,7 @@ def _sync(dev) -> None:
 
 
 def time_command(ann: Path, images: Path, out: Path, device: str) -> float:
-    from pipeline.heatmaps import run_heatmaps
+    from focusclip.pipeline.heatmaps.stage import run_heatmaps
 
     t0 = time.perf_counter()
     report = run_heatmaps(ann, images, out, device=device)
@@ -168,7 +167,7 @@ def time_encode(heatmaps: list[np.ndarray], n: int, workers: int) -> float:
     `workers` threads: the floor the whole command is compared with."""
     import cv2
 
-    from pipeline.heatmaps_render import PNG_PARAMS
+    from focusclip.pipeline.heatmaps.render import PNG_PARAMS
 
     def encode(rng: range) -> None:
         for i in rng:
@@ -193,7 +192,7 @@ def gpu_suite(args, people_for) -> int:
     against PNG encoding alone on this machine's cores (target ≤ 1.25×)."""
     import torch
 
-    from data.heatmaps import render_heatmaps_batch, resolve_device, to_uint8
+    from focusclip.data.heatmaps import render_heatmaps_batch, resolve_device, to_uint8
 
     dev = resolve_device(args.device)
     workers = len(os.sched_getaffinity(0))

@@ -23,17 +23,16 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from focusclip.training.config import load_config
+from focusclip.training.data import Collate
+from focusclip.training.dist import Dist
+from focusclip.training.factory import build_model
+from focusclip.training.loss import FocusLoss
+from focusclip.training.optim import build_optimizer, build_scheduler
+from focusclip.training.steps import train_step
+from focusclip.training.text import train_wordpiece
 
-from training.config import load_config  # noqa: E402
-from training.data import Collate  # noqa: E402
-from training.dist import Dist  # noqa: E402
-from training.factory import build_model  # noqa: E402
-from training.loss import FocusLoss  # noqa: E402
-from training.optim import build_optimizer, build_scheduler  # noqa: E402
-from training.steps import train_step  # noqa: E402
-from training.text import train_wordpiece  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORDS = ("the person is standing sitting with left right arm leg raised bent straight knee elbow hand "
          "foot head torso slightly forward backward near shoulder hip wrist ankle holding looking towards "

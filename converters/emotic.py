@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 
-from converters.matfile import field, items, load_mat, number, structs, text
-from data.io import Report
+from focusclip.converters.matfile import field, items, load_mat, number, structs, text
+from focusclip.data.io import Report
 
 SPLITS = ("train", "val", "test")
 FIX = "pass EMOTIC's Annotations/Annotations.mat"

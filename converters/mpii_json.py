@@ -13,10 +13,10 @@ import math
 import os
 from pathlib import Path
 
-from data.errors import fail
-from data.io import Report, read_json
-from data.records import Annotation, Person
-from data.skeleton import NUM_JOINTS
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, read_json
+from focusclip.data.records import Annotation, Person
+from focusclip.data.skeleton import NUM_JOINTS
 
 FIX = "pass an HRNet/mmpose MPII JSON list of person records (image, joints, joints_vis, center, scale)"
 TEST_FILES = ("test.json", "mpii_test.json")

@@ -3,7 +3,7 @@
 Parses the `RELEASE` struct directly (FORMATS.md §1) and survives every quirk of FORMATS.md §10: bare
 structs where arrays are expected, empty `annorect`/`annopoints`, one-point `point`, `is_visible`
 missing/empty/char/numeric, test rects holding only `scale`/`objpos`, people without them, `act_id == -1`,
-empty `frame_sec`/`vididx`, uint8/uint16 scalars and fractional coordinates. Output follows DESIGN §3.1:
+empty `frame_sec`/`vididx`, uint8/uint16 scalars and fractional coordinates. Output follows docs/design.md §3.1:
 0-based float coordinates, COCO 0/1/2 visibility, 0-based `single_person`, `split` `train` or `test`
 (`val` is assigned afterwards by `data.splits.assign_val`).
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from converters.matfile import field, items, load_mat, number, structs, text
-from data.errors import fail
-from data.io import Report
-from data.records import Annotation, Person
-from data.skeleton import NUM_JOINTS
+from focusclip.converters.matfile import field, items, load_mat, number, structs, text
+from focusclip.data.errors import fail
+from focusclip.data.io import Report
+from focusclip.data.records import Annotation, Person
+from focusclip.data.skeleton import NUM_JOINTS
 
 FIX = "pass the official mpii_human_pose_v1_u12_1.mat (or an HRNet/mmpose JSON list)"
 HEAD_BOX_FIELDS = ("x1", "y1", "x2", "y2")
@@ -118,7 +118,7 @@ def _video_id(vididx, videos: list[str], name: str, report: Report) -> str | Non
 
 
 def _activity(rec: Annotation, act) -> None:
-    """`act_id == -1` (or no act at all) is an unknown activity with empty names (DESIGN §3.1)."""
+    """`act_id == -1` (or no act at all) is an unknown activity with empty names (docs/design.md §3.1)."""
     act_id = number(field(act, "act_id"))
     if act_id is None or act_id < 0:
         rec.activity_id, rec.category, rec.activity = -1, "", ""
@@ -191,7 +191,7 @@ def _joints(annopoints, person: Person, stats: _JointStats) -> None:
             v = _visibility(iv)
         if v is None:
             stats.unknown_vis += 1
-            v = 2  # labelled, visibility unknown → counted as visible (DESIGN §3.1)
+            v = 2  # labelled, visibility unknown → counted as visible (docs/design.md §3.1)
         kpts[jid] = [x - 1.0, y - 1.0]
         vis[jid] = v
 

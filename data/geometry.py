@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from data.records import Annotation, Person
-from data.skeleton import JOINT_ID
+from focusclip.data.records import Annotation, Person
+from focusclip.data.skeleton import JOINT_ID
 
 # The words each fact can take (the filter and the prompts use these exact strings).
 POSITIONS = ("left", "centre", "right")

@@ -1,4 +1,4 @@
-"""The FocusCLIP ROI heatmap renderer (DESIGN.md §3.3), batched torch tensors on any device.
+"""The FocusCLIP ROI heatmap renderer (docs/design.md §3.3), batched torch tensors on any device.
 
 Per person and per body part (data.skeleton.BODY_PARTS): the part's labelled joints (v > 0, at least
 two), coordinates truncated to integers, give a box min..max; its centre is (min+max)//2 and its sigma
@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from data.errors import fail
-from data.skeleton import BODY_PARTS, NUM_JOINTS
+from focusclip.data.errors import fail
+from focusclip.data.skeleton import BODY_PARTS, NUM_JOINTS
 
 MODES = ("parts", "person")
 # Coordinates at or above this are treated as bad: float32 stops holding every integer there.

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 
 @contextlib.contextmanager
@@ -136,7 +136,7 @@ def report_path_for(output: str | os.PathLike) -> Path:
 
 
 class Report:
-    """What a stage did: counts, skips with reasons, timings and the resolved options (DESIGN §1)."""
+    """What a stage did: counts, skips with reasons, timings and the resolved options (docs/design.md §1)."""
 
     def __init__(self, stage: str, options: dict | None = None):
         self.stage = stage

@@ -1,4 +1,4 @@
-"""The annotation and description records of DESIGN.md §3.1 and §3.2 as typed dataclasses.
+"""The annotation and description records of docs/design.md §3.1 and §3.2 as typed dataclasses.
 
 Coordinates are 0-based float pixels; `kpts_vis` is COCO-style (0 unlabelled, 1 occluded, 2 visible);
 code that needs "labelled" tests `v > 0`.
@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from data.errors import fail
-from data.io import read_jsonl, write_jsonl
-from data.skeleton import NUM_JOINTS
+from focusclip.data.errors import fail
+from focusclip.data.io import read_jsonl, write_jsonl
+from focusclip.data.skeleton import NUM_JOINTS
 
 SPLITS = ("train", "val", "test")
 UNLABELLED = (-1.0, -1.0)
@@ -104,7 +104,7 @@ def write_annotations(path: str | os.PathLike, records: Iterable[Annotation]) ->
 
 @dataclass
 class Description:
-    """One LLM (or template) description of one image (DESIGN §3.2). Key: (image, describer, prompt_sha)."""
+    """One LLM (or template) description of one image (docs/design.md §3.2). Key: (image, describer, prompt_sha)."""
     image: str
     describer: str
     backend: str

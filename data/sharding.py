@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence, TypeVar
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (10, 11), (11, 12), (12, 7), (15, 14), (14, 13), (13, 7),
 )
 
-# The ten body parts of the FocusCLIP paper's ROI heatmap (DESIGN.md §3.3), joint ids per part.
+# The ten body parts of the FocusCLIP paper's ROI heatmap (docs/design.md §3.3), joint ids per part.
 BODY_PARTS: dict[str, tuple[int, ...]] = {
     "head": (7, 8, 9, 12, 13),
     "torso": (6, 7, 12, 13, 2, 3),

@@ -1,4 +1,4 @@
-"""Train/val assignment of MPII images (DESIGN §3.1).
+"""Train/val assignment of MPII images (docs/design.md §3.1).
 
 `img_train == 0` images are `test` and stay so. Among the others, `val` comes from HRNet/mmpose split
 files when the user has them; otherwise from a deterministic hash of the image name:

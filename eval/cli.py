@@ -6,10 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from data.errors import fail, run_cli
+from focusclip.cli import Device, Force, Version
+from focusclip.data.errors import fail, run_cli
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Zero-shot evaluation on the 12 human-centric tasks (DESIGN §5).")
+HELP = ("Zero-shot evaluation of a focus-train checkpoint (or a Hugging Face CLIP) on the 12 human-centric "
+        "tasks of eight datasets in their official layouts (docs/eval.md).")
+app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
 
 
 Checkpoint = Annotated[Optional[Path], typer.Argument(
@@ -23,8 +25,6 @@ HFClip = Annotated[Optional[Path], typer.Option(
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
 Workers = Annotated[Optional[int], typer.Option(
     "--workers", min=0, help="DataLoader worker processes (default: half the cores, at most 8).")]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-Force = Annotated[bool, typer.Option("--force", help="Redo tasks already in the results file.")]
 Limit = Annotated[Optional[int], typer.Option(
     "--limit", min=1, help="At most N images per task (evenly spaced), for quick runs.")]
 Ensemble = Annotated[bool, typer.Option(
@@ -34,12 +34,13 @@ Compare = Annotated[Optional[list[Path]], typer.Option(
 ListTasks = Annotated[bool, typer.Option("--list-tasks", help="Print the task ids and exit.")]
 
 
-@app.command()
+@app.command(help=HELP)
 def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Tasks = None,
              output: Output = Path("results.json"), hf_clip: HFClip = None, batch_size: BatchSize = 64,
              workers: Workers = None, device: Device = "auto", force: Force = False, limit: Limit = None,
-             ensemble: Ensemble = False, compare: Compare = None, list_tasks: ListTasks = False) -> None:
-    from eval.tasks import all_tasks, select_tasks
+             ensemble: Ensemble = False, compare: Compare = None, list_tasks: ListTasks = False,
+             version: Version = None) -> None:
+    from focusclip.eval.tasks import all_tasks, select_tasks
 
     if list_tasks:
         for t in all_tasks():
@@ -51,7 +52,7 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
         raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
                    "evaluate each model into its own results file and show them together with --compare")
     select_tasks(task)  # an unknown id fails here, before torch is imported
-    from eval.run import EvalOptions, default_workers, run_eval
+    from focusclip.eval.run import EvalOptions, default_workers, run_eval
 
     opts = EvalOptions(data_root=data_root, output=output, checkpoint=checkpoint, hf_clip=hf_clip,
                        tasks=tuple(task or ()), batch_size=batch_size,

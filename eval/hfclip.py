@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 
 class HFClip:

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 
 @runtime_checkable
@@ -45,9 +45,9 @@ def load_model(checkpoint: str | Path | None, hf_clip: str | Path | None, device
         raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
                    "evaluate each model into its own results file and join them with --compare")
     if hf_clip is not None:
-        from eval.hfclip import load_hf_clip
+        from focusclip.eval.hfclip import load_hf_clip
 
         return load_hf_clip(hf_clip, device)
-    from training.checkpoint import load_checkpoint
+    from focusclip.training.checkpoint import load_checkpoint
 
     return load_checkpoint(checkpoint, device=device)

@@ -1,4 +1,4 @@
-"""Results file (DESIGN §3.6), console table and bar chart of a focus-eval run.
+"""Results file (docs/design.md §3.6), console table and bar chart of a focus-eval run.
 
 `results.json`: {"model": …, "tasks": {"<task id>": {…}}, "mean": …}; a task that ran has
 `status: "ok"` and its metrics, a task without data `{"status": "missing", "expected": "<path>"}`.
@@ -9,8 +9,8 @@ import json
 import math
 from pathlib import Path
 
-from data.errors import fail
-from data.io import atomic_path, atomic_write_text
+from focusclip.data.errors import fail
+from focusclip.data.io import atomic_path, atomic_write_text
 
 
 def ran(entry: dict) -> bool:

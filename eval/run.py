@@ -16,15 +16,15 @@ from typing import Callable
 
 import numpy as np
 
-from data.errors import fail
-from data.io import Report, report_path_for
-from eval.metrics import classification_metrics
-from eval.model import EvalModel, load_model, resolve_device
-from eval.readers import MissingData, read_for_task
-from eval.readers.base import DatasetSplit, Sample, norm_name
-from eval.report import format_table, mean_topk, plot_results, ran, read_results, write_results
-from eval.tasks import Task, all_tasks, select_tasks, task_ids
-from eval.zeroshot import EmbeddingCache, build_classifier, score_samples
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, report_path_for
+from focusclip.eval.metrics import classification_metrics
+from focusclip.eval.model import EvalModel, load_model, resolve_device
+from focusclip.eval.readers import MissingData, read_for_task
+from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
+from focusclip.eval.report import format_table, mean_topk, plot_results, ran, read_results, write_results
+from focusclip.eval.tasks import Task, all_tasks, select_tasks, task_ids
+from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_samples
 
 
 def default_workers() -> int:

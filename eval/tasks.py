@@ -1,4 +1,4 @@
-"""The 12 zero-shot tasks of DESIGN §5, loaded from the data files in `eval/tasks/*.json`.
+"""The 12 zero-shot tasks of docs/design.md §5, loaded from the data files in `eval/tasks/*.json`.
 
 A task file lists its classes in label order, each with the dataset's spelling (`name`), the phrase
 put into the prompt (`text`) and, for age groups, the inclusive upper age (`max_age`, null = none);
@@ -14,10 +14,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from data.errors import fail
-from eval.readers.base import norm_name
+from focusclip.data.errors import fail
+from focusclip.eval.readers.base import norm_name
 
-TASKS_DIR = Path(str(resources.files("eval") / "tasks"))
+TASKS_DIR = Path(str(resources.files("focusclip.eval") / "tasks"))
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _validate(task: Task, where: str) -> None:
 
 @lru_cache(maxsize=1)
 def all_tasks() -> tuple[Task, ...]:
-    """Every task, in the order of DESIGN §5 (the files' `order` field)."""
+    """Every task, in the order of docs/design.md §5 (the files' `order` field)."""
     loaded = []
     for path in sorted(TASKS_DIR.glob("*.json")):
         d = json.loads(path.read_text(encoding="utf-8"))

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from eval.model import EvalModel
-from eval.readers.base import BadImage, Sample, load_image
+from focusclip.data.progress import progress
+from focusclip.eval.model import EvalModel
+from focusclip.eval.readers.base import BadImage, Sample, load_image
 
 
 def build_classifier(model: EvalModel, prompts: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -163,6 +164,5 @@ def score_one_by_one(model: EvalModel, samples: Sequence[Sample], classifier: to
 
 
 def _progress(total: int, desc: str | None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=desc is None, leave=False)
+    
+    return progress(total=total, desc=desc, unit="img", disable=desc is None, leave=False)

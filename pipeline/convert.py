@@ -1,5 +1,5 @@
 """`focus-data convert`: the MPII release `.mat` or an HRNet/mmpose JSON → `annotations.jsonl`, and
-EMOTIC's `Annotations.mat` → `DIR/{train,val,test}.jsonl` (DESIGN §3.1, §4).
+EMOTIC's `Annotations.mat` → `DIR/{train,val,test}.jsonl` (docs/design.md §3.1, §4).
 
 Everything is parsed before anything is written, and outputs are written atomically, so bad input
 leaves no partial file. A rerun with the same options and an unchanged source keeps the finished
@@ -13,13 +13,13 @@ import os
 import time
 from pathlib import Path
 
-from converters.emotic import SPLITS as EMOTIC_SPLITS, read_emotic
-from converters.mpii_json import read_mpii_json, read_val_images
-from converters.mpii_mat import read_mpii_mat
-from data.errors import fail
-from data.io import Report, read_json, report_path_for, write_jsonl
-from data.records import Annotation
-from data.splits import VAL_FRACTION, assign_val
+from focusclip.converters.emotic import SPLITS as EMOTIC_SPLITS, read_emotic
+from focusclip.converters.mpii_json import read_mpii_json, read_val_images
+from focusclip.converters.mpii_mat import read_mpii_mat
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, read_json, report_path_for, write_jsonl
+from focusclip.data.records import Annotation
+from focusclip.data.splits import VAL_FRACTION, assign_val
 
 MAT_MAGIC = (b"MATLAB", b"\x89HDF")
 
@@ -112,11 +112,11 @@ def fill_image_sizes(records: list[Annotation], images: Path, report: Report) ->
     """width/height from image headers (PIL opens lazily: no pixel is decoded); a missing or
     unreadable image keeps its record with a null size and is reported."""
     from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
+    from focusclip.data.progress import progress
 
     if not images.is_dir():
         raise fail("image folder not found", str(images), "pass the folder holding the MPII .jpg files")
-    for rec in tqdm(records, desc="image sizes", unit="img", disable=None):
+    for rec in progress(records, desc="image sizes", unit="img", disable=None):
         try:
             with Image.open(images / rec.image) as im:
                 rec.width, rec.height = im.size

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
 
-from data.errors import fail
-from data.io import Report, atomic_write_bytes, report_path_for
-from data.kinetics import find_videos, middle_frame, parse_clip_stem
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, atomic_write_bytes, report_path_for
+from focusclip.data.kinetics import find_videos, middle_frame, parse_clip_stem
+from focusclip.data.progress import progress
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def run_frames(cfg: FramesConfig) -> Report:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
         jobs = pool.map(lambda vo: extract_one(vo[0], vo[1], cfg.jpeg_quality), todo)
-        for (video, _), reason in tqdm(zip(todo, jobs), total=len(todo), desc="frames", unit="clip"):
+        for (video, _), reason in progress(zip(todo, jobs), total=len(todo), desc="frames", unit="clip"):
             if reason:
                 report.skip(reason, video.name)
             else:

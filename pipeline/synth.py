@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
 
-from data.errors import fail
-from data.io import Report, read_json
-from data.synthetic import MAT_NAME, WorldConfig, generate_mpii
-from data.synthetic_eval import DRAWN_CLASSES, generate_stanford40, generate_utkface, stanford40_counts
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, read_json
+from focusclip.data.synthetic.world import MAT_NAME, WorldConfig, generate_mpii
+from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, generate_stanford40, generate_utkface, stanford40_counts
+from focusclip.data.progress import progress as progress_bar
 
 
 def world_paths(out: str | os.PathLike) -> dict[str, Path]:
@@ -62,8 +62,7 @@ def _generate(paths: dict[str, Path], n_train: int, n_eval: int, seed: int, cfg:
               report: Report, progress: bool) -> None:
     per_train, per_test = stanford40_counts(n_eval)
     total = n_train + (per_train + per_test) * len(DRAWN_CLASSES) + n_eval
-    bar = tqdm(total=total, desc="synth", unit="img",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="synth", unit="img", disable=not progress, leave=False)
     records = generate_mpii(paths["mat"].parent, n_train, seed, cfg, progress=bar.update)
     report.count("images", len(records))
     report.count("people", sum(len(r.people) for r in records))

@@ -1,4 +1,4 @@
 """Versioned LLM prompt templates (`prompts/templates/`) and the code that fills them."""
-from prompts.fill import DEFAULT_PROMPT, Prompt, available_prompts, build_prompt, load_templates
+from focusclip.prompts.fill import DEFAULT_PROMPT, Prompt, available_prompts, build_prompt, load_templates
 
 __all__ = ["DEFAULT_PROMPT", "Prompt", "available_prompts", "build_prompt", "load_templates"]

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from data.errors import fail
-from data.geometry import PoseFacts, image_facts
-from data.records import Annotation
-from data.skeleton import JOINTS
-from prompts.words import (DEPTH_PHRASES, activity_text, clause_text, fact_clauses, person_label,
+from focusclip.data.errors import fail
+from focusclip.data.geometry import PoseFacts, image_facts
+from focusclip.data.records import Annotation
+from focusclip.data.skeleton import JOINTS
+from focusclip.prompts.words import (DEPTH_PHRASES, activity_text, clause_text, fact_clauses, person_label,
                            state_predicate)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"

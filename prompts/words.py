@@ -6,8 +6,8 @@ person's own side ("their left arm"), as MPII joint names do.
 """
 from __future__ import annotations
 
-from data.geometry import PoseFacts
-from data.records import Annotation
+from focusclip.data.geometry import PoseFacts
+from focusclip.data.records import Annotation
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                 "eleven", "twelve")

@@ -11,15 +11,15 @@ __all__ = ["load_checkpoint", "LoadedModel", "run_train", "load_config"]
 
 def __getattr__(name: str):
     if name in ("load_checkpoint", "LoadedModel"):
-        from training import checkpoint
+        from focusclip.training import checkpoint
 
         return getattr(checkpoint, name)
     if name == "run_train":
-        from training.trainer import run_train
+        from focusclip.training.trainer import run_train
 
         return run_train
     if name == "load_config":
-        from training.config import load_config
+        from focusclip.training.config import load_config
 
         return load_config
     raise AttributeError(f"module 'training' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Checkpoints (DESIGN §3.5): save for `--resume`, load with one call for evaluation.
+"""Checkpoints (docs/design.md §3.5): save for `--resume`, load with one call for evaluation.
 
 Layout of `RUN/checkpoints/<step or "last">/`:
     model.safetensors   the FocusCLIP/CLIP weights (the model's `state_dict`)
@@ -10,7 +10,7 @@ Layout of `RUN/checkpoints/<step or "last">/`:
 
 Eval code uses only `load_checkpoint` and `LoadedModel`:
 
-    from training import load_checkpoint
+    from focusclip.training import load_checkpoint
     m = load_checkpoint("runs/focusclip", device="cuda")     # or .../checkpoints/1200
     x = torch.stack([m.preprocess(img) for img in pil_images])   # [B, 3, S, S]
     img = m.encode_images(x)                                   # [B, D], unit norm
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from data.errors import fail
-from data.io import atomic_write_text, write_json
+from focusclip.data.errors import fail
+from focusclip.data.io import atomic_write_text, write_json
 
 WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
@@ -61,7 +61,7 @@ class LoadedModel:
         """PIL image (any mode) → FloatTensor[3, S, S]: RGB, shorter side resized to S (bicubic),
         centre crop S×S, scaled to [0, 1] and normalised with the model's mean/std — exactly the
         validation transform of training. Runs on the CPU; move the batch with `encode_images`."""
-        from training.transforms import pil_to_pixels
+        from focusclip.training.transforms import pil_to_pixels
 
         return pil_to_pixels(image, self.image_size, self.image_mean, self.image_std)
 
@@ -109,8 +109,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     dir. Needs no network and no YAML: the model is rebuilt from `config.json`."""
     from safetensors.torch import load_file
 
-    from training.model import FocusCLIP
-    from training.text import load_tokenizer
+    from focusclip.training.model import FocusCLIP
+    from focusclip.training.text import load_tokenizer
 
     ckpt = resolve_checkpoint_dir(path)
     device = torch.device(device)

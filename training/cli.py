@@ -7,28 +7,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from data.errors import run_cli
+from focusclip.cli import SetOpt, Version
+from focusclip.data.errors import run_cli
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Train FocusCLIP or the CLIP baseline (DESIGN §3.5, §3.7).")
+HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml; docs/training.md). "
+        "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml.")
+app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
-SetOpt = Annotated[Optional[List[str]], typer.Option(
-    "--set", help="Override a config key, e.g. --set train.epochs=2 (repeatable; values parsed as YAML).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
     "--resume", help="'latest' (OUTPUT_DIR/checkpoints/last) or a checkpoint/run directory.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over in an output_dir that holds checkpoints.")]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Only validate the config and data paths, then exit.")]
 
 
-@app.command()
+@app.command(help=HELP)
 def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = None, force: ForceOpt = False,
-                 check: CheckOpt = False) -> None:
-    from training.config import check_config, load_config
+                 check: CheckOpt = False, version: Version = None) -> None:
+    from focusclip.training.config import check_config, load_config
 
     cfg = load_config(config, set_ or [])
     check_config(cfg, str(config))
@@ -36,7 +36,7 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
         typer.echo(f"ok: {config} ({cfg.model.name}, output_dir {cfg.output_dir})")
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")   # tokenizers in forked data workers
-    from training.trainer import run_train
+    from focusclip.training.trainer import run_train
 
     report = run_train(cfg, resume=resume, force=force)
     if os.environ.get("RANK", "0") == "0":

@@ -1,4 +1,4 @@
-"""The training config (DESIGN §3.7): frozen dataclasses loaded from YAML, `--set a.b=c` overrides.
+"""The training config (docs/design.md §3.7): frozen dataclasses loaded from YAML, `--set a.b=c` overrides.
 
 Unknown keys and wrong types are user errors naming the dotted key. Relative paths in `data.*` and
 `output_dir` resolve against the current working directory (not the YAML's folder), so
@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 
 @dataclass(frozen=True)

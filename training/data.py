@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.heatmaps import render_heatmaps
-from data.skeleton import flip_index
-from training.config import DataConfig
-from training.sources import Item
-from training.text import swap_left_right
-from training.transforms import Crop, apply_crop, heatmap_png_to_tensor, plan_crop, to_pixels
+from focusclip.data.heatmaps import render_heatmaps
+from focusclip.data.skeleton import flip_index
+from focusclip.training.config import DataConfig
+from focusclip.training.sources import Item
+from focusclip.training.text import swap_left_right
+from focusclip.training.transforms import Crop, apply_crop, heatmap_png_to_tensor, plan_crop, to_pixels
 
 MAX_FALLBACKS = 16   # an unreadable image is replaced by the next readable one, at most this far on
 

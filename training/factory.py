@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from data.errors import fail
-from training.config import FocusConfig, TextConfig
-from training.model import FocusCLIP
-from training.text import load_pretrained_tokenizer, train_wordpiece
+from focusclip.data.errors import fail
+from focusclip.training.config import FocusConfig, TextConfig
+from focusclip.training.model import FocusCLIP
+from focusclip.training.text import load_pretrained_tokenizer, train_wordpiece
 
 
 def _is_path(name: str) -> bool:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from training.config import OptimConfig
+from focusclip.training.config import OptimConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -1,7 +1,7 @@
 """Where training text and poses come from, read into one shape: `Item` per image.
 
 `data.dataset` may be
-  * a published folder (DESIGN §3.4: README.md + `<config>/<split>-*.parquet`, read with
+  * a published folder (docs/design.md §3.4: README.md + `<config>/<split>-*.parquet`, read with
     `datasets.load_dataset(DIR, config)`; each config is one describer);
   * our descriptions: a `.jsonl` file of Description records (§3.2) or a folder of
     `<describer>.kept.jsonl` / `<describer>.jsonl` files, joined with `data.annotations`;
@@ -19,10 +19,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from data.errors import fail
-from data.heatmaps import people_arrays
-from data.io import Report, read_jsonl
-from data.records import read_annotations
+from focusclip.data.errors import fail
+from focusclip.data.heatmaps import people_arrays
+from focusclip.data.io import Report, read_jsonl
+from focusclip.data.records import read_annotations
 
 HUB_TO_SPLIT = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 

@@ -9,8 +9,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from training.dist import Dist, all_true
-from training.loss import FocusLoss
+from focusclip.training.dist import Dist, all_true
+from focusclip.training.loss import FocusLoss
 
 
 class NonFiniteLoss(Exception):

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from data.errors import fail
+from focusclip.data.errors import fail
 
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -1,7 +1,7 @@
 """`run_train(cfg) -> Report`: the FocusCLIP / CLIP training loop, one process or many (torchrun).
 
 Run directory (`output_dir`): config.yaml (resolved), metrics.jsonl, loss.png, similarity.png,
-report.json and checkpoints/<step>/ + checkpoints/last/ (DESIGN §3.5).
+report.json and checkpoints/<step>/ + checkpoints/last/ (docs/design.md §3.5).
 """
 from __future__ import annotations
 
@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from tqdm import tqdm
 
-from data.errors import fail
-from data.io import JsonlAppender, Report, read_jsonl, write_jsonl
-from training import checkpoint as ck
-from training.config import FocusConfig, check_config, to_dict, to_yaml
-from training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, count_skips, make_loader,
+from focusclip.data.errors import fail
+from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
+from focusclip.data.progress import progress
+from focusclip.training import checkpoint as ck
+from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
+from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, count_skips, make_loader,
                            split_items)
-from training.dist import Dist, barrier, gather_objects, init_dist, shutdown
-from training.factory import build_model, build_tokenizer
-from training.loss import FocusLoss
-from training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
-from training.plots import plot_losses, plot_similarity
-from training.sources import load_items
-from training.steps import NonFiniteLoss, train_step, validate
-from training.text import load_tokenizer
+from focusclip.training.dist import Dist, barrier, gather_objects, init_dist, shutdown
+from focusclip.training.factory import build_model, build_tokenizer
+from focusclip.training.loss import FocusLoss
+from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
+from focusclip.training.plots import plot_losses, plot_similarity
+from focusclip.training.sources import load_items
+from focusclip.training.steps import NonFiniteLoss, train_step, validate
+from focusclip.training.text import load_tokenizer
 
 
 @dataclass
@@ -206,8 +206,8 @@ def _trim_metrics(run: Run) -> None:
 
 def _loop(run: Run, on_step) -> None:
     t, d = run.cfg.train, run.d
-    bar = tqdm(total=run.total_steps, initial=run.step, disable=not d.is_main, file=sys.stderr,
-               desc=run.cfg.model.name, dynamic_ncols=True)
+    bar = progress(total=run.total_steps, initial=run.step, disable=not d.is_main, desc=run.cfg.model.name,
+                   unit="step")
     log = JsonlAppender(run.run_dir / "metrics.jsonl") if d.is_main else None
     try:
         while run.step < run.total_steps and run.epoch < t.epochs:
@@ -245,7 +245,7 @@ def _epoch(run: Run, bar, log, on_step) -> None:
         if log and (run.step % t.log_every == 0 or run.step == run.total_steps):
             log.write(row)
         bar.update(1)
-        bar.set_postfix(loss=f"{res.loss:.4f}", epoch=run.epoch + 1)
+        bar.set_postfix(loss=f"{res.loss:.4f}", epoch=run.epoch + 1, refresh=False)
         epoch_done = k + 1 == run.steps_per_epoch
         if epoch_done:
             run.epoch, run.micro_start = run.epoch + 1, 0

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from eval.readers.actions import read_kinetics, read_stanford40
-from eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, load_image
-from eval.readers.emotic import read_emotic_split
-from eval.readers.faces import read_fer2013, read_ferplus
-from eval.readers.people import read_fairface, read_lagenda, read_utkface
+from focusclip.eval.readers.actions import read_kinetics, read_stanford40
+from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, load_image
+from focusclip.eval.readers.emotic import read_emotic_split
+from focusclip.eval.readers.faces import read_fer2013, read_ferplus
+from focusclip.eval.readers.people import read_fairface, read_lagenda, read_utkface
 
 READERS: dict[str, Callable[..., DatasetSplit]] = {
     "stanford40": read_stanford40,

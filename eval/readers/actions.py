@@ -6,9 +6,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from data.errors import fail
-from data.kinetics import clip_stem, find_videos
-from eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
+from focusclip.data.errors import fail
+from focusclip.data.kinetics import clip_stem, find_videos
+from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
 
 
 # ---------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def load_image(ref: ImageRef, min_crop: int = 2) -> Image.Image:
 
 
 def _video_frame(video: str) -> Image.Image:
-    from data.kinetics import middle_frame
+    from focusclip.data.kinetics import middle_frame
 
     frame = middle_frame(video)
     if frame is None:

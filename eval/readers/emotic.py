@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample
+from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample
 
 AGE_GROUPS = ["Kid", "Teenager", "Adult"]
 
 
 def read_emotic_split(root: Path, split: str = "test", target: str = "emotion") -> DatasetSplit:
-    from converters.emotic import CATEGORIES, read_emotic
+    from focusclip.converters.emotic import CATEGORIES, read_emotic
 
     base = root / "emotic"
     mat = next((p for p in (base / "Annotations" / "Annotations.mat", base / "Annotations.mat")

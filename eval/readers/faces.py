@@ -10,8 +10,8 @@ from typing import Iterator
 
 import numpy as np
 
-from data.errors import fail
-from eval.readers.base import FER_SIDE, DatasetSplit, ImageRef, MissingData, Sample, find_dir
+from focusclip.data.errors import fail
+from focusclip.eval.readers.base import FER_SIDE, DatasetSplit, ImageRef, MissingData, Sample, find_dir
 
 # FER2013 label codes 0..6 (torchvision, Kaggle README)
 FER_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from data.errors import fail
-from eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
+from focusclip.data.errors import fail
+from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
 
 # FairFace label values, as the CSV spells them (note "more than 70" and "Latino_Hispanic")
 FAIRFACE_AGES = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
@@ -25,7 +25,7 @@ AgeBins = Sequence[tuple[str, float | None]]  # (class name, inclusive upper age
 
 
 def age_group(age: float, bins: AgeBins) -> str:
-    """The first bin whose inclusive upper bound holds `age` (DESIGN §5 age groups)."""
+    """The first bin whose inclusive upper bound holds `age` (docs/design.md §5 age groups)."""
     for name, upper in bins:
         if upper is None or age <= upper:
             return name

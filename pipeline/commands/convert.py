@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from data.io import Report, report_path_for
-from pipeline.commands.options import Force, Output
-from pipeline.convert import run_convert_emotic, run_convert_mpii
+from focusclip.data.io import Report, report_path_for
+from focusclip.pipeline.commands.options import Force, Output
+from focusclip.pipeline.convert import run_convert_emotic, run_convert_mpii
 
 convert_app = typer.Typer(help="Convert MPII or EMOTIC annotations into our records.",
                           no_args_is_help=True, add_completion=False)

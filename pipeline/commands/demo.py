@@ -1,4 +1,4 @@
-"""`focus-data demo --out runs/demo`: the whole pipeline on the synthetic world, resumable."""
+"""`focus-data demo -o runs/demo`: the whole pipeline on the synthetic world, resumable."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from data.errors import fail
-from pipeline.commands.options import Force
+from focusclip.data.errors import fail
+from focusclip.pipeline.commands.options import Force
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
                               "heatmaps → describe → filter → publish → focus-train (CLIP, FocusCLIP) → "
                               "focus-eval → report. A rerun reuses finished steps.")
     def demo(
-        out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+        out: Annotated[Path, typer.Option("-o", "--output", "--out", help="Run folder.")] = Path("runs/demo"),
         n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training images.")] = 6000,
         n_eval: Annotated[int, typer.Option("--n-eval", help="Test images per synthetic eval set.")] = 280,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int, typer.Option(
             "--epochs", help="Epochs of both trainings (the tiny configs' own is 4; 0 keeps it).")] = 10,
         train_set: Annotated[Optional[list[str]], typer.Option(
-            "--train-set", help="Extra KEY=VALUE override for both training runs (repeatable).")] = None,
+            "--set", "--train-set", help="Config override KEY=VALUE for both training runs (repeatable), "
+                                         "e.g. --set train.epochs=2.")] = None,
         mpii_dir: Annotated[Optional[Path], typer.Option(
             "--mpii-dir", help="Real MPII folder (.mat or HRNet/mmpose JSON + images/); default $MPII_DIR.")] = None,
         mpii_limit: Annotated[int, typer.Option("--mpii-limit", help="Real MPII images used at most.")] = 1000,
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
             "--data-root", help="Real eval datasets (official layouts); default $DATA_ROOT.")] = None,
         force: Force = False,
     ) -> None:
-        from pipeline.demo import DemoOptions, run_demo
+        from focusclip.pipeline.demo import DemoOptions, run_demo
 
         mpii_dir = mpii_dir or _env_path("MPII_DIR")
         data_root = data_root or _env_path("DATA_ROOT")

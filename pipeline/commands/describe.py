@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from data.errors import FocusError
-
-from pipeline.commands.options import Device, Force, Limit, Output, Shard
+from focusclip.data.errors import FocusError
+from focusclip.pipeline.commands.options import Backend, Device, Force, Limit, Output, Shard, Split
 
 
 def register(app: typer.Typer) -> None:
@@ -18,14 +17,16 @@ def register(app: typer.Typer) -> None:
     def describe(
         annotations: Annotated[Path, typer.Argument(help="annotations.jsonl from `focus-data convert`.")],
         output: Output,
-        backend: Annotated[str, typer.Option(help="template (offline), openai, vllm or transformers.")] = "template",
+        backend: Annotated[Backend, typer.Option(help="template (offline), or an LLM: openai (any "
+                                                      "OpenAI-compatible server), vllm (in-process) or "
+                                                      "transformers.")] = Backend.template,
         model: Annotated[Optional[str], typer.Option(help="Model name (openai, vllm) or local model "
                                                           "directory (transformers, vllm).")] = None,
         base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. "
                                                              "http://localhost:8000/v1.")] = None,
         concurrency: Annotated[int, typer.Option(help="Requests in flight (openai); batch size "
                                                       "(vllm, transformers).")] = 8,
-        split: Annotated[Optional[str], typer.Option(help="Only this split: train, val or test.")] = None,
+        split: Annotated[Optional[Split], typer.Option(help="Only this split.")] = None,
         limit: Limit = None,
         shard: Shard = None,
         seed: Annotated[int, typer.Option(help="Sampling seed (also picks the template's phrasing).")] = 0,
@@ -44,10 +45,11 @@ def register(app: typer.Typer) -> None:
         device: Device = "auto",
         force: Force = False,
     ) -> None:
-        from pipeline.describe import run_describe
+        from focusclip.pipeline.describe import run_describe
 
-        report = run_describe(annotations, output, backend=backend, model=model, base_url=base_url,
-                              concurrency=concurrency, split=split, limit=limit, shard=shard, seed=seed,
+        report = run_describe(annotations, output, backend=backend.value, model=model, base_url=base_url,
+                              concurrency=concurrency, split=split.value if split else None, limit=limit,
+                              shard=shard, seed=seed,
                               temperature=temperature, max_tokens=max_tokens, prompt_id=prompt,
                               describer=describer, with_coords=with_coords, force=force, timeout_s=timeout,
                               max_retries=max_retries, device=device)

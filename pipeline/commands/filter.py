@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.options import Device, Output
+from focusclip.pipeline.commands.options import Backend, Device, Output
 
 _CHECK_NAMES = "empty, refusal, truncated, length, leak, repetition, people_count, posture, arms"
 
@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
                           "see FilterConfig.")] = None,
         regenerate: Annotated[int, typer.Option(
             "--regenerate", help="Send rejected images back to describe for up to N rounds.")] = 0,
-        backend: Annotated[Optional[str], typer.Option(help="--regenerate: template, openai, vllm or "
-                                                            "transformers (default: the records' backend).")] = None,
+        backend: Annotated[Optional[Backend], typer.Option(help="--regenerate: the describe backend "
+                                                                "(default: the records' own).")] = None,
         model: Annotated[Optional[str], typer.Option(help="--regenerate: model name or directory.")] = None,
         base_url: Annotated[Optional[str], typer.Option(help="--regenerate: OpenAI-compatible endpoint.")] = None,
         concurrency: Annotated[Optional[int], typer.Option(help="--regenerate: requests in flight.")] = None,
@@ -51,10 +51,9 @@ def register(app: typer.Typer) -> None:
         max_retries: Annotated[Optional[int], typer.Option(help="--regenerate: retries per image.")] = None,
         device: Device = None,
     ) -> None:
-        from pipeline.filter import run_filter
-        from pipeline.filter_checks import config_with
+        from focusclip.pipeline.filter import config_with, run_filter
 
-        opts = _describe_options(backend=backend, model=model, base_url=base_url, concurrency=concurrency,
+        opts = _describe_options(backend=backend.value if backend else None, model=model, base_url=base_url, concurrency=concurrency,
                                  seed=seed, temperature=temperature, max_tokens=max_tokens, prompt_id=prompt,
                                  with_coords=with_coords, timeout_s=timeout, max_retries=max_retries,
                                  device=device)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline.commands.options import Device, Force, Shard
+from focusclip.pipeline.commands.options import Device, Force, Shard
 
 
 class Mode(str, Enum):
@@ -26,11 +26,11 @@ Workers = Annotated[Optional[int], typer.Option("--workers", help="Threads that 
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("heatmaps", help="Render one 8-bit grayscale ROI heatmap PNG per image (DESIGN §3.3).")
+    @app.command("heatmaps", help="Render one 8-bit grayscale ROI heatmap PNG per image (docs/design.md §3.3).")
     def heatmaps(annotations: Annotations, images: Images, output: OutDir, mode: ModeOpt = Mode.parts,
                  device: Device = "auto", min_sigma: MinSigma = 1.0, force: Force = False,
                  shard: Shard = None, preview: Preview = 0, workers: Workers = None) -> None:
-        from pipeline.heatmaps import run_heatmaps  # torch and cv2 load only when the command runs
+        from focusclip.pipeline.heatmaps import run_heatmaps  # torch and cv2 load only when the command runs
 
         report = run_heatmaps(annotations, images, output, mode=mode.value, device=device,
                               min_sigma=min_sigma, force=force, shard=shard, preview=preview,

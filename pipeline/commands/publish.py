@@ -1,4 +1,4 @@
-"""`focus-data publish`: build the hub-ready dataset folder and optionally push it (DESIGN §4)."""
+"""`focus-data publish`: build the hub-ready dataset folder and optionally push it (docs/design.md §4)."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from data.errors import fail
-from pipeline.commands.options import Force, Output
+from focusclip.data.errors import fail
+from focusclip.pipeline.commands.options import Force, Output
 
 
 def parse_named_paths(items: list[str]) -> dict[str, Path]:
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         test_split: Annotated[bool, typer.Option("--test-split", help="Also publish MPII test images.")] = False,
         force: Force = False,
     ) -> None:
-        from pipeline.publish import run_publish  # datasets is imported only when this command runs
+        from focusclip.pipeline.publish import run_publish  # datasets is imported only when this command runs
 
         report = run_publish(annotations, parse_named_paths(descriptions), output, include_test=test_split,
                              with_images=with_images, images_dir=images, heatmaps_dir=heatmaps,

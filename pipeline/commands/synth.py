@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.commands.options import Force
+from focusclip.pipeline.commands.options import Force
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         clutter: Annotated[float, typer.Option("--clutter", help="Scale of background distractors (0 = none).")] = 1.0,
         force: Force = False,
     ) -> None:
-        from pipeline.synth import run_synth, world_paths
+        from focusclip.pipeline.synth import run_synth, world_paths
 
         report = run_synth(output, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, force=force)
         c = report.counts

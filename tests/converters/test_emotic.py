@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import scipy.io
 
-from converters.emotic import CATEGORIES, read_emotic
-from data.errors import FocusError
-from data.io import Report
+from focusclip.converters.emotic import CATEGORIES, read_emotic
+from focusclip.data.errors import FocusError
+from focusclip.data.io import Report
 from tests.converters.mat_fixtures import emotic_annotations, expected_emotic, write_emotic
 
 

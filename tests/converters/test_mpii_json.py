@@ -7,11 +7,11 @@ import json
 import cv2
 import pytest
 
-from converters.mpii_json import read_mpii_json, read_val_images
-from data.errors import FocusError
-from data.io import Report
-from data.splits import assign_val, hash_split
-from pipeline.convert import fill_image_sizes
+from focusclip.converters.mpii_json import read_mpii_json, read_val_images
+from focusclip.data.errors import FocusError
+from focusclip.data.io import Report
+from focusclip.data.splits import assign_val, hash_split
+from focusclip.pipeline.convert import fill_image_sizes
 
 
 def test_real_samples_convert_to_0_based_keypoints(mpii_samples):

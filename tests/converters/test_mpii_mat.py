@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import scipy.io
 
-from converters.mpii_mat import read_mpii_mat
-from data.errors import FocusError
-from data.io import Report
-from data.mpii_mat_writer import write_mpii_mat
-from data.records import Annotation, Person, validate_annotation
-from pipeline.convert import annotation_row
+from focusclip.converters.mpii_mat import read_mpii_mat
+from focusclip.data.errors import FocusError
+from focusclip.data.io import Report
+from focusclip.data.synthetic.mat_writer import write_mpii_mat
+from focusclip.data.records import Annotation, Person, validate_annotation
+from focusclip.pipeline.convert import annotation_row
 from tests.converters.mat_fixtures import (EMPTY, TRAIN_RECT, expected_mpii, mpii_release, points, struct,
                                            struct_array, u8, u16, write_mpii)
 

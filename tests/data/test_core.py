@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
-from data.errors import FocusError
-from data.io import JsonlAppender, atomic_path, read_jsonl, repair_jsonl_tail
-from data.records import Annotation, Person, read_annotations, validate_annotation, write_annotations
-from data.sharding import parse_shard, take_shard
-from data.skeleton import BODY_PARTS, FLIP_PAIRS, JOINTS, flip_index
+from focusclip.data.errors import FocusError
+from focusclip.data.io import JsonlAppender, atomic_path, read_jsonl, repair_jsonl_tail
+from focusclip.data.records import Annotation, Person, read_annotations, validate_annotation, write_annotations
+from focusclip.data.sharding import parse_shard, take_shard
+from focusclip.data.skeleton import BODY_PARTS, FLIP_PAIRS, JOINTS, flip_index
 from tests.conftest import console_script
 
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from data.geometry import (BENDS, PoseFacts, image_facts, joint_angle, people_count, person_facts,
+from focusclip.data.geometry import (BENDS, PoseFacts, image_facts, joint_angle, people_count, person_facts,
                            person_size)
-from data.records import Annotation, Person
-from data.skeleton import JOINT_ID, NUM_JOINTS
+from focusclip.data.records import Annotation, Person
+from focusclip.data.skeleton import JOINT_ID, NUM_JOINTS
 
 W, H_IMG = 1280, 720
 

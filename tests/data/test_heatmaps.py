@@ -1,4 +1,4 @@
-"""The tensor heatmap renderer against a literal, full-grid, part-by-part NumPy reading of DESIGN §3.3."""
+"""The tensor heatmap renderer against a literal, full-grid, part-by-part NumPy reading of docs/design.md §3.3."""
 from __future__ import annotations
 
 import json
@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from data.errors import FocusError
-from data.heatmaps import (bad_joints, people_arrays, render_heatmaps, render_heatmaps_batch,
+from focusclip.data.errors import FocusError
+from focusclip.data.heatmaps import (bad_joints, people_arrays, render_heatmaps, render_heatmaps_batch,
                            resolve_device, to_uint8, usable_joints)
-from data.records import Person
+from focusclip.data.records import Person
 
 torch.set_num_threads(1)
 
-# DESIGN §3.3, copied from the text (not from data.skeleton) so a wrong table there fails here.
+# docs/design.md §3.3, copied from the text (not from data.skeleton) so a wrong table there fails here.
 PARTS = [[7, 8, 9, 12, 13], [6, 7, 12, 13, 2, 3], [13, 14, 7], [12, 11, 7], [14, 15, 13], [11, 10, 12],
          [3, 4, 6], [2, 1, 6], [4, 5, 3], [1, 0, 2]]
 TOL = 1 / 255

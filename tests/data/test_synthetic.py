@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.io import read_jsonl
-from data.records import Annotation
-from data.skeleton import JOINT_ID as J
-from data.synthetic import WorldConfig, generate_mpii, training_image
-from data.synthetic_eval import DRAWN_CLASSES, MALFORMED_UTK, STANFORD40_CLASSES
-from data.synthetic_pose import ACTIVITIES, FAMILIES, sample_pose
-from data.synthetic_render import Canvas, DrawnPerson, visibility
-from pipeline.synth import run_synth
+from focusclip.data.io import read_jsonl
+from focusclip.data.records import Annotation
+from focusclip.data.skeleton import JOINT_ID as J
+from focusclip.data.synthetic.world import WorldConfig, generate_mpii, training_image
+from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, MALFORMED_UTK, STANFORD40_CLASSES
+from focusclip.data.synthetic.pose import ACTIVITIES, FAMILIES, sample_pose
+from focusclip.data.synthetic.render import Canvas, DrawnPerson, visibility
+from focusclip.pipeline.synth import run_synth
 from tests.conftest import console_script
 
 
@@ -150,7 +150,7 @@ def test_generate_mpii_prefix_is_stable(tmp_path):
 # ---- eval sets, read by the eval readers -----------------------------------------------------------
 
 def test_stanford40_layout_is_read_by_the_eval_reader(world):
-    from eval.readers import read_stanford40
+    from focusclip.eval.readers import read_stanford40
 
     split = read_stanford40(world / "eval", "test")
     assert split.classes == list(STANFORD40_CLASSES)
@@ -164,8 +164,8 @@ def test_stanford40_layout_is_read_by_the_eval_reader(world):
 
 
 def test_utkface_layout_is_read_by_the_eval_reader(world):
-    from eval.readers import read_for_task
-    from eval.tasks import all_tasks
+    from focusclip.eval.readers import read_for_task
+    from focusclip.eval.tasks import all_tasks
 
     task = next(t for t in all_tasks() if t.id == "utkface-age")
     split = read_for_task(task, world / "eval")

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from eval.metrics import bootstrap_ci, classification_metrics
-from eval.run import EvalOptions, run_eval
-from eval.tasks import TASKS_DIR
+from focusclip.eval.metrics import bootstrap_ci, classification_metrics
+from focusclip.eval.run import EvalOptions, run_eval
+from focusclip.eval.tasks import TASKS_DIR
 from tests.eval import fixtures as fx
 from tests.eval.fakes import ColourModel
 

@@ -7,12 +7,12 @@ import csv
 import numpy as np
 import pytest
 
-from data.errors import FocusError
-from eval.readers import MissingData, load_image
-from eval.readers.actions import read_kinetics, read_stanford40
-from eval.readers.emotic import read_emotic_split
-from eval.readers.faces import FER_CLASSES, FERPLUS_CLASSES, majority_label, read_fer2013, read_ferplus
-from eval.readers.people import FAIRFACE_AGES, FAIRFACE_RACES, UTK_RACES, read_fairface, read_lagenda, read_utkface
+from focusclip.data.errors import FocusError
+from focusclip.eval.readers import MissingData, load_image
+from focusclip.eval.readers.actions import read_kinetics, read_stanford40
+from focusclip.eval.readers.emotic import read_emotic_split
+from focusclip.eval.readers.faces import FER_CLASSES, FERPLUS_CLASSES, majority_label, read_fer2013, read_ferplus
+from focusclip.eval.readers.people import FAIRFACE_AGES, FAIRFACE_RACES, UTK_RACES, read_fairface, read_lagenda, read_utkface
 from tests.eval import fixtures as fx
 
 UTK_BINS = [("baby", 2), ("child", 9), ("teenager", 19), ("young adult", 29), ("adult", None)]

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from data.errors import FocusError
-from eval.run import EvalOptions, run_eval
+from focusclip.data.errors import FocusError
+from focusclip.eval.run import EvalOptions, run_eval
 from tests.eval import fixtures as fx
 from tests.eval.fakes import ColourModel
 from tests.eval.test_metrics import prompt_classes

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FocusError
-from eval.readers import read_for_task
-from eval.run import task_samples
-from eval.tasks import TASKS_DIR, all_tasks, select_tasks, task_from_dict
+from focusclip.data.errors import FocusError
+from focusclip.eval.readers import read_for_task
+from focusclip.eval.run import task_samples
+from focusclip.eval.tasks import TASKS_DIR, all_tasks, select_tasks, task_from_dict
 from tests.eval import fixtures as fx
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.tasks import all_tasks
+from focusclip.eval.tasks import all_tasks
 
 
 def all_prompts() -> list[str]:
@@ -15,9 +15,9 @@ def save_tiny_checkpoint(run_dir: Path, step: int = 3) -> Path:
     """RUN/checkpoints/<step>/ and last/, written by training.checkpoint.save_checkpoint."""
     from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
-    from training.checkpoint import save_checkpoint
-    from training.model import FocusCLIP
-    from training.text import train_wordpiece
+    from focusclip.training.checkpoint import save_checkpoint
+    from focusclip.training.model import FocusCLIP
+    from focusclip.training.text import train_wordpiece
 
     tok = train_wordpiece(all_prompts(), vocab_size=400)
     vit = ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,

@@ -12,9 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from data.errors import FocusError
-from data.io import read_jsonl
-from pipeline.demo import SYNTH_TASKS, DemoOptions, Layout, checkpoint, results_path, run_demo
+from focusclip.data.errors import FocusError
+from focusclip.data.io import read_jsonl
+from focusclip.pipeline.demo import DemoOptions, run_demo
+from focusclip.pipeline.demo.layout import Layout, checkpoint, results_path
+from focusclip.pipeline.demo.plans import SYNTH_TASKS
 
 
 class InProcessRunner:
@@ -22,9 +24,9 @@ class InProcessRunner:
     (exit status, stdout) as the subprocess runner would."""
 
     def __init__(self):
-        from eval.cli import app as eval_app
-        from pipeline.cli import app as data_app
-        from training.cli import app as train_app
+        from focusclip.eval.cli import app as eval_app
+        from focusclip.pipeline.cli import app as data_app
+        from focusclip.training.cli import app as train_app
 
         self.apps = {"focus-data": data_app, "focus-train": train_app, "focus-eval": eval_app}
 

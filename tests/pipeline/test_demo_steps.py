@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FocusError
-from pipeline.demo import PLANNERS, DemoOptions, Layout, SubprocessRunner, run_demo
+from focusclip.data.errors import FocusError
+from focusclip.pipeline.demo import DemoOptions, run_demo
+from focusclip.pipeline.demo.layout import Layout
+from focusclip.pipeline.demo.plans import PLANNERS
+from focusclip.pipeline.demo.stage import SubprocessRunner
 from tests.conftest import console_script
 
 SYNTH_ONLY_STEPS = ["synth", "convert", "merge", "heatmaps", "describe"]
@@ -137,9 +140,9 @@ def test_subprocess_runner_logs_and_captures(tmp_path):
 def test_demo_command_help_and_bad_env(tmp_path):
     exe = console_script("focus-data")
     res = subprocess.run([exe, "demo", "--help"], capture_output=True, text=True)
-    assert res.returncode == 0 and "--out" in res.stdout
+    assert res.returncode == 0 and "--output" in res.stdout and "--set" in res.stdout
     env = {"PATH": "/usr/bin:/bin", "MPII_DIR": str(tmp_path / "nowhere")}
-    res = subprocess.run([exe, "demo", "--out", str(tmp_path / "d")], capture_output=True, text=True, env=env)
+    res = subprocess.run([exe, "demo", "-o", str(tmp_path / "d")], capture_output=True, text=True, env=env)
     assert res.returncode == 1 and "MPII_DIR" in res.stderr and "Traceback" not in res.stderr
 
 

@@ -10,16 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from data.errors import FocusError
-from data.geometry import ARMS, BENDS, HANDS, LEG_ORIENTATIONS, LEG_PAIRS, STATES, image_facts
-from data.io import read_jsonl
-from data.records import Annotation, Description, write_annotations
-from pipeline.describe import latest_descriptions, run_describe
-from pipeline.describe_backends import GenParams, Job
-from pipeline.describe_local import VLLMBackend, vllm_answer, vllm_requests
-from pipeline.describe_template import template_description
-from prompts import build_prompt
-from prompts.words import person_label
+from focusclip.data.errors import FocusError
+from focusclip.data.geometry import ARMS, BENDS, HANDS, LEG_ORIENTATIONS, STATES, image_facts
+from focusclip.data.io import read_jsonl
+from focusclip.data.records import Annotation, Description, write_annotations
+from focusclip.pipeline.describe.stage import latest_descriptions, run_describe
+from focusclip.pipeline.describe.types import GenParams, Job
+from focusclip.pipeline.describe.local import VLLMBackend, vllm_answer, vllm_requests
+from focusclip.pipeline.describe.template import template_description
+from focusclip.prompts import build_prompt
+from focusclip.prompts.words import person_label
 from tests.conftest import console_script
 from tests.data.test_geometry import STANDING, make_person
 
@@ -157,7 +157,7 @@ def test_template_output_is_sound_on_random_people():
     for ann in anns:
         text = template_description(ann, seed=3)
         n = len(ann.people)
-        assert text.startswith("There is one person in the image" if n == 1 else f"There are ")
+        assert text.startswith("There is one person in the image" if n == 1 else "There are ")
         assert not re.search(r"\d", text.split(" people in the image")[-1])  # no numbers, no coordinates
         assert "  " not in text and text.endswith(".")
         for f, seg in _segments(text, ann):
@@ -209,8 +209,14 @@ def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
     rows = read_jsonl(out)
     assert len(rows) == 4 and all(row["params"]["seed"] == 2 for row in rows)
     assert '"described": 4' in r.stderr
-    for args, needle in ((["--split", "dev"], "--split"), (["--backend", "gpt"], "unknown backend"),
-                         (["--backend", "vllm", "--model", "m"], "pip install focusclip[vllm]"),
+    # Wrong usage (a value not among the choices) exits 2 and lists the choices.
+    for args, choices in ((["--split", "dev"], ("train", "val", "test")),
+                          (["--backend", "gpt"], ("template", "openai", "vllm", "transformers"))):
+        r = subprocess.run([exe, "describe", str(ann_file), "-o", str(out), *args], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert args[0] in r.stderr and all(c in r.stderr for c in choices), r.stderr
+    for args, needle in ((["--backend", "vllm", "--model", "m"], "pip install focusclip[vllm]"),
                          (["--prompt", "pose-v0"], "pose-v1")):
         r = subprocess.run([exe, "describe", str(ann_file), "-o", str(out), *args], capture_output=True,
                            text=True, timeout=60)
@@ -222,8 +228,8 @@ def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
 def test_latest_descriptions_names_a_record_missing_fields(tmp_path):
     import pytest as _pytest
 
-    from data.errors import FocusError
-    from pipeline.describe import latest_descriptions
+    from focusclip.data.errors import FocusError
+    from focusclip.pipeline.describe.stage import latest_descriptions
 
     path = tmp_path / "d.jsonl"
     path.write_text('{"image": "a.jpg", "description": "x"}\n')

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from data.errors import FocusError
-from data.io import read_jsonl
-from data.records import write_annotations
-from pipeline.describe import run_describe
-from pipeline.describe_openai import retry_after_seconds
-from prompts import build_prompt
+from focusclip.data.errors import FocusError
+from focusclip.data.io import read_jsonl
+from focusclip.data.records import write_annotations
+from focusclip.pipeline.describe.stage import run_describe
+from focusclip.pipeline.describe.openai_api import retry_after_seconds
+from focusclip.prompts import build_prompt
 from tests.conftest import console_script
 from tests.pipeline.test_describe import random_annotations
 
@@ -244,8 +244,8 @@ def test_a_fatal_error_in_every_worker_at_once_leaves_no_unretrieved_task(caplog
     # retrieved; otherwise asyncio logs "Task exception was never retrieved" with a traceback to stderr.
     import gc
 
-    from pipeline.describe_backends import GenParams, Job
-    from pipeline.describe_openai import OpenAIBackend
+    from focusclip.pipeline.describe.types import GenParams, Job
+    from focusclip.pipeline.describe.openai_api import OpenAIBackend
 
     backend = OpenAIBackend("m", "http://127.0.0.1:9/v1", GenParams(concurrency=4), api_key=SECRET)
     calls = []

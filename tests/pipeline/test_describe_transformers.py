@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import FocusError
-from data.io import read_jsonl
-from pipeline.describe import run_describe
-from prompts import build_prompt
+from focusclip.data.errors import FocusError
+from focusclip.data.io import read_jsonl
+from focusclip.pipeline.describe.stage import run_describe
+from focusclip.prompts import build_prompt
 from tests.pipeline.test_describe import random_annotations
 
 CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"

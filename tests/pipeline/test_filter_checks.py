@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import FocusError
-from data.records import Annotation, Person
-from pipeline.filter_checks import (CHECKS, CheckContext, FilterConfig, check_empty, check_leak, check_length,
+from focusclip.data.errors import FocusError
+from focusclip.data.records import Annotation, Person
+from focusclip.pipeline.filter.checks import (CHECKS, CheckContext, FilterConfig, check_empty, check_leak, check_length,
                                     check_people_count, check_refusal, check_repetition, check_truncated,
                                     config_with)
-from pipeline.filter_checks import trigram_limit
-from pipeline.filter_claims import arm_claims, people_count_claim, person_scopes, posture_claims
-from pipeline.text_metrics import ngram_repetition, words
+from focusclip.pipeline.filter.checks import trigram_limit
+from focusclip.pipeline.filter.claims import arm_claims, people_count_claim, person_scopes, posture_claims
+from focusclip.pipeline.filter.text_metrics import ngram_repetition, words
 
 GOOD = ("There is one person in the image who is curling. The person is standing, with their left arm "
         "lowered and their right arm horizontal. Their left elbow is straight.")

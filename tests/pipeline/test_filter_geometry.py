@@ -1,6 +1,6 @@
 """The geometry checks (people count, posture, arms) against real MPII keypoints and generated people.
 
-Generated people are built by forward kinematics (data/synthetic_pose.py `skeleton`) with the limb
+Generated people are built by forward kinematics (data/synthetic/pose.py `skeleton`) with the limb
 angles chosen here, so what each arm and leg does is known by construction. Left and right are the
 person's own, as in MPII joint names.
 """
@@ -11,13 +11,13 @@ import json
 import numpy as np
 import pytest
 
-from converters.mpii_json import read_mpii_json
-from data.records import Annotation, Person, write_annotations
-from data.synthetic_pose import ADULT, PoseSpec, skeleton
-from pipeline.filter import rejected_path_for, run_filter
-from pipeline.filter_checks import CheckContext, FilterConfig, check_arms, check_people_count, check_posture
+from focusclip.converters.mpii_json import read_mpii_json
+from focusclip.data.records import Annotation, Person, write_annotations
+from focusclip.data.synthetic.pose import ADULT, PoseSpec, skeleton
+from focusclip.pipeline.filter.stage import rejected_path_for, run_filter
+from focusclip.pipeline.filter.checks import CheckContext, FilterConfig, check_arms, check_people_count, check_posture
 
-# Angles: 0 = straight down the image, 180 = straight up (data/synthetic_pose.py).
+# Angles: 0 = straight down the image, 180 = straight up (data/synthetic/pose.py).
 STAND = PoseSpec()
 LEFT_UP = PoseSpec(l_upper_arm=170, l_forearm=175)        # left arm straight up, right arm down
 RIGHT_UP = PoseSpec(r_upper_arm=-170, r_forearm=-175)     # right arm straight up, left arm down

@@ -1,11 +1,11 @@
-"""pipeline/text_metrics.py against values computed by hand (the arithmetic is in the comments)."""
+"""pipeline/filter/text_metrics.py against values computed by hand (the arithmetic is in the comments)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from pipeline.text_metrics import (corpus_metrics, corpus_ngram_repetition, flesch_kincaid_grade, mtld,
+from focusclip.pipeline.filter.text_metrics import (corpus_metrics, corpus_ngram_repetition, flesch_kincaid_grade, mtld,
                                    ngram_repetition, sentences, syllables, tfidf_self_similarity, words)
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FocusError
-from data.io import Report
-from data.records import write_annotations
-from data.synthetic import WorldConfig, training_image
-from pipeline.describe import latest_descriptions, run_describe
-from pipeline.filter import rejected_path_for, run_filter
-from pipeline.filter_checks import FilterConfig
-from pipeline.filter_io import read_latest_descriptions
+from focusclip.data.errors import FocusError
+from focusclip.data.io import Report
+from focusclip.data.records import write_annotations
+from focusclip.data.synthetic.world import WorldConfig, training_image
+from focusclip.pipeline.describe.stage import latest_descriptions, run_describe
+from focusclip.pipeline.filter.stage import rejected_path_for, run_filter
+from focusclip.pipeline.filter.checks import FilterConfig
+from focusclip.pipeline.filter.records import read_latest_descriptions
 from tests.conftest import console_script
 
 N_IMAGES = 240
@@ -206,8 +206,8 @@ class RoundBackend:
     name = "template"
 
     def run(self, jobs, emit) -> None:
-        from pipeline.describe_backends import Answer
-        from pipeline.describe_template import template_description
+        from focusclip.pipeline.describe.types import Answer
+        from focusclip.pipeline.describe.template import template_description
 
         for job in jobs:
             text = ("I'm sorry, I cannot help with that." if job.seed == 1000

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-from data.kinetics import clip_stem, middle_frame, parse_clip_stem
+from focusclip.data.kinetics import clip_stem, middle_frame, parse_clip_stem
 from tests.conftest import console_script
 from tests.eval.fixtures import write_clip
 

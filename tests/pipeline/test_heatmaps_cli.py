@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data.errors import FocusError
-from pipeline.heatmaps import png_size, render_overlay, run_heatmaps
+from focusclip.data.errors import FocusError
+from focusclip.pipeline.heatmaps.stage import png_size, render_overlay, run_heatmaps
 from tests.conftest import console_script
 from tests.data.test_heatmaps import literal_heatmap, person_with
 
@@ -180,8 +180,8 @@ def test_overlay_draws_heatmap_and_skeleton():
 
 
 def _items(dataset, tmp_path):
-    from data.heatmaps import people_arrays
-    from pipeline.heatmaps_render import Item
+    from focusclip.data.heatmaps import people_arrays
+    from focusclip.pipeline.heatmaps.render import Item
 
     sizes = {"a.jpg": (48, 64), "c.jpg": (36, 30)}
     return [Item(name, dataset["images"] / name, tmp_path / f"{k}_{name}.png",
@@ -197,8 +197,8 @@ def test_device_sink_ring_on_cpu(dataset, tmp_path):
     import torch
     from tqdm import tqdm
 
-    from data.io import Report
-    from pipeline.heatmaps_render import RING, DeviceSink
+    from focusclip.data.io import Report
+    from focusclip.pipeline.heatmaps.render import RING, DeviceSink
 
     items = _items(dataset, tmp_path)
     report = Report("t")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.publish import run_publish
+from focusclip.pipeline.publish.stage import run_publish
 
 GPT, TEMPLATE = "gpt-4o-mini", "template"
 IMAGES_TRAIN = ["015601864.jpg", "015599452.jpg", "005808361.jpg", "086617615.jpg"]
@@ -33,7 +33,7 @@ def _person(pid: int, vis: list[int], full: bool = True, dx: float = 0.0) -> dic
 
 
 def annotation_records() -> list[dict]:
-    """DESIGN §3.1 records; 086617615.jpg appears twice (the last one wins)."""
+    """docs/design.md §3.1 records; 086617615.jpg appears twice (the last one wins)."""
     vis_a = [2, 2, 1, 2, 2, 1, 2, 2, 2, 2, 1, 2, 2, 2, 1, 2]
     vis_b = [0, 0, 2, 2, 0, 0, 2, 2, 2, 2, 0, 1, 2, 2, 1, 0]
     base = {"width": 1280, "height": 720, "video_id": "aAOusnrSsHI", "video_frame": 7, "activity_id": 975,
@@ -58,7 +58,7 @@ def annotation_records() -> list[dict]:
 
 
 def _desc(image: str, describer: str, text: str, **kw) -> dict:
-    """A DESIGN §3.2 description record as `describe` writes it and `filter` keeps it."""
+    """A docs/design.md §3.2 description record as `describe` writes it and `filter` keeps it."""
     rec = {"image": image, "describer": describer, "backend": "openai", "description": text,
            "prompt_id": "pose-v1", "prompt_sha": "3f2a9c", "model": describer,
            "params": {"temperature": 0.5, "max_tokens": 512, "seed": 0}, "finish_reason": "stop",

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import FocusError
-from pipeline.publish import run_publish
+from focusclip.data.errors import FocusError
+from focusclip.pipeline.publish.stage import run_publish
 from tests.pipeline.test_publish import (GPT, IMAGES_TRAIN, IMAGES_VAL, TEMPLATE, _desc, make_inputs, make_media,
                                          write_jsonl)
 
 
 def test_a_failure_mid_build_leaves_no_folder(tmp_path, monkeypatch):
-    import pipeline.publish as publish
+    import focusclip.pipeline.publish.stage as publish
 
     inputs = make_inputs(tmp_path / "in")
     calls = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, RepoUrl
 
-from pipeline.publish import run_publish
+from focusclip.pipeline.publish.stage import run_publish
 from tests.conftest import console_script
 from tests.pipeline.test_publish import GPT, SHARD, TEMPLATE, make_inputs
 
@@ -60,7 +60,7 @@ def test_push_is_one_commit_of_the_folder_and_the_token_stays_secret(tmp_path, m
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     caplog.set_level(logging.DEBUG)
     stale = [f"{GPT}/train-00000-of-00002.parquet", f"{GPT}/train-00001-of-00002.parquet",
-             f"gone-config/validation-00000-of-00001.parquet"]
+             "gone-config/validation-00000-of-00001.parquet"]
     hub = FakeHub([".gitattributes", "README.md", "notes/keep.txt", f"{GPT}/train-00000-of-00001.parquet", *stale])
     hub.install(monkeypatch)
     inputs = make_inputs(tmp_path / "in")
@@ -159,10 +159,10 @@ def test_failed_push_through_the_console_script_is_one_line_without_the_token(tm
 
 
 def test_push_without_a_token_is_a_user_error(tmp_path, monkeypatch):
-    from data.errors import FocusError
+    from focusclip.data.errors import FocusError
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("pipeline.publish_hub.get_token", lambda: None)
+    monkeypatch.setattr("focusclip.pipeline.publish.hub.get_token", lambda: None)
     inputs = make_inputs(tmp_path / "in")
     with pytest.raises(FocusError, match="no Hugging Face token"):
         run_publish(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, tmp_path / "out",

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from data.errors import FocusError
-from data.geometry import image_facts
-from data.records import Annotation
-from prompts import available_prompts, build_prompt
-from prompts.fill import TEMPLATES_DIR, joint_words
-from prompts.words import activity_phrase, count_sentence, fact_clauses, person_label
+from focusclip.data.errors import FocusError
+from focusclip.data.geometry import image_facts
+from focusclip.data.records import Annotation
+from focusclip.prompts import available_prompts, build_prompt
+from focusclip.prompts.fill import TEMPLATES_DIR, joint_words
+from focusclip.prompts.words import activity_phrase, count_sentence, fact_clauses, person_label
 from tests.data.test_geometry import STANDING, make_person, transform
 
 RAISED_LEFT = {**STANDING, "l_elbow": (600, 110), "l_wrist": (640, 60)}

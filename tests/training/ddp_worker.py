@@ -12,8 +12,8 @@ def train_rank(rank: int, world: int, port: int, config: str, overrides: list[st
     torch.set_num_threads(1)
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    import training.trainer as trainer
-    from training.config import load_config
+    import focusclip.training.trainer as trainer
+    from focusclip.training.config import load_config
 
     trainer.shutdown = _checked(trainer.shutdown)
     trainer.run_train(load_config(config, overrides))

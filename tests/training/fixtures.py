@@ -1,4 +1,4 @@
-"""A small generated training world in the real file formats: annotations.jsonl (DESIGN §3.1),
+"""A small generated training world in the real file formats: annotations.jsonl (docs/design.md §3.1),
 descriptions/<describer>.jsonl (§3.2) and JPEG images with stick-figure people whose colour and
 position the descriptions name, so a tiny model can learn the image–text pairing."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from data.skeleton import LIMBS
+from focusclip.data.skeleton import LIMBS
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 230), "yellow": (230, 210, 30)}
 PLACES = {"left": 0.28, "right": 0.72}

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from data.errors import FocusError
+from focusclip.data.errors import FocusError
 from tests.conftest import REPO, console_script
 from tests.training.fixtures import make_world, tiny_overrides
-from training.config import FocusConfig, load_config
+from focusclip.training.config import FocusConfig, load_config
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

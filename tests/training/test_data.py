@@ -3,7 +3,6 @@ resize/crop of image and heatmap, flips, sampling, dynamic padding."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from data.errors import FocusError
-from data.heatmaps import render_heatmaps, to_uint8
-from data.io import Report
+from focusclip.data.errors import FocusError
+from focusclip.data.heatmaps import render_heatmaps, to_uint8
+from focusclip.data.io import Report
 from tests.training.fixtures import make_world
-from training.config import DataConfig
-from training.data import Collate, EpochBatchSampler, FocusDataset, SampleSpec
-from training.sources import load_items
-from training.text import swap_left_right, train_wordpiece
+from focusclip.training.config import DataConfig
+from focusclip.training.data import Collate, EpochBatchSampler, FocusDataset, SampleSpec
+from focusclip.training.sources import load_items
+from focusclip.training.text import swap_left_right, train_wordpiece
 
 torch.set_num_threads(1)
 

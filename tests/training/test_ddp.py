@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from tests.training.ddp_worker import train_rank
 from tests.training.fixtures import make_world, tiny_overrides
-from training.config import load_config
-from training.trainer import run_train
+from focusclip.training.config import load_config
+from focusclip.training.trainer import run_train
 
 CONFIG = "configs/tiny-focusclip.yaml"
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from training.loss import FocusLoss, clip_loss, nt_xent
-from training.model import FocusOutput
+from focusclip.training.loss import FocusLoss, clip_loss, nt_xent
+from focusclip.training.model import FocusOutput
 
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.errors import FocusError
+from focusclip.data.errors import FocusError
 from tests.conftest import REPO
-from training import load_checkpoint
-from training.config import load_config
-from training.factory import build_model
-from training.loss import FocusLoss
-from training.text import train_wordpiece
+from focusclip.training import load_checkpoint
+from focusclip.training.config import load_config
+from focusclip.training.factory import build_model
+from focusclip.training.loss import FocusLoss
+from focusclip.training.text import train_wordpiece
 
 torch.set_num_threads(1)
 TEXTS = ["a person on the left", "a red figure stands", "one person in the picture, standing on the right"]
@@ -85,7 +85,7 @@ def test_encoders_load_from_a_local_pretrained_folder(tmp_path):
     torch.testing.assert_close(model.vision.vit.embeddings.patch_embeddings.projection.weight,
                                vit.embeddings.patch_embeddings.projection.weight)
     assert model.vision.interpolate                      # pretrained at 32 px, trained at 64 px
-    from training.factory import build_tokenizer
+    from focusclip.training.factory import build_tokenizer
 
     cfg = load_config(REPO / "configs/tiny-focusclip.yaml", [f"model.text.pretrained={tmp_path / 'bert'}"])
     loaded_tok, note = build_tokenizer(cfg.model.text, TEXTS)

@@ -12,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from data.errors import FocusError
+from focusclip.data.errors import FocusError
 from tests.training.fixtures import make_world, tiny_overrides
-from training import load_checkpoint
-from training.config import load_config
-from training.data import Collate, EpochBatchSampler, make_loader
-from training.trainer import run_train
+from focusclip.training import load_checkpoint
+from focusclip.training.config import load_config
+from focusclip.training.trainer import run_train
 
 CONFIG = "configs/tiny-focusclip.yaml"
 N_TRAIN, BATCH, EPOCHS = 64, 16, 6          # 4 steps per epoch, 24 steps
@@ -105,8 +104,8 @@ def test_checkpoint_loads_for_evaluation(run_a, world):
     x = m.preprocess(img)
     assert x.shape == (3, 64, 64)
     # the eval transform is the training/validation transform: compare with the dataset's sample
-    from training.data import FocusDataset, SampleSpec
-    from training.sources import Item
+    from focusclip.training.data import FocusDataset, SampleSpec
+    from focusclip.training.sources import Item
 
     spec = SampleSpec(64, (0.5,) * 3, (0.5,) * 3, with_heatmaps=False, train=False, seed=0)
     item = Item("000000070.jpg", "val", np.zeros((0, 16, 2), np.float32), np.zeros((0, 16), np.int64), ["t"])

@@ -1,0 +1,9 @@
+"""`focus-data describe`: pose descriptions from an LLM (docs/describe.md).
+
+`stage` is the resumable loop over images, `backends` the registry that builds a backend by name,
+`types` what every backend shares; the backends are `template`, `openai_api` (OpenAI-compatible
+servers: retries, backoff, the key never shown) and `local` (vLLM in-process, transformers).
+"""
+from focusclip.pipeline.describe.stage import run_describe
+
+__all__ = ["run_describe"]

@@ -1,0 +1,132 @@
+"""Local-model backends: `vllm` (offline batched `LLM.chat`) and `transformers` (a model directory
+with a chat template, batched `generate`). Both import their library only when they run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from focusclip.data.errors import fail
+from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
+
+VLLM_CHUNK = 256  # conversations per LLM.chat call: answers are written after each chunk
+
+
+def _chunks(items: Sequence, n: int):
+    for i in range(0, len(items), max(1, n)):
+        yield items[i:i + n]
+
+
+def vllm_requests(jobs: Sequence[Job], params: GenParams) -> tuple[list[list[dict]], list[dict]]:
+    """The conversations and the per-request `SamplingParams` keyword arguments for `LLM.chat`."""
+    conversations = [job.prompt.messages for job in jobs]
+    sampling = [{"temperature": params.temperature, "max_tokens": params.max_tokens, "seed": job.seed}
+                for job in jobs]
+    return conversations, sampling
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise _no_vllm() from None
+    return vllm
+
+
+def _no_vllm():
+    return fail("the vllm backend needs vllm, which is not installed", "--backend vllm",
+                "pip install focusclip[vllm]")
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, model: str, params: GenParams):
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:  # say so before any work starts
+            raise _no_vllm()
+        self.model, self.params = model, params
+
+    def run(self, jobs: Sequence[Job], emit: Emit) -> None:
+        if not jobs:
+            return
+        vllm = import_vllm()
+        llm = vllm.LLM(model=self.model, seed=self.params.seed)
+        for chunk in _chunks(list(jobs), VLLM_CHUNK):
+            conversations, sampling = vllm_requests(chunk, self.params)
+            outputs = llm.chat(conversations, [vllm.SamplingParams(**kw) for kw in sampling], use_tqdm=False)
+            for job, out in zip(chunk, outputs):
+                emit(job, *vllm_answer(out, self.params.max_tokens))
+
+
+def vllm_answer(out, max_tokens: int) -> tuple[Answer | None, str | None]:
+    """A vllm RequestOutput to (answer, None), or (None, reason) when it holds no text."""
+    completion = out.outputs[0] if getattr(out, "outputs", None) else None
+    text = (completion.text if completion else "").strip()
+    if not text:
+        return None, "the model returned no text"
+    usage = {"prompt_tokens": len(out.prompt_token_ids or []), "completion_tokens": len(completion.token_ids)}
+    return Answer(text, completion.finish_reason, usage, max_tokens), None
+
+
+class TransformersBackend:
+    """A local Hugging Face model directory; `concurrency` is the batch size."""
+    name = "transformers"
+
+    def __init__(self, model: str, params: GenParams):
+        self.model, self.params = model, params
+        if not (Path(model) / "config.json").is_file():
+            raise fail("not a model directory (no config.json)", model,
+                       "pass a local directory saved with save_pretrained")
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = self.params.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        tok = AutoTokenizer.from_pretrained(self.model)
+        if not getattr(tok, "chat_template", None):
+            raise fail("the tokenizer has no chat template", self.model,
+                       "use an instruction-tuned model or set tokenizer.chat_template")
+        tok.padding_side = "left"  # decoder-only batches pad on the left so answers start together
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.model).to(device).eval()
+        return tok, model, device
+
+    def run(self, jobs: Sequence[Job], emit: Emit) -> None:
+        if not jobs:
+            return
+        tok, model, device = self._load()
+        for batch in _chunks(list(jobs), self.params.concurrency):
+            for job, result in zip(batch, self._generate(tok, model, device, batch)):
+                emit(job, *result)
+
+    def _generate(self, tok, model, device, batch: Sequence[Job]) -> list[tuple]:
+        import torch
+
+        texts = [tok.apply_chat_template(j.prompt.messages, tokenize=False, add_generation_prompt=True)
+                 for j in batch]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        p = self.params
+        sample = p.temperature > 0
+        torch.manual_seed(batch[0].seed)  # one seed per batch: generate() samples the batch jointly
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=p.max_tokens, min_new_tokens=1, do_sample=sample,
+                                 temperature=p.temperature if sample else None,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]  # (B, generated) — the prompt is cut off
+        return [self._result(tok, row, int(mask.sum()), p.max_tokens) for row, mask in
+                zip(new.tolist(), enc["attention_mask"])]
+
+    @staticmethod
+    def _result(tok, row: list[int], prompt_tokens: int, max_tokens: int) -> tuple:
+        eos = tok.eos_token_id
+        n = row.index(eos) + 1 if eos in row else len([t for t in row if t != tok.pad_token_id])
+        text = tok.decode(row[:n], skip_special_tokens=True).strip()
+        if not text:
+            return None, "the model returned no text"
+        finish = "stop" if eos in row else "length"
+        return Answer(text, finish, {"prompt_tokens": prompt_tokens, "completion_tokens": n}, max_tokens), None

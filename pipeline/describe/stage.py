@@ -1,0 +1,185 @@
+"""`describe`: one pose description per image, from the template describer or any LLM backend.
+
+Output is append-only JSONL of Description records (docs/design.md §3.2), one line written and flushed as
+each answer arrives; a torn last line from a crash is cut on the next run. The key is
+(image, describer, prompt_sha): a rerun sends nothing for a key the file already has, except for
+`redo_images` (the filter's regeneration rounds), whose new records are appended — readers take the
+last record per key (`latest_descriptions`).
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+from focusclip.data.errors import fail
+from focusclip.data.io import JsonlAppender, Report, read_jsonl, report_path_for
+from focusclip.data.records import SPLITS, Annotation, Description, read_annotations
+from focusclip.data.sharding import parse_shard, take_shard
+from focusclip.data.progress import progress as progress_bar
+from focusclip.pipeline.describe.backends import make_backend
+from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job
+from focusclip.prompts import build_prompt
+
+Key = tuple[str, str, str]
+ROUND_SEED_STEP = 1000  # round r samples with seed + r * 1000: a new draw per regeneration round
+
+
+def describer_name(backend: str, model: str | None) -> str:
+    """Default describer: the backend name for `template`, else the model name; for a path or a hub
+    id ('Qwen/Qwen2.5-7B-Instruct') its last part, so the name can be a file name."""
+    if backend == "template" or not model:
+        return backend
+    return model.rstrip("/").split("/")[-1]
+
+
+def latest_descriptions(path: str | os.PathLike) -> dict[Key, Description]:
+    """The last record per (image, describer, prompt_sha) key; {} when the file does not exist."""
+    if not Path(path).exists():
+        return {}
+    out: dict[Key, Description] = {}
+    for i, row in enumerate(read_jsonl(path), 1):
+        try:
+            d = Description.from_dict(row)
+        except TypeError:
+            missing = [k for k in ("image", "describer", "backend", "description", "prompt_id", "prompt_sha")
+                       if k not in row]
+            raise fail(f"record {i} lacks {', '.join(missing)}", str(path),
+                       "pass a descriptions file written by `focus-data describe`") from None
+        out[d.key] = d
+    return out
+
+
+def select_annotations(annotations: Sequence[Annotation], split: str | None, shard: str | None,
+                       limit: int | None) -> list[Annotation]:
+    """Split filter, then this shard's share (round-robin), then the first `limit`."""
+    if split is not None and split not in SPLITS:
+        raise fail(f"--split '{split}' is not one of {', '.join(SPLITS)}", "--split", "e.g. --split train")
+    if limit is not None and limit < 0:
+        raise fail(f"--limit {limit} is negative", "--limit", "pass 0 or more")
+    chosen = [a for a in annotations if split is None or a.split == split]
+    chosen = take_shard(chosen, parse_shard(shard))
+    return chosen if limit is None else chosen[:limit]
+
+
+def _describable(a: Annotation) -> str | None:
+    """Why an image cannot be described, or None."""
+    if not a.people:
+        return "no people"
+    if not any(p.num_labelled for p in a.people):
+        return "no labelled joints"
+    return None
+
+
+class _Writer:
+    """Turns answers into records, appends them, and keeps the report and the progress bar."""
+
+    def __init__(self, out: JsonlAppender, report: Report, bar, describer: str, backend: str,
+                 params: dict):
+        self.out, self.report, self.bar = out, report, bar
+        self.describer, self.backend, self.params = describer, backend, params
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.failures: list[dict] = []
+
+    def __call__(self, job: Job, answer: Answer | None, error: str | None) -> None:
+        self.bar.update(1)
+        if answer is None:
+            self.report.count("failed")
+            self.report.skip("failed", job.image)
+            if len(self.failures) < 100:
+                self.failures.append({"image": job.image, "error": error or "unknown"})
+            return
+        params = dict(self.params, seed=job.seed)
+        if answer.max_tokens and answer.max_tokens != params.get("max_tokens"):
+            params["max_tokens"] = answer.max_tokens  # raised after a finish_reason "length"
+        rec = Description(image=job.image, describer=self.describer, backend=self.backend,
+                          description=answer.text, prompt_id=job.prompt.prompt_id, prompt_sha=job.prompt.sha,
+                          params=params, finish_reason=answer.finish_reason, usage=dict(answer.usage),
+                          created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        self.out.write(rec.to_dict())
+        self.report.count("described")
+        self.report.count(f"finish_{answer.finish_reason or 'none'}")
+        for k in self.usage:
+            self.usage[k] += int(answer.usage.get(k, 0))
+
+
+def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], report: Report, prompt_id: str,
+          with_coords: bool, seed: int, redo: set[str], round_: int) -> list[Job]:
+    """The images still to ask for: describable, and with no record for their key (or to redo)."""
+    jobs = []
+    for a in annotations:
+        why = _describable(a)
+        if why:
+            report.skip(why, a.image)
+            continue
+        prompt = build_prompt(a, prompt_id, with_coords)
+        if (a.image, describer, prompt.sha) in done and a.image not in redo:
+            report.count("already_described")
+            continue
+        jobs.append(Job(a, prompt, seed + round_ * ROUND_SEED_STEP))
+    return jobs
+
+
+def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: str | os.PathLike,
+                 backend: str = "template", model: str | None = None, base_url: str | None = None,
+                 concurrency: int = 8, split: str | None = None, limit: int | None = None,
+                 shard: str | None = None, seed: int = 0, temperature: float = 0.5, max_tokens: int = 512,
+                 prompt_id: str = "pose-v1", describer: str | None = None,
+                 redo_images: set[str] | None = None, round: int = 0, with_coords: bool = False,
+                 force: bool = False, timeout_s: float = 120.0, max_retries: int = 8,
+                 backoff_s: float = 1.0, device: str = "auto", backend_obj: Backend | None = None,
+                 progress: bool = True) -> Report:
+    """Describe each selected image once per (image, describer, prompt_sha) and append the records to
+    `output`; write the report at `describe_report_path(output, shard, round)`.
+    `force` asks again for every selected image (like `redo_images` for all); `backend_obj` replaces
+    the backend built from `backend`/`model` (tests, custom clients)."""
+    if concurrency < 1 or max_tokens < 1:
+        raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
+    params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
+                       timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, device=device)
+    engine = backend_obj or make_backend(backend, model, base_url, params)
+    describer = describer or describer_name(backend, model)
+    options = dict(annotations=str(annotations) if isinstance(annotations, (str, os.PathLike)) else "<list>",
+                   output=str(output), backend=backend, model=model, base_url=base_url, concurrency=concurrency,
+                   split=split, limit=limit, shard=shard, seed=seed, temperature=temperature,
+                   max_tokens=max_tokens, prompt_id=prompt_id, describer=describer, round=round,
+                   with_coords=with_coords, force=force, redo_images=len(redo_images or ()))
+    report = Report("describe", options)
+    records = read_annotations(annotations) if isinstance(annotations, (str, os.PathLike)) else annotations
+    chosen = select_annotations(records, split, shard, limit)
+    report.count("images", len(chosen))
+    with JsonlAppender(output) as out:
+        if out.repaired:
+            report.count("torn_lines_repaired")
+        done = set(latest_descriptions(output))
+        redo = {a.image for a in chosen} if force else set(redo_images or ())
+        t0 = time.perf_counter()
+        jobs = _jobs(chosen, describer, done, report, prompt_id, with_coords, seed, redo, round)
+        report.time("prompts_s", time.perf_counter() - t0)
+        report.count("asked", len(jobs))
+        gen = {"temperature": temperature, "max_tokens": max_tokens}
+        if round:
+            gen["round"] = round
+        with progress_bar(total=len(jobs), desc=f"describe ({describer})", unit="img",
+                          disable=not progress) as bar:
+            writer = _Writer(out, report, bar, describer, engine.name, gen)
+            t0 = time.perf_counter()
+            engine.run(jobs, writer)
+            report.time("generate_s", time.perf_counter() - t0)
+    report.extra.update(usage=writer.usage, failures=writer.failures)
+    report.save(describe_report_path(output, shard, round))
+    return report
+
+
+def describe_report_path(output: str | os.PathLike, shard: str | None = None, round: int = 0) -> Path:
+    """`NAME.report.json`; a shard's `NAME.shard-I-of-N.report.json` and a regeneration round's
+    `NAME.round-R.report.json` sit beside it so they do not overwrite the main run's report."""
+    path = report_path_for(output)
+    i, n = parse_shard(shard)
+    tags = ([f"shard-{i}-of-{n}"] if n > 1 else []) + ([f"round-{round}"] if round else [])
+    if tags:
+        path = path.with_name(path.name.replace(".report.json", "." + ".".join(tags) + ".report.json"))
+    return path

@@ -1,0 +1,57 @@
+"""The types every describe backend shares: generation settings, a job, an answer, the emit callback.
+
+A backend answers every job it can and calls `emit(job, answer, None)` as each answer arrives (so the
+caller appends it to the JSONL at once), or `emit(job, None, reason)` when it gave up on one. A
+problem that dooms every job (a 401, an unknown model) raises FocusError instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from focusclip.data.records import Annotation
+from focusclip.prompts import Prompt
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Generation and transport settings shared by the backends."""
+    temperature: float = 0.5
+    max_tokens: int = 512
+    seed: int = 0
+    concurrency: int = 8          # requests in flight (openai) or batch size (vllm, transformers)
+    timeout_s: float = 120.0      # per HTTP request
+    max_retries: int = 8          # per job, for retryable failures (429, 5xx, dropped, malformed)
+    backoff_s: float = 1.0        # first retry wait; doubles per attempt, capped at max_backoff_s
+    max_backoff_s: float = 60.0
+    length_retries: int = 2       # finish_reason "length": ask again with twice the tokens, this often
+    device: str = "auto"          # transformers: auto, cpu or cuda
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to describe: its annotation, the filled prompt and the sampling seed."""
+    annotation: Annotation
+    prompt: Prompt
+    seed: int
+
+    @property
+    def image(self) -> str:
+        return self.annotation.image
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    finish_reason: str | None = "stop"
+    usage: dict = field(default_factory=dict)   # prompt_tokens, completion_tokens
+    max_tokens: int | None = None               # the limit that produced it (after length retries)
+
+
+Emit = Callable[[Job, "Answer | None", "str | None"], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, jobs: Sequence[Job], emit: Emit) -> None: ...

@@ -1,0 +1,275 @@
+"""The filter's checks: each a small function `(record, context) -> None | reason`.
+
+None keeps the description; a string says why it is rejected (one line, quoting the offending part).
+The loop in `stage.py` runs them in CHECKS order and stops at the first reason, so the cheap
+text checks run before the geometry ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from focusclip.data.errors import fail
+from focusclip.data.geometry import PoseFacts, image_facts
+from focusclip.data.records import Annotation
+from focusclip.data.skeleton import JOINTS
+from focusclip.pipeline.filter.claims import (ARM_LEVELS, ArmClaim, PostureClaim, Ref, arm_claims, people_count_claim,
+                                    posture_claims)
+from focusclip.pipeline.filter.text_metrics import ngram_repetition, sentences, words
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Thresholds of the checks (`--set KEY=VALUE`). The defaults keep all of the offline template
+    describer's output on generated data (3784 of 3784 descriptions, 17–198 words) and any answer
+    that fits a 512-token limit, while rejecting what LLMs get wrong: refusals, cut-off answers,
+    loops, echoed prompt data and claims the keypoints contradict."""
+    min_words: int = 12             # shorter says too little to train on (one bare sentence)
+    max_words: int = 600            # longer than a 512-token answer can be: something ran away
+    # Share of a text's word 3-grams that repeat an earlier one (1 − distinct/total), for one person
+    # (more people may repeat more, see trigram_limit). The template describer stays below 0.15 for
+    # one person and 0.51 for three alike; a looping generation goes towards 1.
+    max_trigram_repetition: float = 0.5
+    repetition_min_words: int = 30  # shorter texts have too few 3-grams to judge
+    # The same sentence (normalised) more often than this, or than the image has people (several
+    # people may share a pose, "Both hands are at hip height."), is a loop.
+    max_sentence_repeats: int = 2
+    # Arm claims contradict the keypoints when their ranks in data/geometry.py ARMS (lowered 0,
+    # horizontal 1, raised 2, above the head 3) differ by at least this: "raised" vs "lowered"
+    # is rejected, "raised" vs "horizontal" (a matter of degrees) is not.
+    arm_level_gap: int = 2
+    # Posture pairs that 2D keypoints cannot tell apart reliably (sitting on the heels looks like
+    # kneeling), so a text saying one where the keypoints say the other is not rejected.
+    compatible_postures: tuple[tuple[str, str], ...] = (("sitting", "kneeling"),)
+    # Attribute a sentence to the person it names ("the first person", "person 2", "the person on
+    # the left", "the leftmost person"); off: a claim only has to fit any one of the image's people.
+    scope_by_person: bool = True
+
+
+def config_with(overrides: list[str] | tuple[str, ...], base: FilterConfig = FilterConfig()) -> FilterConfig:
+    """`base` with `KEY=VALUE` overrides (`--set max_words=400`); an unknown key or a bad value is a
+    user error. `compatible_postures` takes pairs as `sitting:kneeling,sitting:lying` (empty: none)."""
+    fields = {f.name: f for f in dataclasses.fields(FilterConfig)}
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise fail(f"'{item}' does not set a filter threshold", "--set",
+                       f"use KEY=VALUE with KEY one of {', '.join(fields)}")
+        default = getattr(base, key)
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                changes[key] = raw.lower() in ("true", "1", "yes")
+            elif isinstance(default, (int, float)):
+                changes[key] = type(default)(raw)
+            else:
+                changes[key] = tuple(tuple(p.split(":")) for p in raw.split(",") if p.strip())
+                if any(len(p) != 2 for p in changes[key]):
+                    raise ValueError(raw)
+        except ValueError:
+            raise fail(f"'{raw}' is not a valid value for {key} (default {default!r})", "--set",
+                       "give a value of the default's type") from None
+    return dataclasses.replace(base, **changes)
+
+
+@dataclass
+class CheckContext:
+    """What the checks may look at besides the record: its annotation, the pose facts (computed once,
+    on first use) and the thresholds."""
+    annotation: Annotation
+    config: FilterConfig = field(default_factory=FilterConfig)
+    _facts: list[PoseFacts] | None = None
+
+    @property
+    def facts(self) -> list[PoseFacts]:
+        if self._facts is None:
+            self._facts = image_facts(self.annotation)
+        return self._facts
+
+
+Check = Callable[[dict, CheckContext], "str | None"]
+
+
+def _text(record: dict) -> str:
+    d = record.get("description")
+    return d if isinstance(d, str) else ""
+
+
+def check_empty(record: dict, ctx: CheckContext) -> str | None:
+    d = record.get("description")
+    if d is None:
+        return "no description field"
+    if not isinstance(d, str):
+        return f"description is a {type(d).__name__}, not text"
+    return "description is blank" if not words(d) else None
+
+
+_REFUSAL = re.compile(
+    r"\bI(?:'m| am) (?:sorry|unable|not able|afraid I)|\bI (?:cannot|can't|can not|could not|couldn't|"
+    r"won't be able|am not able|do not have|don't have|apologi[sz]e)\b|\bas an AI\b|"
+    r"\b(?:an AI|a) language model\b|^\s*(?:sorry|unfortunately)\b|\bI'm an AI\b|"
+    r"\bcannot (?:assist|help) with\b|\bunable to (?:provide|assist|help|view|see) (?:a |the |this |with |you)",
+    re.I)
+
+
+def check_refusal(record: dict, ctx: CheckContext) -> str | None:
+    """Descriptions are third person; "I cannot", "I'm sorry", "as an AI" are the model speaking."""
+    m = _REFUSAL.search(_text(record))
+    return f"refusal or apology: {m.group(0).strip()!r}" if m else None
+
+
+_CLOSERS = "\"'”’)]*_ \n\t"
+
+
+def check_truncated(record: dict, ctx: CheckContext) -> str | None:
+    """Cut off by the token limit (finish_reason "length") or ending mid-sentence."""
+    if record.get("finish_reason") == "length":
+        return "finish_reason is 'length': the answer hit max_tokens"
+    text = _text(record).rstrip(_CLOSERS)
+    if text and text[-1] not in ".!?…":
+        return f"last sentence is unfinished: '…{text[-40:]}'"
+    return None
+
+
+def check_length(record: dict, ctx: CheckContext) -> str | None:
+    n, cfg = len(words(_text(record))), ctx.config
+    if n < cfg.min_words:
+        return f"{n} words, fewer than min_words={cfg.min_words}"
+    if n > cfg.max_words:
+        return f"{n} words, more than max_words={cfg.max_words}"
+    return None
+
+
+_SNAKE_JOINTS = "|".join(JOINTS) + r"|kpts(?:_vis)?|joints?_vis|is_visible|objpos|annopoints|head_box"
+_LEAK = re.compile(
+    r"[(\[]\s*-?\d+(?:\.\d+)?\s*,\s*-?\d+(?:\.\d+)?\s*[)\]]"          # (619, 393) or [619.0, 393.0]
+    r"|\b[xy]\s*[=:]\s*-?\d"                                          # x=619, y: 393
+    r"|\b\d+(?:\.\d+)?\s*(?:px|pixels?)\b"                            # 40 px
+    r"|\b\d{3,}\.\d+\b"                                               # 393.0, 982.7591
+    r"|\bcoordinates?\b|\bkey ?points?\b|\bkeypoint\b"                # talks about the input data
+    r"|\b(?:joint|keypoint) ?(?:id|index|number|no\.?|#)? ?#?\d{1,2}\b"  # joint 7, keypoint #12
+    rf"|\b(?:{_SNAKE_JOINTS})\b",
+    re.I)
+
+
+def check_leak(record: dict, ctx: CheckContext) -> str | None:
+    """Raw numbers or field names from the prompt: coordinates, pixel values, joint ids, snake_case names."""
+    m = _LEAK.search(_text(record))
+    return f"leaks raw keypoint data: {m.group(0)!r}" if m else None
+
+
+def check_repetition(record: dict, ctx: CheckContext) -> str | None:
+    text, cfg = _text(record), ctx.config
+    norm = [" ".join(words(s)) for s in sentences(text)]
+    sent, times = Counter(norm).most_common(1)[0] if norm else ("", 0)
+    if times > max(cfg.max_sentence_repeats, len(ctx.annotation.people)):
+        return f"the sentence '{sent[:60]}' appears {times} times"
+    toks = words(text)
+    if len(toks) >= cfg.repetition_min_words:
+        rep, limit = ngram_repetition(toks, 3), trigram_limit(cfg, len(ctx.annotation.people))
+        if rep > limit:
+            return f"3-gram repetition {rep:.2f} > {limit:.2f}"
+    return None
+
+
+def trigram_limit(cfg: FilterConfig, n_people: int) -> float:
+    """The 3-gram repetition allowed for a description of `n_people`: k people alike in pose share
+    every phrase, so up to (k−1)/k of the text may repeat; the limit moves from
+    `max_trigram_repetition` towards 1 by that share (1 person 0.5, 2 people 0.75, 3 people 0.83)."""
+    k = max(1, n_people)
+    return cfg.max_trigram_repetition + (1 - cfg.max_trigram_repetition) * (k - 1) / k
+
+
+def check_people_count(record: dict, ctx: CheckContext) -> str | None:
+    claim = people_count_claim(_text(record))
+    n = len(ctx.annotation.people)
+    if claim and claim[0] != n:
+        return f"says {claim[0]} ({claim[1]!r}) but the annotation has {n}"
+    return None
+
+
+def resolve_ref(ref: Ref | None, facts: list[PoseFacts]) -> PoseFacts | None:
+    """The one person a reference names: ("index", i) record order, ("position", "left") the only
+    person in that image third, ("order", k | "last") rank from the viewer's left. None if not unique."""
+    if ref is None:
+        return None
+    kind, v = ref
+    if kind == "index":
+        return facts[v] if isinstance(v, int) and 0 <= v < len(facts) else None
+    if kind == "position":
+        found = [f for f in facts if f.position == v]
+    else:
+        orders = [f.order for f in facts if f.order is not None]
+        want = max(orders, default=None) if v == "last" else v
+        found = [f for f in facts if f.order is not None and f.order == want]
+    return found[0] if len(found) == 1 else None
+
+
+def _people_for(ref: Ref | None, ctx: CheckContext) -> list[PoseFacts]:
+    """The people a claim may be about: the one its sentence names, else all (one must fit)."""
+    facts = ctx.facts
+    if len(facts) <= 1 or not ctx.config.scope_by_person:
+        return facts
+    named = resolve_ref(ref, facts)
+    return [named] if named else facts
+
+
+def _contradiction(claim: ArmClaim | PostureClaim, ctx: CheckContext,
+                   clash: Callable[[PoseFacts], "str | None"]) -> str | None:
+    """A claim contradicts the keypoints when every person it may be about has a known fact that
+    clashes with it; one person that fits, or whose fact is unknown, clears it."""
+    people = _people_for(claim.person, ctx)
+    clashes = [clash(f) for f in people]
+    if people and all(clashes):
+        who = f"person {people[0].index + 1}" if len(people) == 1 else "every person"
+        return f"text says {claim.phrase!r} but the keypoints of {who} say {clashes[0]}"
+    return None
+
+
+def check_arms(record: dict, ctx: CheckContext) -> str | None:
+    """"left arm raised" where the keypoints have that arm lowered (or the reverse)."""
+    gap = ctx.config.arm_level_gap
+    for claim in arm_claims(_text(record)):
+        def clash(f: PoseFacts, c: ArmClaim = claim) -> str | None:
+            fact = getattr(f, f"{c.side}_arm")
+            if fact is None or abs(ARM_LEVELS[fact] - ARM_LEVELS[c.level]) < gap:
+                return None
+            return f"{c.side} arm {fact}"
+        why = _contradiction(claim, ctx, clash)
+        if why:
+            return why
+    return None
+
+
+def check_posture(record: dict, ctx: CheckContext) -> str | None:
+    """"sitting" where the keypoints say standing, and the like (compatible pairs excepted)."""
+    ok = {frozenset(p) for p in ctx.config.compatible_postures}
+    for claim in posture_claims(_text(record)):
+        def clash(f: PoseFacts, c: PostureClaim = claim) -> str | None:
+            if f.state is None or f.state == c.state or frozenset((f.state, c.state)) in ok:
+                return None
+            return f.state
+        why = _contradiction(claim, ctx, clash)
+        if why:
+            return why
+    return None
+
+
+# Run order: cheap text checks first; a record is rejected with the first reason found.
+CHECKS: dict[str, Check] = {
+    "empty": check_empty,
+    "refusal": check_refusal,
+    "truncated": check_truncated,
+    "length": check_length,
+    "leak": check_leak,
+    "repetition": check_repetition,
+    "people_count": check_people_count,
+    "posture": check_posture,
+    "arms": check_arms,
+}

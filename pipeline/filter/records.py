@@ -1,0 +1,103 @@
+"""The filter's input side: description records (last per key wins) and regeneration rounds via describe."""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+
+from focusclip.data.errors import fail
+from focusclip.data.io import Report, read_jsonl
+from focusclip.data.records import Annotation, Description
+
+Key = tuple[str, str, str]
+REQUIRED = ("image", "describer", "prompt_sha")
+TORN = "torn last line (ignored)"
+# describe options the filter sets itself, per round
+_OWN_OPTIONS = {"annotations", "output", "redo_images", "round", "force"}
+# Never written into a report (the environment holds secrets; an option might too)
+_SECRET_HINTS = ("key", "token", "secret", "password")
+
+
+def _torn_tail(path: Path) -> bool:
+    """True when the file ends in a partial line that is not JSON (a crash mid-write)."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    tail = data[data.rfind(b"\n") + 1:]
+    try:
+        json.loads(tail.decode("utf-8", errors="replace"))
+        return False
+    except json.JSONDecodeError:
+        return True
+
+
+def _malformed(row: dict) -> str | None:
+    missing = [k for k in REQUIRED if not isinstance(row.get(k), str) or not row.get(k)]
+    return f"record without {', '.join(missing)}" if missing else None
+
+
+def read_latest_descriptions(path: str | os.PathLike, report: Report) -> dict[Key, dict]:
+    """The last record per (image, describer, prompt_sha) key, as raw dicts (extra fields kept) —
+    the reading of `describe.stage.latest_descriptions`, but a torn last line and records
+    missing a key field are counted skips instead of errors."""
+    path = Path(path)
+    if path.is_file() and _torn_tail(path):
+        report.skip(TORN, str(path))
+    out: dict[Key, dict] = {}
+    rows = read_jsonl(path)  # a bad line before the last is a user error naming the line
+    report.count("records_read", len(rows))
+    for i, row in enumerate(rows):
+        why = _malformed(row)
+        if why:
+            report.skip(why, f"line {i + 1}")
+            continue
+        out[Description.from_dict(row).key] = row
+    report.count("superseded", len(rows) - len(out) - sum(1 for r in rows if _malformed(r)))
+    return out
+
+
+def safe_options(options: dict) -> dict:
+    """The describe options as the report may show them: no secrets, no objects."""
+    out = {}
+    for k, v in options.items():
+        if any(h in k.lower() for h in _SECRET_HINTS):
+            out[k] = "<hidden>"
+        elif isinstance(v, (str, int, float, bool, type(None))):
+            out[k] = v
+        else:
+            out[k] = type(v).__name__
+    return out
+
+
+def check_describe_options(options: dict) -> None:
+    """Unknown or filter-owned keys are a user error before any work is done."""
+    from focusclip.pipeline.describe.stage import run_describe
+
+    known = set(inspect.signature(run_describe).parameters) - _OWN_OPTIONS
+    for k in options:
+        if k not in known:
+            raise fail(f"unknown describe option '{k}'", "describe_options",
+                       f"use some of: {', '.join(sorted(known))}")
+
+
+def regenerate_round(descriptions: Path, annotations: dict[str, Annotation], latest: dict[Key, dict],
+                     redo: dict[tuple[str, str, str], set[str]], round_: int, options: dict,
+                     report: Report) -> list[dict]:
+    """Ask describe again for the rejected images, grouped by (describer, backend, prompt_id) of their
+    records so the new records land under the same key; returns the records that are new since
+    `latest` (and updates `latest`). Options the caller leaves out default to the records' own."""
+    from focusclip.pipeline.describe.stage import run_describe
+
+    for (describer, backend, prompt_id), images in sorted(redo.items()):
+        opts = {"backend": backend, "describer": describer, "prompt_id": prompt_id, "progress": False,
+                **options}
+        anns = [annotations[i] for i in sorted(images) if i in annotations]
+        sub = run_describe(anns, descriptions, redo_images=set(images), round=round_, **opts)
+        report.count(f"regenerate.round{round_}.asked", sub.counts.get("asked", 0))
+        report.count(f"regenerate.round{round_}.failed", sub.counts.get("failed", 0))
+    after = read_latest_descriptions(descriptions, Report("filter-reread"))
+    new = [rec for key, rec in after.items() if latest.get(key) != rec]
+    latest.clear()
+    latest.update(after)
+    return new

@@ -1,0 +1,258 @@
+"""`focus-data publish`: annotations + filtered descriptions → the hub-ready MPII Pose Descriptions
+folder (docs/design.md §3.4), optionally pushed to the hub in one commit.
+
+The folder is built in `DIR.incomplete` and renamed over `DIR` only when complete, so a failure leaves
+no partial folder. A folder already built from the same inputs and options is kept (`--force`
+rebuilds); one built from other inputs is rebuilt. Without `--push` nothing touches the network.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+
+from focusclip.data.errors import FocusError, fail
+from focusclip.data.io import Report, read_json, report_path_for
+from focusclip.data.progress import progress
+from focusclip.pipeline.publish.card import PRETTY_NAME, ConfigSummary, render_card
+from focusclip.pipeline.publish.hub import check_repo_id, push_folder
+from focusclip.pipeline.publish.rows import (HUB_SPLITS, ConfigInput, check_config_names, features,
+                                   index_annotations, load_config, to_row)
+from focusclip.pipeline.publish.shards import parse_shard_size, write_split
+
+
+# Bumped when the folder's layout or columns change, so folders built by older code are rebuilt.
+LAYOUT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """Resolved, validated options of one publish run."""
+    annotations: Path
+    descriptions: tuple[tuple[str, Path], ...]     # (config name, descriptions JSONL)
+    out_dir: Path
+    splits: tuple[str, ...]                        # hub split names, in order
+    with_images: bool
+    images_dir: Path | None
+    heatmaps_dir: Path | None
+    max_shard_size: int                            # bytes of uncompressed Arrow data per shard
+    repo_id: str | None
+    push: bool
+    private: bool
+    prompts_dir: Path | None
+
+    @property
+    def incomplete(self) -> Path:
+        return self.out_dir.with_name(self.out_dir.name + ".incomplete")
+
+
+def run_publish(annotations, descriptions: dict, out_dir, splits=("train", "validation"),
+                include_test=False, with_images=False, images_dir=None, heatmaps_dir=None,
+                max_shard_size="500MB", repo_id=None, push=False, private=False, force=False,
+                prompts_dir=None) -> Report:
+    """Build `out_dir` (one config per entry of `descriptions`, name → JSONL path) and push it when
+    `push`. `prompts_dir` is where prompt templates are looked up (default: the prompts package)."""
+    opts = resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images,
+                           images_dir, heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir)
+    report = Report("publish", {**asdict(opts), "force": force})
+    fingerprint = input_fingerprint(opts)
+    previous = previous_report(opts.out_dir)
+    if not force and previous and previous.get("fingerprint") == fingerprint:
+        report.counts.update(previous.get("counts", {}))
+        report.extra.update(up_to_date=True, fingerprint=fingerprint, configs=previous.get("configs", {}))
+    else:
+        build(opts, report, fingerprint)
+    if opts.push:
+        message, description = commit_text(report.extra["configs"], opts)
+        report.extra["push"] = push_folder(opts.out_dir, opts.repo_id, opts.private, message, description)
+        report.save(opts.out_dir / "report.json")
+    return report
+
+
+def _dir(path, flag: str) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_dir():
+        raise fail("folder not found", str(path), f"check the path given to {flag}")
+    return path
+
+
+def resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images, images_dir,
+                    heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir) -> PublishOptions:
+    """Check every option and input path before anything is written (bad input → one-line error)."""
+    annotations = Path(annotations)
+    if not annotations.is_file():
+        raise fail("annotations file not found", str(annotations), "pass the annotations.jsonl of `convert`")
+    if not descriptions:
+        raise fail("no descriptions given", "--descriptions", "pass --descriptions NAME=PATH at least once")
+    check_config_names(list(descriptions))
+    for name, path in descriptions.items():
+        if not Path(path).is_file():
+            raise fail("descriptions file not found", str(path), f"check the PATH of --descriptions {name}=PATH")
+    splits = tuple(dict.fromkeys([*splits, *(["test"] if include_test else [])]))
+    bad = [s for s in splits if s not in HUB_SPLITS]
+    if bad or not splits:
+        raise fail(f"unknown split {bad}", "splits", f"use {', '.join(HUB_SPLITS)}")
+    if with_images and images_dir is None:
+        raise fail("--with-images needs the MPII images", "--images", "pass --images DIR")
+    if not with_images and (images_dir is not None or heatmaps_dir is not None):
+        raise fail("--images/--heatmaps are only used with --with-images", "--with-images",
+                   "add --with-images to embed them, or drop those options")
+    if push and not repo_id:
+        raise fail("--push needs a repository", "--repo-id", "pass --repo-id USER/NAME")
+    if repo_id:
+        check_repo_id(repo_id)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail("output exists and is not a folder", str(out_dir), "choose another -o")
+    return PublishOptions(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
+                          bool(with_images), _dir(images_dir, "--images"), _dir(heatmaps_dir, "--heatmaps"),
+                          parse_shard_size(max_shard_size), repo_id, bool(push), bool(private),
+                          Path(prompts_dir) if prompts_dir else default_prompts_dir())
+
+
+def default_prompts_dir() -> Path | None:
+    """`templates/` of the installed prompts package, where versioned prompt templates live."""
+    from focusclip.prompts.fill import TEMPLATES_DIR
+
+    return TEMPLATES_DIR if TEMPLATES_DIR.is_dir() else None
+
+
+def input_fingerprint(opts: PublishOptions) -> str:
+    """Hash of every input file (and filter report) and of the options that shape the folder.
+    Image files are not hashed (too many): after changing them, rebuild with --force."""
+    h = hashlib.sha256(f"layout {LAYOUT_VERSION}".encode())
+    shaping = {k: v for k, v in asdict(opts).items() if k not in ("push", "private", "out_dir")}
+    h.update(repr(sorted(shaping.items())).encode())
+    paths = [opts.annotations] + [p for _, p in opts.descriptions]
+    paths += [report_path_for(p) for _, p in opts.descriptions]
+    for path in paths:
+        h.update(str(path).encode())
+        if path.is_file():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def previous_report(out_dir: Path) -> dict | None:
+    """The report of an earlier publish into out_dir; a user error when out_dir holds something else
+    (so --force never deletes a folder this command did not make)."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return None
+    path = out_dir / "report.json"
+    try:
+        rep = read_json(path)
+    except FocusError:
+        rep = None
+    if not isinstance(rep, dict) or rep.get("stage") != "publish":
+        raise fail("output folder exists and was not made by `focus-data publish`", str(out_dir),
+                   "choose another -o or remove that folder")
+    return rep
+
+
+def build(opts: PublishOptions, report: Report, fingerprint: str) -> None:
+    """Read and check all inputs, then write shards, card and report into DIR.incomplete and rename."""
+    anns = index_annotations(opts.annotations)
+    report.count("annotations", len(anns))
+    configs = [load_config(n, p, anns, opts.splits, report) for n, p in opts.descriptions]
+    if opts.with_images:
+        check_media(configs, opts)
+    feats = features(opts.with_images, opts.heatmaps_dir is not None)
+    tmp = opts.incomplete
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        summaries = [write_config(cfg, feats, tmp, opts, report) for cfg in configs]
+        card = render_card(summaries, feats, opts.splits, opts.with_images, opts.heatmaps_dir is not None,
+                           opts.repo_id, opts.prompts_dir)
+        card.save(tmp / "README.md")
+        report.extra.update(up_to_date=False, fingerprint=fingerprint,
+                            configs={s.name: {sp: asdict(f) for sp, f in s.splits.items()} for s in summaries})
+        report.save(tmp / "report.json")
+        swap_into_place(tmp, opts.out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_media(configs: list[ConfigInput], opts: PublishOptions) -> None:
+    """Every row's image (and heatmap) must exist before writing starts."""
+    missing: list[str] = []
+    for cfg in configs:
+        for pairs in cfg.pairs.values():
+            for ann, _ in pairs:
+                needed = [opts.images_dir / ann.image]
+                if opts.heatmaps_dir is not None:
+                    needed.append(opts.heatmaps_dir / f"{Path(ann.image).stem}.png")
+                missing += [str(p) for p in needed if not p.is_file()]
+    if missing:
+        raise fail(f"{len(missing)} image or heatmap files are missing, e.g. {missing[0]}", "--with-images",
+                   "pass the folders holding every described image (--images) and heatmap (--heatmaps)")
+
+
+def _rows(cfg: ConfigInput, split: str, opts: PublishOptions, summary: ConfigSummary) -> Iterator[dict]:
+    """The split's rows, image bytes read one row at a time (never all in memory)."""
+    for ann, desc in cfg.pairs[split]:
+        row = to_row(ann, desc, cfg.name)
+        summary.add(row)
+        if opts.with_images:
+            row["image_data"] = {"bytes": (opts.images_dir / ann.image).read_bytes(), "path": ann.image}
+            if opts.heatmaps_dir is not None:
+                name = f"{Path(ann.image).stem}.png"
+                row["heatmap"] = {"bytes": (opts.heatmaps_dir / name).read_bytes(), "path": name}
+        yield row
+
+
+def write_config(cfg: ConfigInput, feats, root: Path, opts: PublishOptions, report: Report) -> ConfigSummary:
+    summary = ConfigSummary(cfg.name, cfg.path.name, {})
+    summary.filter_report, summary.filter_note = load_filter_report(cfg.path)
+    for split in opts.splits:
+        rows = progress(_rows(cfg, split, opts, summary), total=cfg.rows(split), desc=f"{cfg.name}/{split}",
+                        unit="row", disable=None)
+        files = write_split(rows, feats, root, cfg.name, split, opts.max_shard_size)
+        summary.splits[split] = files
+        report.count(f"{cfg.name}/{split}", files.num_examples)
+        report.count("rows", files.num_examples)
+        report.count("shards", len(files.files))
+    return summary
+
+
+def load_filter_report(descriptions: Path) -> tuple[dict | None, str]:
+    """`X.report.json` beside `X.jsonl`, or None and why (a missing report is fine: unfiltered input)."""
+    path = report_path_for(descriptions)
+    if not path.is_file():
+        return None, f"no {path.name} beside {descriptions.name}"
+    try:
+        rep = read_json(path)
+    except FocusError:
+        return None, f"{path.name} is not valid JSON"
+    return (rep, "") if isinstance(rep, dict) else (None, f"{path.name} is not a JSON object")
+
+
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished folder over out_dir; an old folder is removed only after the swap."""
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def commit_text(configs: dict, opts: PublishOptions) -> tuple[str, str]:
+    """Commit title and description summarising the run (counts only: no local paths, no secrets)."""
+    total = sum(f["num_examples"] for c in configs.values() for f in c.values())
+    title = f"Publish {PRETTY_NAME}: {len(configs)} config(s), {total} rows"
+    lines = [f"- `{name}`: " + ", ".join(f"{s} {f['num_examples']}" for s, f in c.items())
+             for name, c in configs.items()]
+    lines.append("Images and heatmaps embedded." if opts.with_images else "Images not included.")
+    lines.append("Built with focusclip `focus-data publish`.")
+    return title, "\n".join(lines)
