@@ -4,7 +4,7 @@ same images, same run. Target (issue 8): batched ≥ 10× on the CPU.
 The model is a focus-train checkpoint with the shapes of configs/tiny-clip.yaml (64×64 input, ViT
 patch 8, 2 layers, width 64), saved with training.checkpoint.save_checkpoint and loaded with
 load_checkpoint, as focus-eval does. The images are a generated UTKFace folder (200×200 JPEG
-`.jpg.chip.jpg` files, FORMATS.md §6) read by the real reader for the `utkface-race` task.
+`.jpg.chip.jpg` files, docs/formats.md §6) read by the real reader for the `utkface-race` task.
 Batched: DataLoader with `--workers` processes, batches of `--batch-size`, torch.no_grad.
 Baseline: for each image, load → preprocess → encode_images(1 image) → score (text classifier
 built once for both). The two paths must give the same scores.

@@ -1,6 +1,6 @@
 """Read EMOTIC's `Annotations/Annotations.mat` (variables `train`, `val`, `test`) into person records.
 
-Fields are read by name (FORMATS.md §2): images have `filename`, `folder`, `image_size.n_col/n_row`,
+Fields are read by name (docs/formats.md §2): images have `filename`, `folder`, `image_size.n_col/n_row`,
 `original_database.name` and `person`; a train person has `body_bbox`, `annotations_categories`
 (one annotator), `annotations_continuous`, `gender`, `age`; a val/test person has per-annotator
 `annotations_categories`/`annotations_continuous` arrays plus `combined_categories`/`combined_continuous`.
@@ -18,7 +18,7 @@ Record schema (one dict per person, the lines of `DIR/{split}.jsonl`; `read_emot
   annotator_categories  per-annotator label lists (train: one list, equal to categories)
   valence, arousal, dominance   1–10 floats (val/test: combined_continuous); null for NaN or missing
   annotator_continuous  per annotator {"valence", "arousal", "dominance"} (train: one entry)
-  gender, age         e.g. "Male"/"Female", "Adult"/"Teenager"/"Kid"; null when empty
+  gender, age         e.g. "Male"/"Female", "Adult" ("Teenager"/"Kid" unverified, docs/formats.md §2); null when empty
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Read HRNet/mmpose MPII JSON lists (`train.json`, `valid.json`, `mpii_val.json`, …) into records.
 
 Each list entry is one person: `image`, `joints` (16 × [x, y]), `joints_vis` (16 flags), `center`,
-`scale` (FORMATS.md §1.7). The file keeps the raw 1-based `.mat` values, so coordinates get `- 1`.
+`scale` (docs/formats.md §1.7). The file keeps the raw 1-based `.mat` values, so coordinates get `- 1`.
 `joints_vis` means *labelled*, not visible: labelled joints become visibility 2 and are counted as
 "visibility unknown". Entries of one image are grouped into one record, people numbered in file
 order. The JSON carries no train/test flag: the official test files (`test.json`, `mpii_test.json`)

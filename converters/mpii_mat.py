@@ -1,6 +1,6 @@
 """Read the official MPII Human Pose release (`mpii_human_pose_v1_u12_1.mat`) into annotation records.
 
-Parses the `RELEASE` struct directly (FORMATS.md §1) and survives every quirk of FORMATS.md §10: bare
+Parses the `RELEASE` struct directly (docs/formats.md §1) and survives every quirk of docs/formats.md §10: bare
 structs where arrays are expected, empty `annorect`/`annopoints`, one-point `point`, `is_visible`
 missing/empty/char/numeric, test rects holding only `scale`/`objpos`, people without them, `act_id == -1`,
 empty `frame_sec`/`vididx`, uint8/uint16 scalars and fractional coordinates. Output follows docs/design.md §3.1:
@@ -107,7 +107,7 @@ def _image(entry, i: int, cols: _Release, stats: _JointStats, report: Report) ->
 
 
 def _video_id(vididx, videos: list[str], name: str, report: Report) -> str | None:
-    """YouTube id from the 1-based `vididx` (FORMATS.md §1.4); empty → None."""
+    """YouTube id from the 1-based `vididx` (docs/formats.md §1.4); empty → None."""
     idx = number(vididx)
     if idx is None:
         return None
@@ -124,7 +124,7 @@ def _activity(rec: Annotation, act) -> None:
         rec.activity_id, rec.category, rec.activity = -1, "", ""
         return
     rec.activity_id = int(act_id)
-    # Names are kept whole: act_name itself may contain commas (FORMATS.md §1.5).
+    # Names are kept whole: act_name itself may contain commas (docs/formats.md §1.5).
     rec.category = text(field(act, "cat_name")).strip()
     rec.activity = text(field(act, "act_name")).strip()
 

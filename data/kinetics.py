@@ -1,7 +1,7 @@
 """Kinetics-400 clip naming and middle-frame decoding, shared by `focus-data frames` and `focus-eval`.
 
 Clips are named `{youtube_id}_{start:06d}_{end:06d}.mp4` by torchvision and the ActivityNet
-crawler (FORMATS.md §9); a clip's middle frame is saved under the same stem as a JPEG.
+crawler (docs/formats.md §9); a clip's middle frame is saved under the same stem as a JPEG.
 YouTube ids may start with `-`, so names are never parsed as command-line options.
 """
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Held-out evaluation sets of the synthetic world, in the official layouts the eval readers know.
 
-- Stanford 40 Actions (FORMATS.md §8): `stanford40/JPEGImages/<action>_<NNN>.jpg`,
+- Stanford 40 Actions (docs/formats.md §8): `stanford40/JPEGImages/<action>_<NNN>.jpg`,
   `XMLAnnotations/<action>_<NNN>.xml` (`object/action`, `object/bndbox`), `ImageSplits/actions.txt`
   (header line, then one `name<TAB>count` line for each of the 40 real classes), `train.txt`,
   `test.txt` and per-class `<action>_{train,test}.txt`. Only the classes a pose family can draw have
   images; the others are listed with a count of 0, as a subset of the real data would be.
-- UTKFace (FORMATS.md §6): `utkface/UTKFace/<age>_<gender>_<race>_<17-digit date>.jpg.chip.jpg`,
+- UTKFace (docs/formats.md §6): `utkface/UTKFace/<age>_<gender>_<race>_<17-digit date>.jpg.chip.jpg`,
   200×200, one whole person; the age group (child 3–9 vs adult 30+) shows only in body proportions.
   Gender and race are drawn at random and carry no signal; one malformed name (no race field) is
   written as in the real release, so readers must skip it.
@@ -25,7 +25,7 @@ from focusclip.data.synthetic.pose import ACTIVITIES
 
 STREAM_STANFORD, STREAM_UTK = 2, 3
 
-# The 40 classes of Stanford 40 Actions (FORMATS.md §8), alphabetical.
+# The 40 classes of Stanford 40 Actions (docs/formats.md §8), alphabetical.
 STANFORD40_CLASSES = (
     "applauding", "blowing_bubbles", "brushing_teeth", "cleaning_the_floor", "climbing", "cooking",
     "cutting_trees", "cutting_vegetables", "drinking", "feeding_a_horse", "fishing", "fixing_a_bike",

@@ -1,7 +1,7 @@
 """Write an MPII-layout `.mat` (the `RELEASE` struct of `mpii_human_pose_v1_u12_1.mat`) with scipy.io.savemat.
 
 The synthetic world and the convert benchmark use it to produce files that `focus-data convert mpii`
-reads exactly like the official release (FORMATS.md §1.2): `RELEASE.annolist` a (1, N) struct array
+reads exactly like the official release (docs/formats.md §1.2): `RELEASE.annolist` a (1, N) struct array
 with `image`, `annorect`, `frame_sec`, `vididx`; `img_train` (1, N); `version`; `single_person` (N, 1)
 cells of 1-based rect indices; `act` (N, 1) struct with `act_name`, `cat_name`, `act_id`; `video_list`
 (1, V) cell of YouTube ids. Coordinates are written 1-based, as MATLAB stores them.
@@ -19,7 +19,8 @@ from focusclip.data.records import Annotation, Person
 
 __all__ = ["write_mpii_mat"]
 
-# Field order of the release's structs (dtype names printed from the real file, FORMATS.md §1.2).
+# Field order of the release's structs: RELEASE, annolist and the test rect as printed from the real file
+# (docs/formats.md §1.2); the train rect, point and act orders follow the README (not checked).
 ANNOLIST_FIELDS = ("image", "annorect", "frame_sec", "vididx")
 TRAIN_RECT_FIELDS = ("x1", "y1", "x2", "y2", "annopoints", "scale", "objpos")
 TEST_RECT_FIELDS = ("scale", "objpos")

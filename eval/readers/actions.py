@@ -1,4 +1,4 @@
-"""Action datasets: Stanford 40 Actions and Kinetics-400 (FORMATS.md §8, §9)."""
+"""Action datasets: Stanford 40 Actions and Kinetics-400 (docs/formats.md §8, §9)."""
 from __future__ import annotations
 
 import csv

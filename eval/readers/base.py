@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FER_SIDE = 48  # FER2013 pixels: 48×48 grayscale, row-major (FORMATS.md §3)
+FER_SIDE = 48  # FER2013 pixels: 48×48 grayscale, row-major (docs/formats.md §3)
 
 
 class MissingData(Exception):
@@ -96,7 +96,7 @@ def _video_frame(video: str) -> Image.Image:
 
 def clamp_box(box, width: int, height: int) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) in pixels → integer box inside [0, W]×[0, H]; None when nothing is left.
-    EMOTIC and LAGENDA boxes can fall outside the image (FORMATS.md §2, §7)."""
+    EMOTIC and LAGENDA boxes can fall outside the image (docs/formats.md §2, §7)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))

@@ -1,4 +1,4 @@
-"""EMOTIC through the project's converter (`converters.emotic.read_emotic`, FORMATS.md §2).
+"""EMOTIC through the project's converter (`converters.emotic.read_emotic`, docs/formats.md §2).
 
 Layout under --data-root: `emotic/Annotations/Annotations.mat` and the image folders
 (`mscoco/images/…`, `emodb_small/images/…`, …) either beside `Annotations/` or inside `emotic/`

@@ -1,4 +1,4 @@
-"""Facial-expression datasets: FER2013 and FER+ (FORMATS.md §3, §4)."""
+"""Facial-expression datasets: FER2013 and FER+ (docs/formats.md §3, §4)."""
 from __future__ import annotations
 
 import csv
@@ -135,7 +135,7 @@ def majority_label(votes: list[float]) -> tuple[int | None, str]:
 
 
 def _ferplus_from_csv(new_csv: Path, pixels_csv: Path, split: str) -> DatasetSplit:
-    """Join on row position, never on `Image name`: the names skip indices (FORMATS.md §4)."""
+    """Join on row position, never on `Image name`: the names skip indices (docs/formats.md §4)."""
     usage = {"test": "PrivateTest", "val": "PublicTest", "train": "Training"}[split]
     out = DatasetSplit("ferplus", split, list(FERPLUS_CLASSES), [], source=str(new_csv))
     with open(new_csv, newline="", encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""Age and race datasets: FairFace, UTKFace and LAGENDA (FORMATS.md §5, §6, §7)."""
+"""Age and race datasets: FairFace, UTKFace and LAGENDA (docs/formats.md §5, §6, §7)."""
 from __future__ import annotations
 
 import csv

@@ -65,7 +65,7 @@ def _coord(v):
 
 
 def mpii_release() -> dict:
-    """Six images covering FORMATS.md §10 (see EXPECTED_MPII for what each must yield)."""
+    """Six images covering docs/formats.md §10 (see EXPECTED_MPII for what each must yield)."""
     order = [9, 0, 15, 3, 8, 1, 14, 2, 13, 4, 12, 5, 11, 6, 10, 7]  # points stored out of id order
     curler_pts = [(_coord(CURLER[j][0]), _coord(CURLER[j][1]), u8(j), CURLER_VIS[j]) for j in order]
     img1_rect = struct_array(TRAIN_RECT, [(u16(627), u16(68), u16(709), u16(233), points(curler_pts),

@@ -1,4 +1,4 @@
-"""The MPII release reader on hand-built `.mat` files in the real layout, one quirk of FORMATS.md §10 each."""
+"""The MPII release reader on hand-built `.mat` files in the real layout, one quirk of docs/formats.md §10 each."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Small evaluation datasets written in their official on-disk formats (FORMATS.md §2-§9), with the
+"""Small evaluation datasets written in their official on-disk formats (docs/formats.md §2-§9), with the
 quirks real files have, and what a reader must get out of each. Every image is a solid colour (or a
 known pattern) so a test can check that the reader points at the right pixels."""
 from __future__ import annotations
