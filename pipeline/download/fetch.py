@@ -50,6 +50,7 @@ def part_path(dest: Path) -> Path:
 def fetch(url: str, dest: Path, *, sha256: str | None = None, retries: int = 3,
           backoff_s: float = 2.0, timeout: float = TIMEOUT_S) -> Fetched:
     """Download `url` to `dest`, resuming `dest.part` when there is one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
     meta_path = part.with_name(part.name + ".json")
     first_offset = part.stat().st_size if part.exists() else 0

@@ -96,7 +96,7 @@ def download_dataset(ds: Dataset, opts: DownloadOptions) -> Outcome:
     state = _load_state(work)
     for src in opts.sources:
         _place_dropped(Path(src), ds, work, state)
-    parts = _expand(ds, work, opts)
+    parts = _expand(ds, work, state, opts)
     for part in parts:
         if part.name not in state["placed"] and part.url:
             _fetch_and_place(part, ds, work, state, opts)
@@ -119,16 +119,17 @@ def _save_state(work: Path, state: dict) -> None:
     write_json(work / "state.json", state)
 
 
-def _expand(ds: Dataset, work: Path, opts: DownloadOptions) -> list[Part]:
+def _expand(ds: Dataset, work: Path, state: dict, opts: DownloadOptions) -> list[Part]:
     """The parts, with a URL list (Kinetics' k400_val_path.txt) replaced by the archives it lists."""
     parts: list[Part] = []
     for part in ds.parts:
         if not part.url_list:
             parts.append(part)
             continue
-        listing = work / part.name
+        listing, url = work / part.name, mirrored(part.url, opts.mirror)
         if not listing.is_file():
-            fetch(mirrored(part.url, opts.mirror), listing, retries=opts.retries, backoff_s=opts.backoff_s)
+            got = fetch(url, listing, retries=opts.retries, backoff_s=opts.backoff_s)
+            state.setdefault("fetched", {})[part.name] = {"source": url, "bytes": got.bytes, "sha256": got.sha256}
         urls = [ln.strip() for ln in listing.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
             listing.unlink()

@@ -154,16 +154,20 @@ def zip_with(members: list[tuple[str, bytes, int]]) -> bytes:
 
 
 # ----------------------------------------------------------------------------------- catalogs
-def retarget(ds: Dataset, counts: dict[str, int] | None = None, **part_fields) -> Dataset:
-    """The same entry with some expected counts (by pattern) and part fields (e.g. sha256=None)
-    replaced: what a tiny fixture holds instead of the real release."""
-    counts = counts or {}
+def retarget(ds: Dataset, counts: dict[str, int] | None = None, checksums: dict[str, str] | None = None,
+             **part_fields) -> Dataset:
+    """The same entry with some expected counts (by pattern), checksums (by path) and part fields
+    (e.g. sha256) replaced: what a tiny fixture holds instead of the real release."""
+    counts, checksums = counts or {}, checksums or {}
 
     def fix(cs: tuple[Count, ...]) -> tuple[Count, ...]:
         return tuple(dataclasses.replace(c, expected=counts.get(c.pattern, c.expected)) for c in cs)
 
-    parts = tuple(dataclasses.replace(p, **part_fields, layouts=tuple(
-        dataclasses.replace(lay, counts=fix(lay.counts)) for lay in p.layouts)) for p in ds.parts)
+    def layout(lay):
+        sums = tuple((path, checksums.get(path, digest)) for path, digest in lay.checksums)
+        return dataclasses.replace(lay, counts=fix(lay.counts), checksums=sums)
+
+    parts = tuple(dataclasses.replace(p, **part_fields, layouts=tuple(map(layout, p.layouts))) for p in ds.parts)
     return dataclasses.replace(ds, parts=parts, counts=fix(ds.counts))
 
 
