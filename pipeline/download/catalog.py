@@ -41,7 +41,7 @@ MPII = Dataset(
 # Stanford 40 Actions: http://vision.stanford.edu/Datasets/40actions.html; each zip holds one folder
 # (JPEGImages/, XMLAnnotations/, ImageSplits/), unzipped side by side into Stanford40/.
 _S40 = "http://vision.stanford.edu/Datasets/"
-_S40_TOTAL = "the dataset page's 9,532 images (FORMATS.md marks it unverified)"
+_S40_TOTAL = "the dataset page's 9,532 images, not checked against the archives"
 STANFORD40 = Dataset(
     name="stanford40", title="Stanford 40 Actions", folder="stanford40",
     parts=(
@@ -51,7 +51,7 @@ STANFORD40 = Dataset(
         Part("Stanford40_XMLAnnotations.zip", url=_S40 + "Stanford40_XMLAnnotations.zip",
              layouts=(Layout("XMLAnnotations/*.xml", counts=(
                  Count("XMLAnnotations/*.xml", 9532, strict=False, source=_S40_TOTAL),)),)),
-        # actions.txt: a header line, then one line per action (FORMATS.md §8): 40 classes
+        # actions.txt: a header line `action_name<TAB>number_of_images`, then one line per class: 40
         Part("Stanford40_ImageSplits.zip", url=_S40 + "Stanford40_ImageSplits.zip",
              layouts=(Layout("ImageSplits/actions.txt", counts=(
                  Count("ImageSplits/actions.txt", 40, "rows", source="the 40 action classes"),
@@ -95,7 +95,7 @@ EMOTIC = Dataset(
     parts=(
         Part("the EMOTIC images archive (emotic/<database>/images/)", layouts=(Layout(
             "mscoco/images/*.jpg", into="emotic", keep=_EMOTIC_DBS, counts=(Count(
-                "*/images/*.jpg", 23571, strict=False, source="23,571 images (third-party docstring)"),)),)),
+                "*/images/*.jpg", 23571, strict=False, source="a third-party count of 23,571 images"),)),)),
         Part("Annotations.mat (or an archive holding it)", layouts=(Layout(
             "Annotations.mat", into="Annotations", keep=("Annotations.mat",)),)),
     ),
@@ -110,7 +110,8 @@ EMOTIC = Dataset(
 # FER2013: the Kaggle competition "challenges-in-representation-learning-facial-expression-
 # recognition-challenge" (account + accepting its rules). fer2013.tar.gz holds fer2013/fer2013.csv;
 # the competition zip holds icml_face_data.csv; msambare/fer2013 holds train/ test/ class folders.
-# MD5s as torchvision's FER2013 checks them (FORMATS.md §3); 35,887 rows (FER+ has as many).
+# MD5s as torchvision checks them (pytorch/vision torchvision/datasets/fer2013.py); 35,887 rows, as
+# many as microsoft/FERPlus fer2013new.csv, which follows fer2013.csv row by row.
 _FER_ROWS = "28,709 + 3,589 + 3,589 rows (fer2013new.csv of microsoft/FERPlus has as many)"
 FER2013 = Dataset(
     name="fer2013", title="FER2013", folder="fer2013",
@@ -122,7 +123,7 @@ FER2013 = Dataset(
                counts=(Count("icml_face_data.csv", 35887, "rows", source=_FER_ROWS),),
                checksums=(("icml_face_data.csv", "md5:b114b9e04e6949e5fe8b6a98b3892b1d"),)),
         Layout("test/*/*.jpg", keep=("train/**", "test/**"), counts=(
-            Count("test/*/*.jpg", 7178, strict=False, source="Kaggle msambare/fer2013 (third party)"),)),
+            Count("test/*/*.jpg", 7178, strict=False, source="the Kaggle copy msambare/fer2013, a third-party count"),)),
     )),),
     licence="Kaggle competition data (ICML 2013 challenge rules), research use", size="about 0.3 GB",
     access="account",
@@ -171,6 +172,7 @@ FAIRFACE = Dataset(
     next=(EVAL + " --task fairface-age --task fairface-race",),
 )
 
+_UTK_TOTAL = "jgabriellima/race_gender_recognition README: 12,391 male + 11,317 female"
 # UTKFace "Aligned & Cropped Faces" (https://susanqq.github.io/UTKFace/): UTKFace.tar.gz on Google
 # Drive (file id and resource key as linked from the page), members UTKFace/*.jpg.chip.jpg.
 UTKFACE = Dataset(
@@ -178,7 +180,7 @@ UTKFACE = Dataset(
     parts=(Part("UTKFace.tar.gz", size="107 MB",
                 url=DRIVE.format(id="0BxYys69jI14kYVM3aVhKS1VhRUk") + "&resourcekey=0-dabpv_3J0C0cditpiAfhAw",
                 layouts=(Layout("UTKFace/*.jpg*", counts=(Count(
-                    "UTKFace/*", 23708, strict=False, source="third-party counts (FORMATS.md §6)"),)),)),),
+                    "UTKFace/*", 23708, strict=False, source=_UTK_TOTAL),)),)),),
     licence="non-commercial research only", size="107 MB", access="public",
     page="https://susanqq.github.io/UTKFace/", tasks=("utkface-age", "utkface-race"),
     finds="utkface/UTKFace/<age>_<gender>_<race>_<date>.jpg.chip.jpg (labels from the names)",
@@ -192,11 +194,11 @@ LAGENDA = Dataset(
     parts=(
         Part("lagenda_benchmark_images.zip", url=DRIVE.format(id="1QXO0NlkABPZT6x1_0Uc2i6KAtdcrpTbG"),
              layouts=(Layout("lag_benchmark/*.jpg", counts=(Count(
-                 "lag_benchmark/*.jpg", 67159, strict=False, source="third-party statistics (FORMATS.md §7)"),)),)),
+                 "lag_benchmark/*.jpg", 67159, strict=False, source="third-party statistics, unverified"),)),)),
         Part("lagenda_annotation.csv", url=DRIVE.format(id="1mNYjYFb3MuKg-OL1UISoYsKObMUllbJx"),
              layouts=(Layout("lagenda_annotation.csv", counts=(Count(
                  "lagenda_annotation.csv", 347509, "rows", strict=False,
-                 source="third-party statistics (FORMATS.md §7)"),)),)),
+                 source="third-party statistics, unverified"),)),)),
     ),
     licence="as the MiVOLO repository states; cite the MiVOLO paper", size="about 3 GB",
     access="public", page="https://github.com/WildChlamydia/MiVOLO#dataset",

@@ -75,11 +75,9 @@ def check_count(base: Path, rels: list[str], count: Count, checks: Checks) -> No
     checks.found[f"{count.pattern} ({count.what})"] = n
     if n == count.expected:
         return
-    msg = f"{count.pattern}: expected {count.expected:,} {count.what}, found {n:,}"
-    if count.strict:
-        checks.errors.append(f"{msg} ({count.source})" if count.source else msg)
-    else:
-        checks.warnings.append(f"{msg} (the expected figure is from {count.source})")
+    per = f" (per {count.source})" if count.source else ""
+    msg = f"expected {count.expected:,} {count.what} in {count.pattern}{per}, found {n:,}"
+    (checks.errors if count.strict else checks.warnings).append(msg)
 
 
 def _rows(path: Path, what: str) -> int:

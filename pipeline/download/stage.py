@@ -154,7 +154,7 @@ def _fetch_and_place(part: Part, ds: Dataset, work: Path, state: dict, opts: Dow
     state.setdefault("fetched", {})[part.name] = record
     _save_state(work, state)
     try:
-        placed = _place(archive, [part], work, state, label=part.name)
+        placed = _place(archive, [part], work, state, label=f"{part.name} from {url}")
     except FocusError:
         archive.unlink(missing_ok=True)       # a bad download is never kept: a rerun fetches it again
         raise
@@ -234,7 +234,7 @@ def _commit(ds: Dataset, work: Path, state: dict, final: Path, opts: DownloadOpt
         _remove_if_empty(opts.root / WORK)
     files = sum(p["files"] for p in state["placed"].values())
     got = sum(f.get("bytes", 0) for f in state.get("fetched", {}).values())
-    return Outcome(ds.name, "complete", f"{len(state['placed'])} file(s), {got / 1e6:,.1f} MB fetched, "
+    return Outcome(ds.name, "complete", f"{len(state['placed'])} file(s), {human_bytes(got)} fetched, "
                    f"{files:,} files laid out in {final}", warnings, _next(ds, opts))
 
 
@@ -306,6 +306,14 @@ def _next(ds: Dataset, opts: DownloadOptions) -> list[str]:
         if not (opts.root / folder / MARKER).is_file():
             lines.insert(0, f"focus-data download {need} --root {opts.root}   # {ds.title} needs it too")
     return lines
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return ""
 
 
 def _remove_if_empty(folder: Path) -> None:

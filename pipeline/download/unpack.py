@@ -57,7 +57,7 @@ def unpack(archive: Path, out: Path, label: str | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         if isinstance(e, _DAMAGE) and not (isinstance(e, OSError) and e.errno is not None):  # not ENOSPC…
             raise fail(f"the archive is damaged or truncated ({type(e).__name__}: {e})", label,
-                       "download it again (a damaged download is removed) or check the file you passed") from None
+                       "rerun to download it again, or check the file you passed; a damaged download is not kept") from None
         raise
 
 
