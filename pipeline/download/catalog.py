@@ -58,7 +58,7 @@ STANFORD40 = Dataset(
                  Count("ImageSplits/test.txt", 5532, "lines", strict=False,
                        source="9,532 images minus 100 training images per class"),)),)),
     ),
-    licence="research use (no licence stated on the dataset page)", size="about 0.3 GB",
+    licence="see the dataset page (terms not recorded here)", size="not published (9,532 images)",
     access="public", page="http://vision.stanford.edu/Datasets/40actions.html",
     tasks=("stanford40-action",),
     finds="stanford40/ImageSplits/{actions,test}.txt, JPEGImages/<name>.jpg, XMLAnnotations/<name>.xml",
@@ -79,8 +79,8 @@ KINETICS400 = Dataset(
     ),
     counts=(Count("videos/val/*.mp4", 19881, strict=False,
                   source="cvdfoundation/kinetics-dataset arrange_by_classes.py (clips still on YouTube)"),),
-    licence="annotations CC BY 4.0 (DeepMind); clips are YouTube videos, rights with their uploaders",
-    size="about 29 GB (20 tarballs)", access="public", page="https://github.com/cvdfoundation/kinetics-dataset",
+    licence="annotations CC BY 4.0 (as hub copies state); clips are YouTube videos, rights with uploaders",
+    size="about 29 GB (estimated)", access="public", page="https://github.com/cvdfoundation/kinetics-dataset",
     tasks=("kinetics400-action",),
     finds="kinetics400/annotations/val.csv + videos/val/*.mp4; `focus-data frames` caches middle frames",
     next=("focus-data frames --data-root {root}", EVAL + " --task kinetics400-action"),
@@ -99,7 +99,7 @@ EMOTIC = Dataset(
         Part("Annotations.mat (or an archive holding it)", layouts=(Layout(
             "Annotations.mat", into="Annotations", keep=("Annotations.mat",)),)),
     ),
-    licence="non-commercial research and education only", size="about 4 GB", access="form",
+    licence="non-commercial research and education only", size="not published (23,571 images)", access="form",
     page="https://forms.gle/aCLLPAiqP8WeVChbA",
     request="fill in the EMOTIC access form; the reply links the images archive and Annotations.mat",
     tasks=("emotic-emotion", "emotic-age"),
@@ -125,7 +125,7 @@ FER2013 = Dataset(
         Layout("test/*/*.jpg", keep=("train/**", "test/**"), counts=(
             Count("test/*/*.jpg", 7178, strict=False, source="the Kaggle copy msambare/fer2013, a third-party count"),)),
     )),),
-    licence="Kaggle competition data (ICML 2013 challenge rules), research use", size="about 0.3 GB",
+    licence="Kaggle competition rules (ICML 2013 challenge)", size="not published (35,887 faces, 48×48)",
     access="account",
     page="https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data",
     request=("sign in to Kaggle, accept the competition rules, then download fer2013.tar.gz (or the whole "
@@ -157,7 +157,7 @@ FERPLUS = Dataset(
 FAIRFACE = Dataset(
     name="fairface", title="FairFace", folder="fairface",
     parts=(
-        Part("fairface-img-margin025-trainval.zip", size="551 MB",
+        Part("fairface-img-margin025-trainval.zip",
              url=DRIVE.format(id="1Z1RqRo0_JiavaZw2yzZG6WETdZQ8qX86"),
              layouts=(Layout("val/*.jpg", into="fairface-img-margin025-trainval", counts=(
                  Count("val/*.jpg", 10954, strict=False, source="MiVOLO README"),
@@ -166,7 +166,7 @@ FAIRFACE = Dataset(
              layouts=(Layout("fairface_label_val.csv", counts=(
                  Count("fairface_label_val.csv", 10954, "rows", source="MiVOLO README: 10,954 val images"),)),)),
     ),
-    licence="CC BY 4.0", size="551 MB", access="public", page="https://github.com/joojs/fairface",
+    licence="CC BY 4.0", size="551 MB (third-party figure)", access="public", page="https://github.com/joojs/fairface",
     tasks=("fairface-age", "fairface-race"),
     finds="fairface/fairface_label_val.csv + fairface/fairface-img-margin025-trainval/val/",
     next=(EVAL + " --task fairface-age --task fairface-race",),
@@ -177,11 +177,11 @@ _UTK_TOTAL = "jgabriellima/race_gender_recognition README: 12,391 male + 11,317 
 # Drive (file id and resource key as linked from the page), members UTKFace/*.jpg.chip.jpg.
 UTKFACE = Dataset(
     name="utkface", title="UTKFace (aligned & cropped)", folder="utkface",
-    parts=(Part("UTKFace.tar.gz", size="107 MB",
+    parts=(Part("UTKFace.tar.gz",
                 url=DRIVE.format(id="0BxYys69jI14kYVM3aVhKS1VhRUk") + "&resourcekey=0-dabpv_3J0C0cditpiAfhAw",
                 layouts=(Layout("UTKFace/*.jpg*", counts=(Count(
                     "UTKFace/*", 23708, strict=False, source=_UTK_TOTAL),)),)),),
-    licence="non-commercial research only", size="107 MB", access="public",
+    licence="non-commercial research only", size="about 100 MB (third-party figures)", access="public",
     page="https://susanqq.github.io/UTKFace/", tasks=("utkface-age", "utkface-race"),
     finds="utkface/UTKFace/<age>_<gender>_<race>_<date>.jpg.chip.jpg (labels from the names)",
     next=(EVAL + " --task utkface-age --task utkface-race",),
@@ -200,7 +200,8 @@ LAGENDA = Dataset(
                  "lagenda_annotation.csv", 347509, "rows", strict=False,
                  source="third-party statistics, unverified"),)),)),
     ),
-    licence="as the MiVOLO repository states; cite the MiVOLO paper", size="about 3 GB",
+    licence="see the MiVOLO repository (terms not recorded here); cite the MiVOLO paper",
+    size="not published (67,159 images)",
     access="public", page="https://github.com/WildChlamydia/MiVOLO#dataset",
     tasks=("lagenda-age-body", "lagenda-age-face"),
     finds="lagenda/lagenda_annotation.csv + lagenda/lag_benchmark/",

@@ -8,10 +8,10 @@ ACCESS = {"public": "public, no account", "form": "request form", "account": "Ka
 
 
 def format_list(catalog: dict[str, Dataset] = CATALOG) -> str:
-    """An aligned table (name, size, access, licence, tasks), then one paragraph per dataset."""
-    rows = [("name", "size", "access", "licence", "focus-eval tasks")]
-    rows += [(d.name, d.size, ACCESS.get(d.access, d.access), d.licence, ", ".join(d.tasks) or "(training data)")
-             for d in catalog.values()]
+    """An aligned table (name, access, tasks, size, licence), then one paragraph per dataset."""
+    rows = [("name", "access", "focus-eval tasks", "size", "licence")]
+    rows += [(d.name, ACCESS.get(d.access, d.access), ", ".join(d.tasks) or "(training data, MPII)", d.size,
+              d.licence) for d in catalog.values()]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     for d in catalog.values():

@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from focusclip.data.errors import fail
+from focusclip.data.progress import progress
 
 CHUNK = 1 << 20
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -52,12 +53,15 @@ def unpack(archive: Path, out: Path, label: str | None = None) -> int:
         if kind == "file":
             shutil.copyfile(archive, out / archive.name)
             return 1
-        return (_unzip if kind == "zip" else _untar)(archive, out, label)
+        with progress(total=archive.stat().st_size, desc=f"unpack {archive.name}", unit="B", unit_scale=True,
+                      unit_divisor=1024) as bar:
+            return (_unzip if kind == "zip" else _untar)(archive, out, label, bar)
     except BaseException as e:
         shutil.rmtree(out, ignore_errors=True)
         if isinstance(e, _DAMAGE) and not (isinstance(e, OSError) and e.errno is not None):  # not ENOSPC…
             raise fail(f"the archive is damaged or truncated ({type(e).__name__}: {e})", label,
-                       "rerun to download it again, or check the file you passed; a damaged download is not kept") from None
+                       "rerun to download it again, or check the file you passed; "
+                       "a damaged download is not kept") from None
         raise
 
 
@@ -84,7 +88,7 @@ def _target(out: Path, rel: PurePosixPath, label: str, name: str) -> Path:
     return target
 
 
-def _unzip(archive: Path, out: Path, label: str) -> int:
+def _unzip(archive: Path, out: Path, label: str, bar) -> int:
     n = 0
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
@@ -104,13 +108,14 @@ def _unzip(archive: Path, out: Path, label: str) -> int:
             with zf.open(info) as src, open(target, "wb") as dst:   # reading to the end checks the CRC
                 shutil.copyfileobj(src, dst, CHUNK)
             n += 1
+            bar.update(info.compress_size)
     return n
 
 
-def _untar(archive: Path, out: Path, label: str) -> int:
+def _untar(archive: Path, out: Path, label: str, bar) -> int:
     """Streamed: members are checked one by one as they come (a tar.gz is read once)."""
     n = 0
-    with tarfile.open(archive, mode="r:*") as tf:
+    with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf:
         for m in tf:
             rel = member_path(m.name, label)
             if m.issym() or m.islnk():
@@ -127,4 +132,5 @@ def _untar(archive: Path, out: Path, label: str) -> int:
             with tf.extractfile(m) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
             n += 1
+            bar.update(raw.tell() - bar.n)          # compressed bytes read so far
     return n
