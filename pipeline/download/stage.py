@@ -145,9 +145,9 @@ def _fetch_and_place(part: Part, ds: Dataset, work: Path, state: dict, opts: Dow
         try:
             got = fetch(url, archive, sha256=part.sha256, retries=opts.retries, backoff_s=opts.backoff_s)
         except GotWebPage:
-            raise fail(f"the server answered with a web page (a sign-in, quota or virus-scan page), not "
-                       f"{part.name}", url, f"download it in a browser from {ds.page}, then run: focus-data "
-                       f"download {ds.name} --root {opts.root} --from {part.name}") from None
+            raise fail("the server answered with a web page (a sign-in, quota or virus-scan page), not the file",
+                       f"{part.name} from {url}", f"download it in a browser from {ds.page}, then run: "
+                       f"focus-data download {ds.name} --root {opts.root} --from {part.name}") from None
         record = {"source": url, "bytes": got.bytes, "sha256": got.sha256, "resumed_from": got.resumed_from}
     else:
         record = state.get("fetched", {}).get(part.name, {"source": url})
