@@ -182,9 +182,8 @@ def _place(src: Path, parts: list[Part], work: Path, state: dict, label: str) ->
     tmp = work / f"unpack-{src.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     unpack(src, tmp, label)
-    try:
-        files = files_under(tmp)
-        done = [p.name for p in parts if _place_part(tmp, files, p, work, state, label)]
+    try:   # listed again for each part: placing one moves its files out of `tmp`
+        done = [p.name for p in parts if _place_part(tmp, files_under(tmp), p, work, state, label)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return done

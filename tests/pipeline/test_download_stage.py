@@ -14,7 +14,7 @@ from focusclip.pipeline.download import CATALOG, DownloadOptions, resolve_names,
 from focusclip.pipeline.download.stage import MARKER, WORK
 from focusclip.pipeline.convert import run_convert_mpii
 from tests.pipeline import download_releases as rel
-from tests.pipeline.download_fixtures import server, targz_of, url_key, zip_with  # noqa: F401  (the fixture)
+from tests.pipeline.download_fixtures import server, targz_of, url_key, zip_of, zip_with  # noqa: F401
 
 TASKS = {t.id: t for t in all_tasks()}
 
@@ -100,6 +100,16 @@ def test_manual_datasets_print_where_to_get_them_then_take_the_dropped_files(ser
     for task_id, n in release.samples.items():
         assert samples(task_id, root) == n
     assert server.log == []                                   # nothing was fetched for a form dataset
+
+
+def test_one_dropped_archive_holding_every_part_is_placed_in_one_run(server, tmp_path):
+    """A repackaged copy (as on Kaggle): emotic/<db>/images/ and Annotations/ in one zip, under a top folder."""
+    release = rel.emotic(tmp_path / "src")
+    bundle = tmp_path / "archive.zip"
+    bundle.write_bytes(zip_of(tmp_path / "src" / "emotic", "EMOTIC dataset/"))
+    [out] = download(server, tmp_path / "root", release.ds, sources=(bundle,))
+    assert out.state == "complete", out.message
+    assert samples("emotic-age", tmp_path / "root") == release.samples["emotic-age"]
 
 
 def test_fer2013_from_kaggle_then_ferplus_from_github(server, tmp_path):
