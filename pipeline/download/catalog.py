@@ -123,7 +123,8 @@ FER2013 = Dataset(
                counts=(Count("icml_face_data.csv", 35887, "rows", source=_FER_ROWS),),
                checksums=(("icml_face_data.csv", "md5:b114b9e04e6949e5fe8b6a98b3892b1d"),)),
         Layout("test/*/*.jpg", keep=("train/**", "test/**"), counts=(
-            Count("test/*/*.jpg", 7178, strict=False, source="the Kaggle copy msambare/fer2013, a third-party count"),)),
+            Count("test/*/*.jpg", 7178, strict=False,
+                  source="the Kaggle copy msambare/fer2013, a third-party count"),)),
     )),),
     licence="Kaggle competition rules (ICML 2013 challenge)", size="not published (35,887 faces, 48×48)",
     access="account",

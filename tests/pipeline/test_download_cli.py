@@ -8,11 +8,12 @@ import subprocess
 import pytest
 
 from focusclip.eval.readers import read_for_task
+from focusclip.eval.readers.people import UTK_RACES
 from focusclip.eval.tasks import all_tasks
 from focusclip.pipeline.download import CATALOG
 from tests.conftest import console_script
 from tests.pipeline import download_releases as rel
-from tests.pipeline.download_fixtures import server  # noqa: F401  (the fixture)
+from tests.pipeline.download_fixtures import part_url, server, targz_of  # noqa: F401  (server: the fixture)
 
 TASKS = {t.id: t for t in all_tasks()}
 
@@ -49,6 +50,7 @@ def test_list_shows_every_dataset_with_size_licence_and_access():
 @pytest.mark.parametrize("args, words", [
     (["coco", "--root", "R"], ["unknown dataset 'coco'", "stanford40", "or all"]),
     (["stanford40"], ["--root is required"]),
+    (["--root", "R"], ["no dataset named", "or all"]),
     (["emotic", "utkface", "--root", "R", "--from", "pyproject.toml"], ["--from needs exactly one dataset name"]),
     (["utkface", "--root", "R", "--mirror", "ftp://x"], ["'ftp://x' is not an http(s)://host[:port][/path] URL"]),
     (["emotic", "--root", "R", "--from", "no/such/file.zip"], ["no/such/file.zip: file not found"]),
@@ -78,18 +80,13 @@ def test_stanford40_from_the_env_mirror_then_the_eval_reader_reads_it(server, tm
 
 
 def test_utkface_with_the_mirror_option(server, tmp_path):
-    release = rel.utkface(tmp_path / "src")
-    [(url, body)] = release.served.items()
-    server.add(url, body)
+    want = rel.fx.write_utkface(tmp_path / "src")             # (name, age, race), the malformed names apart
+    server.add(part_url(CATALOG["utkface"], "UTKFace.tar.gz"), targz_of(tmp_path / "src" / "utkface"))
     r = focus_data("utkface", "--root", tmp_path / "root", "--mirror", server.url + "/")
     assert r.returncode == 0, r.stderr
     split = read_for_task(TASKS["utkface-race"], tmp_path / "root")
-    assert sorted(s.key for s in split.samples) == [name for name, _, _ in release_names(tmp_path)]
+    assert sorted((s.key, s.labels[0]) for s in split.samples) == [(n, UTK_RACES[race]) for n, _, race in want]
     assert dict(split.skipped) == {"malformed file name": 4}
-
-
-def release_names(tmp_path):
-    return rel.fx.write_utkface(tmp_path / "again")
 
 
 def test_a_corrupt_download_is_one_error_line_and_leaves_no_folder(server, tmp_path):

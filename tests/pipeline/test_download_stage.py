@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from focusclip.eval.readers import read_for_task
+from focusclip.eval.readers import MissingData, read_for_task
 from focusclip.eval.tasks import all_tasks
 from focusclip.pipeline.download import CATALOG, DownloadOptions, resolve_names, run_download
 from focusclip.pipeline.download.stage import MARKER, WORK
@@ -63,8 +63,9 @@ def test_kinetics_is_fetched_from_its_url_list_through_the_mirror_and_frames_com
     release = serve(server, rel.kinetics400(tmp_path / "src"))
     [out] = download(server, tmp_path / "root", release.ds)
     # the listing is read first; its real S3 URLs are rewritten to the mirror too
-    assert [r["key"] for r in server.log] == ["/kinetics/400/val/k400_val_path.txt", "/kinetics/400/annotations/val.csv",
-                                              "/kinetics/400/val/part_0.tar.gz", "/kinetics/400/val/part_1.tar.gz"]
+    assert [r["key"] for r in server.log] == [
+        "/kinetics/400/val/k400_val_path.txt", "/kinetics/400/annotations/val.csv",
+        "/kinetics/400/val/part_0.tar.gz", "/kinetics/400/val/part_1.tar.gz"]
     split = read_for_task(TASKS["kinetics400-action"], tmp_path / "root")
     assert sorted(s.key for s in split.samples) == sorted(f"{v}_{s:06d}_{e:06d}" for _, v, s, e in rel.KINETICS[:3])
     assert all(s.image.video for s in split.samples) and dict(split.skipped) == {"no middle frame and no clip": 1}
@@ -76,7 +77,8 @@ def test_mpii_lands_where_convert_reads_it(server, tmp_path):
     root = tmp_path / "root"
     [out] = download(server, root, release.ds)
     assert out.state == "complete", out.message
-    assert sorted(p.name for p in (root / "mpii").iterdir()) == ["download.json", "images", "mpii_human_pose_v1_u12_1.mat"]
+    assert sorted(p.name for p in (root / "mpii").iterdir()) == ["download.json", "images",
+                                                                 "mpii_human_pose_v1_u12_1.mat"]
     report = run_convert_mpii(root / "mpii" / "mpii_human_pose_v1_u12_1.mat", tmp_path / "a.jsonl",
                               images=root / "mpii" / "images").to_dict()
     assert report["counts"]["images"] == 6
@@ -125,6 +127,16 @@ def test_fer2013_from_kaggle_then_ferplus_from_github(server, tmp_path):
         assert samples(task_id, root) == n
 
 
+def test_ferplus_without_fer2013_says_to_fetch_it_first(server, tmp_path):
+    plus = serve(server, rel.ferplus(tmp_path / "src"))
+    root = tmp_path / "root"
+    [out] = download(server, root, plus.ds)
+    assert out.state == "complete"
+    assert out.next[0].startswith(f"focus-data download fer2013 --root {root}")
+    with pytest.raises(MissingData):                          # the reader needs FER2013's pixels too
+        read_for_task(TASKS["ferplus-emotion"], root)
+
+
 def test_a_rerun_skips_what_is_complete_and_force_downloads_again(server, tmp_path):
     release = serve(server, rel.utkface(tmp_path / "src"))
     root = tmp_path / "root"
@@ -143,7 +155,8 @@ def test_a_wrong_count_is_rejected_in_one_line_and_the_rest_is_kept(server, tmp_
     root = tmp_path / "root"
     [out] = download(server, root, CATALOG["fairface"])
     assert out.state == "failed" and "\n" not in out.message
-    assert "expected 10,954 rows in fairface_label_val.csv (per MiVOLO README: 10,954 val images), found 5" in out.message
+    assert ("expected 10,954 rows in fairface_label_val.csv (per MiVOLO README: 10,954 val images), "
+            "found 5") in out.message
     assert not (root / "fairface").exists()
     assert not (root / WORK / "fairface" / "fairface_label_val.csv").exists()   # the bad file is not kept
     download(server, root, CATALOG["fairface"])
@@ -167,7 +180,8 @@ def test_a_damaged_archive_is_rejected_then_fetched_again(server, tmp_path):
 def test_a_malicious_archive_is_refused_and_nothing_escapes(server, tmp_path):
     release = serve(server, rel.stanford40(tmp_path / "src"))
     url = next(u for u in release.served if u.endswith("Stanford40_JPEGImages.zip"))
-    server.add(url, zip_with([("JPEGImages/ok.jpg", b"ok", 0o100644), ("JPEGImages/../../../x.jpg", b"evil", 0o100644)]))
+    server.add(url, zip_with([("JPEGImages/ok.jpg", b"ok", 0o100644),
+                              ("JPEGImages/../../../x.jpg", b"evil", 0o100644)]))
     root = tmp_path / "root"
     [out] = download(server, root, release.ds)
     assert out.state == "failed" and "member 'JPEGImages/../../../x.jpg' climbs out" in out.message
@@ -235,7 +249,8 @@ def test_a_folder_laid_out_by_hand_is_checked_and_adopted(server, tmp_path):
     rel.fx.write_stanford40(root)
     (root / "stanford40" / "XMLAnnotations").rename(root / "stanford40" / "xml")
     [out] = download(server, root, CATALOG["stanford40"])
-    assert out.state == "failed" and "exists but is not a complete Stanford 40 Actions (no XMLAnnotations/*.xml)" in out.message
+    assert out.state == "failed"
+    assert "exists but is not a complete Stanford 40 Actions (no XMLAnnotations/*.xml)" in out.message
 
 
 def test_keep_archives_keeps_them_beside_the_dataset(server, tmp_path):

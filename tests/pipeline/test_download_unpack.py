@@ -35,7 +35,8 @@ MALICIOUS = {
     "tar-absolute": ("x.tar.gz", tar_with([("/tmp/evil.jpg", b"2")]), "/tmp/evil.jpg", "absolute path"),
     "tar-symlink": ("x.tar.gz", tar_with([_link("UTKFace/a.jpg", "/etc/passwd", tarfile.SYMTYPE)]),
                     "UTKFace/a.jpg", "symbolic link"),
-    "tar-hardlink": ("x.tar.gz", tar_with([("ok", b"1"), _link("UTKFace/b.jpg", "../../../etc/passwd", tarfile.LNKTYPE)]),
+    "tar-hardlink": ("x.tar.gz",
+                     tar_with([("ok", b"1"), _link("UTKFace/b.jpg", "../../../etc/passwd", tarfile.LNKTYPE)]),
                      "UTKFace/b.jpg", "hard link"),
     "tar-fifo": ("x.tar.gz", tar_with([_fifo("UTKFace/pipe")]), "UTKFace/pipe", "special file"),
     "zip-dotdot": ("x.zip", zip_with([("JPEGImages/a.jpg", b"1", FILE_MODE), ("../evil.jpg", b"2", FILE_MODE)]),
@@ -70,7 +71,8 @@ def test_a_bad_crc_is_found_and_nothing_is_kept(tmp_path):
     i = data.index(b"A" * 4000)
     archive = tmp_path / "Stanford40_JPEGImages.zip"
     archive.write_bytes(data[:i + 2000] + b"Z" + data[i + 2001:])   # one byte of a member's data flipped
-    with pytest.raises(FocusError, match=r"Stanford40_JPEGImages.zip: the archive is damaged or truncated \(BadZipFile: Bad CRC-32"):
+    damaged = r"Stanford40_JPEGImages.zip: the archive is damaged or truncated \(BadZipFile: Bad CRC-32"
+    with pytest.raises(FocusError, match=damaged):
         unpack(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -121,8 +123,10 @@ def test_the_prefix_is_where_the_anchor_matches_most_then_the_shallowest():
 
 def test_a_mirror_replaces_scheme_and_host_and_keeps_path_and_query():
     url = "https://drive.usercontent.google.com/download?id=1wOd&export=download&confirm=t"
-    assert mirrored(url, "http://127.0.0.1:8000/pre/") == "http://127.0.0.1:8000/pre/download?id=1wOd&export=download&confirm=t"
-    assert mirrored("http://vision.stanford.edu/Datasets/x.zip", "https://m.example.org") == "https://m.example.org/Datasets/x.zip"
+    assert mirrored(url, "http://127.0.0.1:8000/pre/") == \
+        "http://127.0.0.1:8000/pre/download?id=1wOd&export=download&confirm=t"
+    assert mirrored("http://vision.stanford.edu/Datasets/x.zip", "https://m.example.org") == \
+        "https://m.example.org/Datasets/x.zip"
     assert mirrored(url, None) == url
     for bad in ("ftp://m.example.org", "m.example.org", "http://", "http://m/x?q=1"):
         with pytest.raises(FocusError, match="--mirror"):
