@@ -75,10 +75,10 @@ KINETICS400 = Dataset(
              layouts=(Layout("val.csv", into="annotations", counts=(
                  Count("val.csv", 19906, "rows", source="cvdfoundation/kinetics-dataset arrange_by_classes.py"),)),)),
         Part("k400_val_path.txt", url="https://s3.amazonaws.com/kinetics/400/val/k400_val_path.txt",
-             url_list=True, layouts=(Layout("*.mp4", into="videos/val"),)),
+             url_list=True, layouts=(Layout("**/*.mp4", into="videos/val"),)),   # flat, or in class folders
     ),
-    counts=(Count("videos/val/*.mp4", 19881, strict=False,
-                  source="cvdfoundation/kinetics-dataset arrange_by_classes.py (clips still on YouTube)"),),
+    counts=(Count("videos/val/**/*.mp4", 19881, strict=False,
+                  source="cvdfoundation/kinetics-dataset arrange_by_classes.py, the clips still online"),),
     licence="annotations CC BY 4.0 (as hub copies state); clips are YouTube videos, rights with uploaders",
     size="about 29 GB (estimated)", access="public", page="https://github.com/cvdfoundation/kinetics-dataset",
     tasks=("kinetics400-action",),

@@ -137,7 +137,7 @@ def kinetics400(src: Path) -> Release:
         w.writerows([label, vid, s, e, "val"] for label, vid, s, e in KINETICS)
     for i, (_, vid, s, e) in enumerate(KINETICS[:3]):
         fx.write_clip(base / f"part_{i % 2}" / f"{vid}_{s:06d}_{e:06d}.mp4", middle=fx.colour(i))
-    ds = retarget(CATALOG["kinetics400"], {"val.csv": len(KINETICS), "videos/val/*.mp4": 3})
+    ds = retarget(CATALOG["kinetics400"], {"val.csv": len(KINETICS), "videos/val/**/*.mp4": 3})
     parts = {f"https://s3.amazonaws.com/kinetics/400/val/part_{i}.tar.gz": targz_of(base / f"part_{i}")
              for i in range(2)}
     listing = "".join(f"{url}\n" for url in parts).encode()        # the real hosts: --mirror rewrites them

@@ -14,7 +14,7 @@ from focusclip.pipeline.download import CATALOG, DownloadOptions, resolve_names,
 from focusclip.pipeline.download.stage import MARKER, WORK
 from focusclip.pipeline.convert import run_convert_mpii
 from tests.pipeline import download_releases as rel
-from tests.pipeline.download_fixtures import server, targz_of, url_key, zip_of, zip_with  # noqa: F401
+from tests.pipeline.download_fixtures import retarget, server, targz_of, url_key, zip_of, zip_with  # noqa: F401
 
 TASKS = {t.id: t for t in all_tasks()}
 
@@ -70,6 +70,21 @@ def test_kinetics_is_fetched_from_its_url_list_through_the_mirror_and_frames_com
     assert sorted(s.key for s in split.samples) == sorted(f"{v}_{s:06d}_{e:06d}" for _, v, s, e in rel.KINETICS[:3])
     assert all(s.image.video for s in split.samples) and dict(split.skipped) == {"no middle frame and no clip": 1}
     assert out.next[0] == f"focus-data frames --data-root {tmp_path / 'root'}"
+
+
+def test_kinetics_clips_arranged_in_class_folders_by_hand_are_adopted(server, tmp_path):
+    root = tmp_path / "root"
+    rel.kinetics400(tmp_path / "src")
+    (root / "kinetics400" / "videos").mkdir(parents=True)
+    (tmp_path / "src" / "kinetics400" / "annotations").rename(root / "kinetics400" / "annotations")
+    (tmp_path / "src" / "kinetics400" / "part_0").rename(root / "kinetics400" / "videos" / "val")   # 2 clips
+    (tmp_path / "src" / "kinetics400" / "part_1").rename(root / "kinetics400" / "videos" / "val" / "abseiling")
+    entry = retarget(CATALOG["kinetics400"], {"val.csv": len(rel.KINETICS)})   # the clip count stays real
+    [out] = download(server, root, entry)
+    assert out.state == "adopted" and server.log == []
+    assert out.warnings == ["expected 19,881 files in videos/val/**/*.mp4 (per cvdfoundation/kinetics-dataset "
+                            "arrange_by_classes.py, the clips still online), found 3"]
+    assert len(read_for_task(TASKS["kinetics400-action"], root).samples) == 3
 
 
 def test_mpii_lands_where_convert_reads_it(server, tmp_path):
