@@ -1,1 +1,1 @@
-"""The `focus-data` stages: convert, heatmaps, describe, filter, publish, synth, frames, demo."""
+"""The `focus-data` stages: download, convert, heatmaps, describe, filter, publish, synth, frames, demo."""

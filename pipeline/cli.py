@@ -5,12 +5,12 @@ import typer
 from typer.core import TyperGroup
 
 from focusclip.data.errors import run_cli
-from focusclip.pipeline.commands import convert, demo, describe, filter, frames, heatmaps, publish, synth
+from focusclip.pipeline.commands import convert, demo, describe, download, filter, frames, heatmaps, publish, synth
 from focusclip.pipeline.commands.options import Version
 
 # The order of `focus-data --help`: the stages in the order they run, then the helpers.
-MODULES = (convert, heatmaps, describe, filter, publish, synth, frames, demo)
-ORDER = ("convert", "heatmaps", "describe", "filter", "publish", "synth", "frames", "demo")
+MODULES = (download, convert, heatmaps, describe, filter, publish, synth, frames, demo)
+ORDER = ("download", "convert", "heatmaps", "describe", "filter", "publish", "synth", "frames", "demo")
 
 
 class StageOrder(TyperGroup):
@@ -22,7 +22,7 @@ class StageOrder(TyperGroup):
 app = typer.Typer(
     name="focus-data",
     cls=StageOrder,
-    help="Build the MPII Pose Descriptions dataset: convert → heatmaps → describe → filter → publish.",
+    help="Build the MPII Pose Descriptions dataset: download → convert → heatmaps → describe → filter → publish.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -30,7 +30,7 @@ app = typer.Typer(
 
 @app.callback()
 def _root(version: Version = None) -> None:
-    """Build the MPII Pose Descriptions dataset: convert → heatmaps → describe → filter → publish."""
+    """Build the MPII Pose Descriptions dataset: download → convert → heatmaps → describe → filter → publish."""
 
 
 for module in MODULES:

@@ -31,9 +31,10 @@ def test_single_command_apps_show_their_description(script, words):
 def test_focus_data_lists_the_stages_in_pipeline_order():
     r = subprocess.run([console_script("focus-data"), "--help"], capture_output=True, text=True, timeout=60)
     listed = re.findall(r"^│ (\w+) ", r.stdout, flags=re.M)
-    listed = [w for w in listed if w in ("convert", "heatmaps", "describe", "filter", "publish", "synth",
-                                         "frames", "demo")]
-    assert listed == ["convert", "heatmaps", "describe", "filter", "publish", "synth", "frames", "demo"], r.stdout
+    listed = [w for w in listed if w in ("download", "convert", "heatmaps", "describe", "filter", "publish",
+                                         "synth", "frames", "demo")]
+    assert listed == ["download", "convert", "heatmaps", "describe", "filter", "publish", "synth", "frames",
+                      "demo"], r.stdout
 
 
 def test_bad_device_is_a_usage_error_listing_the_choices(tmp_path):

@@ -1,0 +1,136 @@
+"""Safe unpacking of zip and tar archives (gz, bz2, xz) into a fresh folder.
+
+Every member is checked before a byte is written: a path that is absolute, has a drive letter or
+climbs out with `..`, a symbolic or hard link, and a device or FIFO all refuse the whole archive.
+Integrity comes from reading every member in full: zip checks each member's CRC-32 and tar.gz its
+gzip CRC, so a damaged archive fails here. A file that is not an archive (a CSV) unpacks to itself.
+"""
+from __future__ import annotations
+
+import gzip
+import lzma
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from focusclip.data.errors import fail
+from focusclip.data.progress import progress
+
+CHUNK = 1 << 20
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# what a damaged archive raises; bz2 raises a bare OSError (errno None), unlike a full disk
+_DAMAGE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, zipfile.BadZipFile,
+           OSError)
+
+
+def archive_kind(path: Path) -> str:
+    """zip, tar or file: by the name's suffix first (a damaged .zip must not pass as a plain file),
+    then by content (a dropped-in `archive` of any name)."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(TAR_SUFFIXES):
+        return "tar"
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        return "tar" if tarfile.is_tarfile(path) else "file"
+    except OSError:
+        return "file"
+
+
+def unpack(archive: Path, out: Path, label: str | None = None) -> int:
+    """Unpack `archive` into the new folder `out` (which must not exist); returns the files written.
+    On any refusal or damage `out` is removed and a one-line user error raised."""
+    label = label or archive.name
+    out.mkdir(parents=True)
+    try:
+        kind = archive_kind(archive)
+        if kind == "file":
+            shutil.copyfile(archive, out / archive.name)
+            return 1
+        with progress(total=archive.stat().st_size, desc=f"unpack {archive.name}", unit="B", unit_scale=True,
+                      unit_divisor=1024) as bar:
+            return (_unzip if kind == "zip" else _untar)(archive, out, label, bar)
+    except BaseException as e:
+        shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, _DAMAGE) and not (isinstance(e, OSError) and e.errno is not None):  # not ENOSPC…
+            raise fail(f"the archive is damaged or truncated ({type(e).__name__}: {e})", label,
+                       "rerun to download it again, or check the file you passed; "
+                       "a damaged download is not kept") from None
+        raise
+
+
+def member_path(name: str, label: str) -> PurePosixPath | None:
+    """The safe relative path of a member, None for the archive's own root entry (`./`)."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise _refuse(label, name, "has an absolute path")
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(label, name, "climbs out of the target folder with '..'")
+    return PurePosixPath(*parts) if parts else None
+
+
+def _refuse(label: str, member: str, why: str):
+    return fail(f"member '{member}' {why}; the archive is refused and nothing was unpacked", label,
+                "use the dataset's official archive")
+
+
+def _target(out: Path, rel: PurePosixPath, label: str, name: str) -> Path:
+    target = out.joinpath(*rel.parts)
+    if not target.resolve().is_relative_to(out.resolve()):
+        raise _refuse(label, name, "resolves outside the target folder")
+    return target
+
+
+def _unzip(archive: Path, out: Path, label: str, bar) -> int:
+    n = 0
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:   # check every name before writing anything
+            member_path(info.filename, label)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise _refuse(label, info.filename, "is a symbolic link")
+        for info in infos:
+            rel = member_path(info.filename, label)
+            if rel is None:
+                continue
+            target = _target(out, rel, label, info.filename)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:   # reading to the end checks the CRC
+                shutil.copyfileobj(src, dst, CHUNK)
+            n += 1
+            bar.update(info.compress_size)
+    return n
+
+
+def _untar(archive: Path, out: Path, label: str, bar) -> int:
+    """Streamed: members are checked one by one as they come (a tar.gz is read once)."""
+    n = 0
+    with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf:
+        for m in tf:
+            rel = member_path(m.name, label)
+            if m.issym() or m.islnk():
+                raise _refuse(label, m.name, f"is a {'symbolic' if m.issym() else 'hard'} link")
+            if not (m.isfile() or m.isdir()):
+                raise _refuse(label, m.name, "is a device, FIFO or other special file")
+            if rel is None:
+                continue
+            target = _target(out, rel, label, m.name)
+            if m.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tf.extractfile(m) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            n += 1
+            bar.update(raw.tell() - bar.n)          # compressed bytes read so far
+    return n
