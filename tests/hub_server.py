@@ -72,6 +72,7 @@ class HubServer:
         self.route("GET", rf"/api/models/{REPO}/revision/(?P<rev>[^/]+)", self._info)
         self.route("GET", rf"/api/models/{REPO}", self._info)
         self._httpd: ThreadingHTTPServer | None = None
+        self._url: str | None = None
         self._lock = threading.Lock()
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ class HubServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        self._url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
@@ -113,8 +115,9 @@ class HubServer:
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        """The endpoint (kept after `stop()`, so a test can point a client at the closed port)."""
+        assert self._url is not None, "start() the server first"
+        return self._url
 
     def __enter__(self) -> "HubServer":
         return self.start()

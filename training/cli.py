@@ -31,13 +31,13 @@ CheckOpt = Annotated[bool, typer.Option(
 def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = None, force: ForceOpt = False,
                  check: CheckOpt = False, version: Version = None) -> None:
     from focusclip.training.config import check_config, load_config
+    from focusclip.training.factory import resolve_sources
 
     cfg = load_config(config, set_ or [])
     check_config(cfg, str(config))
+    # where each tower comes from, before torch is imported: a tower that cannot be had fails in a blink
+    sources = resolve_sources(cfg) if (check or resume is None) else None
     if check:
-        from focusclip.training.factory import resolve_sources
-
-        sources = resolve_sources(cfg)
         typer.echo(f"ok: {config} ({cfg.model.name}, output_dir {cfg.output_dir})")
         for name, src in sources.items():
             typer.echo(f"  {name} tower: {src.describe()}")
@@ -47,7 +47,7 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")   # tokenizers in forked data workers
     from focusclip.training.trainer import run_train
 
-    report = run_train(cfg, resume=resume, force=force)
+    report = run_train(cfg, resume=resume, force=force, sources=sources)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"trained {report.counts.get('steps', 0)} steps → {report.extra.get('checkpoint')}", err=True)
 

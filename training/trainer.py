@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 
 from focusclip.data.errors import FocusError, fail
+from focusclip.data.hub import Source
 from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
@@ -64,13 +65,15 @@ class Run:
 
 
 def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = False,
-              on_step: Optional[Callable[[int, dict], None]] = None) -> Report:
+              on_step: Optional[Callable[[int, dict], None]] = None,
+              sources: Optional[dict[str, Source]] = None) -> Report:
     """Train per `cfg`; `resume`: "latest" or a checkpoint path; `force` clears a previous run.
-    `on_step(step, row)` is called after each logged step (tests use it to interrupt a run)."""
+    `on_step(step, row)` is called after each logged step (tests use it to interrupt a run);
+    `sources` are the towers' already resolved sources (`factory.resolve_sources`), if any."""
     check_config(cfg)
     d = init_dist(cfg.train.device)
     try:
-        return _train(cfg, d, resume, force, on_step)
+        return _train(cfg, d, resume, force, on_step, sources)
     finally:
         # The DDP wrapper holds the process group; it must be gone before the group is destroyed, or
         # the gloo group dies at interpreter exit and aborts the process now and then (SIGABRT).
@@ -79,8 +82,8 @@ def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = Fals
 
 
 def _train(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
-           on_step: Optional[Callable[[int, dict], None]]) -> Report:
-    run = _setup(cfg, d, resume, force)
+           on_step: Optional[Callable[[int, dict], None]], sources: Optional[dict[str, Source]]) -> Report:
+    run = _setup(cfg, d, resume, force, sources)
     _loop(run, on_step)
     return _finish(run)
 
@@ -107,14 +110,14 @@ def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) 
     return run_dir
 
 
-def _pretrained(cfg: FocusConfig, d: Dist) -> Pretrained:
+def _pretrained(cfg: FocusConfig, d: Dist, sources: Optional[dict[str, Source]]) -> Pretrained:
     """Every pretrained tower, loaded before anything is written or read. Rank 0 goes first (it
     downloads what the cache lacks), then the others read the cache; a failure on rank 0 is
     broadcast, so every rank stops with its line instead of waiting at a barrier."""
     pre, error = None, None
     if d.is_main:
         try:
-            sources = resolve_sources(cfg)
+            sources = sources or resolve_sources(cfg)
             for name, src in sources.items():
                 print(f"{name} tower: {src.describe()}", file=sys.stderr)
             pre = load_pretrained(cfg, sources)
@@ -123,7 +126,7 @@ def _pretrained(cfg: FocusConfig, d: Dist) -> Pretrained:
     error = broadcast_object(d, error)
     if error is not None:
         raise FocusError(error)
-    return pre if d.is_main else load_pretrained(cfg)
+    return pre if d.is_main else load_pretrained(cfg, sources)
 
 
 def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
@@ -178,13 +181,14 @@ def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], resume_dir: O
     return model, {**init, "resumed_from": str(resume_dir)}
 
 
-def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run:
+def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
+           sources: Optional[dict[str, Source]] = None) -> Run:
     _refuse_clobber(cfg, d, resume, force)
     resume_dir = ck.find_resume_dir(Path(cfg.output_dir), resume) if resume else None
     if resume == "latest" and resume_dir is None and d.is_main:
         print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
               file=sys.stderr)
-    pre = _pretrained(cfg, d) if resume_dir is None else None    # before any data work or write
+    pre = _pretrained(cfg, d, sources) if resume_dir is None else None    # before any data work or write
     run_dir = _prepare_dir(cfg, d, resume, force)
     report = Report("train", to_dict(cfg))
     seed_all(cfg.train.seed + d.rank)
