@@ -194,3 +194,46 @@ def _is_load_error(e: BaseException) -> bool:
     if isinstance(e, (OSError, ValueError, EnvironmentError)):
         return True
     return type(e).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3", "safetensors")
+
+
+def local_file(source: Source, filename: str) -> Optional[Path]:
+    """`filename` of a loaded source on this disk (the folder's, or the cached snapshot's), or None."""
+    if source.kind == "folder":
+        path = Path(source.name) / filename
+        return path if path.is_file() else None
+    if source.kind != "hub":
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source.name, filename, revision=source.commit or source.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def weights_sha256(source: Source) -> Optional[str]:
+    """SHA-256 of a loaded model's weights: `model.safetensors` (else `pytorch_model.bin`); for
+    sharded weights, of the shards' hashes in index order. None when no weights file is on disk."""
+    import hashlib
+    import json
+
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        path = local_file(source, name)
+        if path is not None:
+            return file_sha256(path)
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        path = local_file(source, index)
+        if path is not None:
+            shards = sorted(set(json.loads(path.read_text(encoding="utf-8"))["weight_map"].values()))
+            files = [local_file(source, s) for s in shards]
+            if all(files):
+                return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -21,7 +21,6 @@ Eval code uses only `load_checkpoint` and `LoadedModel`:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from focusclip.data.errors import fail
+from focusclip.data.hub import file_sha256
 from focusclip.data.io import atomic_write_text, write_json
 
 WEIGHTS = "model.safetensors"
@@ -156,14 +156,6 @@ def trained_resize(ckpt: Path) -> str:
     data = raw.get("data") if isinstance(raw, dict) else None
     resize = data.get("resize", "crop") if isinstance(data, dict) else "crop"
     return resize if resize in ("squash", "letterbox", "crop") else "crop"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer, train_config_yaml: str,
