@@ -93,7 +93,7 @@ peak = args.peak_tflops
 if peak is None and device.type == "cuda":
     peak = 756.0 if "PCIe" in name else 989.4 if ("H100" in name or "H200" in name) else None
 print(f"device: {name}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
-      f"{cfg.train.image_size}px, text {text_len} tokens, precision {cfg.train.precision}")
+      f"{cfg.train.image_size}px, text {text_len} tokens, precision {amp.precision}")
 print(f"FLOPs/sample: ViT fwd {vit / 1e9:.2f} G, BERT fwd {bert / 1e9:.2f} G, train (3×fwd, 2 ViT views) {flops / 1e9:.1f} G")
 
 
