@@ -105,9 +105,10 @@ def _hub(repo: str, revision, *, what, key, null_fix, needs) -> Source:
     status, detail = _ask_hub(repo, revision, needs)
     if status == "ok":
         return Source("hub", repo, revision, detail, cached == detail)
-    if cached is not None and status in ("unreachable", "refused"):
-        # what huggingface_hub itself does when the hub cannot answer: use the cached snapshot, and say so
-        return Source("hub", repo, revision, cached, True, True, f"{detail}: using the cached copy")
+    if cached is not None and status in ("unreachable", "refused", "gated", "missing"):
+        # what huggingface_hub itself does when the hub cannot or will not answer (down, offline, a gated
+        # model without HF_TOKEN): use the cached snapshot, and say so
+        return Source("hub", repo, revision, cached, True, True, f"hub: {detail}; using the cached copy")
     raise _hub_error(status, detail, what=what, key=key, label=label, download=download, null_fix=null_fix,
                      endpoint=constants.ENDPOINT, cache=constants.HF_HUB_CACHE, needs=needs)
 
@@ -147,7 +148,7 @@ def _ask_hub(repo: str, revision: Optional[str], filename: str) -> tuple[str, st
     try:
         meta = get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision))
     except errors.GatedRepoError:
-        return "gated", "gated"
+        return "gated", "gated, and HF_TOKEN gives no access"
     except errors.RepositoryNotFoundError:
         return "missing", "repository not found"
     except errors.RevisionNotFoundError:

@@ -11,8 +11,9 @@ What the client asks for, and what it reads back (huggingface_hub 1.x–2.x, `fi
                                                model_info)
   GET  /api/models/{repo}/tree/{rev}[/{path}]  JSON list of {type, path, size, oid}
 Errors carry `X-Error-Code` (RepoNotFound with 401 as the hub answers unknown or private repos,
-RevisionNotFound, EntryNotFound with X-Repo-Commit so the client caches the absence), which
-`hf_raise_for_status` turns into its typed exceptions.
+GatedRepo for a gated repo asked without its token, RevisionNotFound, EntryNotFound with
+X-Repo-Commit so the client caches the absence), which `hf_raise_for_status` turns into its typed
+exceptions.
 
 Every request is recorded in `requests` (method, path), so a test can assert that a run made none.
 Routes are a list of (method, regex, handler): add one with `route(...)` (upload endpoints, say).
@@ -34,9 +35,11 @@ REPO = r"(?P<repo>[^/]+(?:/[^/]+)?)"
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One revision of a repo: its commit id and the folder holding its files."""
+    """One revision of a repo: its commit id, the folder holding its files, and for a gated repo the
+    token a request must carry (`Authorization: Bearer <token>`)."""
     commit: str
     folder: Path
+    token: str | None = None
 
     def files(self) -> list[str]:
         return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
@@ -76,9 +79,10 @@ class HubServer:
         self._lock = threading.Lock()
 
     # -- set-up ------------------------------------------------------------------------------------
-    def serve(self, repo_id: str, folder: Path, revision: str = "main") -> str:
-        """Serve `folder` as `repo_id` at `revision` (a branch or tag name); returns its commit."""
-        snap = Snapshot(_commit_of(Path(folder)), Path(folder))
+    def serve(self, repo_id: str, folder: Path, revision: str = "main", token: str | None = None) -> str:
+        """Serve `folder` as `repo_id` at `revision` (a branch or tag name); returns its commit.
+        With `token`, the repo is gated: requests without that bearer token are refused."""
+        snap = Snapshot(_commit_of(Path(folder)), Path(folder), token)
         revs = self.repos.setdefault(repo_id, {})
         revs[revision] = revs[snap.commit] = snap
         return snap.commit
@@ -147,17 +151,19 @@ class HubServer:
         if h.command != "HEAD":
             h.wfile.write(reply.body)
 
-    def _snapshot(self, repo: str, rev: str) -> Snapshot | Reply:
+    def _snapshot(self, h, repo: str, rev: str) -> Snapshot | Reply:
         if repo not in self.repos:   # the hub answers 401 for unknown (or private) repos
             return Reply(401, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         snap = self.repos[repo].get(rev)
         if snap is None:
             return Reply(404, {"error": f"Invalid rev id: {rev}"}, {"X-Error-Code": "RevisionNotFound"})
+        if snap.token is not None and h.headers.get("Authorization") != f"Bearer {snap.token}":
+            return Reply(401, {"error": "Access to this model is restricted"}, {"X-Error-Code": "GatedRepo"})
         return snap
 
     # -- handlers ----------------------------------------------------------------------------------
     def _resolve(self, h, repo: str, rev: str, path: str) -> Reply:
-        snap = self._snapshot(repo, rev)
+        snap = self._snapshot(h, repo, rev)
         if isinstance(snap, Reply):
             return snap
         f = snap.folder / path
@@ -177,7 +183,7 @@ class HubServer:
         return Reply(200, data if h.command == "GET" else b"", headers)
 
     def _info(self, h, repo: str, rev: str = "main") -> Reply:
-        snap = self._snapshot(repo, rev)
+        snap = self._snapshot(h, repo, rev)
         if isinstance(snap, Reply):
             return snap
         return Reply(200, {"_id": repo, "id": repo, "modelId": repo, "sha": snap.commit, "private": False,
@@ -185,7 +191,7 @@ class HubServer:
                            "siblings": [{"rfilename": f} for f in snap.files()]})
 
     def _tree(self, h, repo: str, rev: str, path: str | None = None) -> Reply:
-        snap = self._snapshot(repo, rev)
+        snap = self._snapshot(h, repo, rev)
         if isinstance(snap, Reply):
             return snap
         prefix = (path or "").strip("/")

@@ -114,9 +114,11 @@ def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dic
     if not all_true(d, finite):
         opt.zero_grad(set_to_none=True)
         raise NonFiniteLoss(f"loss {totals}, grad norm {norm}")
+    scale = amp.scaler.get_scale() if amp.scaler.is_enabled() else None
     amp.scaler.step(opt)
     amp.scaler.update()
-    sched.step()
+    if scale is None or amp.scaler.get_scale() >= scale:   # a lowered scale: the step was skipped
+        sched.step()
     opt.zero_grad(set_to_none=True)
     return StepResult(totals, parts_sum, norm, n)
 

@@ -117,7 +117,7 @@ def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, 
     hub.stop()
     gone = _train(world, tmp_path / "c", _env(hub.url, hf_home), "model.vision.revision=v2")
     assert gone.returncode == 0, gone.stderr
-    assert f"vision tower: hub org/tiny-vit@v2 (commit {v2[:12]}, in the cache, ConnectError" in gone.stderr
+    assert f"vision tower: hub org/tiny-vit@v2 (commit {v2[:12]}, in the cache, hub: ConnectError" in gone.stderr
     assert "using the cached copy" in gone.stderr
     for run in ("b", "c"):
         again = load_file(str(tmp_path / run / "checkpoints/last/model.safetensors"))
@@ -160,3 +160,20 @@ def test_check_prints_each_source_and_downloads_nothing(repos, hub, tmp_path):
                          "  tokenizer: the text tower's"]
     assert {m for m, _ in hub.requests} <= {"HEAD", "GET"} and _downloads(hub) == []
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gated_tower_needs_hf_token_which_is_never_shown(repos, tmp_path):
+    token = "hf_test_" + "x" * 20
+    with HubServer() as hub:
+        hub.serve("org/gated-bert", repos["root"] / "bert", token=token)
+        env = _env(hub.url, tmp_path / "hf")
+        sets = ("model.vision.pretrained=null", "model.text.pretrained=org/gated-bert")
+        r = _train(repos["world"], tmp_path / "run", env, *sets, check=True)
+        assert r.returncode == 1
+        assert r.stderr.strip().splitlines()[-1] == (
+            f"error: model.text.pretrained: text tower: org/gated-bert is gated on {hub.url} (accept its terms on "
+            "the model page and set HF_TOKEN to a token with access)")
+        r = _train(repos["world"], tmp_path / "run", {**env, "HF_TOKEN": token}, *sets, check=True)
+        assert r.returncode == 0, r.stderr
+        assert "text tower: hub org/gated-bert@main (commit" in r.stdout
+        assert token not in r.stdout + r.stderr
