@@ -126,8 +126,8 @@ def _hub_error(status: str, detail: str, *, what, key, label, download, null_fix
     if status == "entry":
         return fail(f"{what}: {label} has no {needs} on {endpoint}, so transformers cannot load it", key,
                     _or("name a transformers model", null_fix))
-    return fail(f"{what}: cannot reach {endpoint} ({detail}) and {label} is not in the Hugging Face cache "
-                f"({cache})", key,
+    return fail(f"{what}: cannot get {label} from {endpoint} ({detail}) and it is not in the Hugging Face "
+                f"cache ({cache})", key,
                 _or(f"check the network or HF_ENDPOINT, or fetch it where there is a network with {download}",
                     null_fix))
 

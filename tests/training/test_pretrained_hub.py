@@ -177,3 +177,14 @@ def test_a_gated_tower_needs_hf_token_which_is_never_shown(repos, tmp_path):
         assert r.returncode == 0, r.stderr
         assert "text tower: hub org/gated-bert@main (commit" in r.stdout
         assert token not in r.stdout + r.stderr
+
+
+def test_hub_unreachable_and_nothing_cached_is_one_line(repos, tmp_path):
+    closed = HubServer().start()
+    closed.stop()                                                     # a port nobody listens on
+    r = _train(repos["world"], tmp_path / "run", _env(closed.url, tmp_path / "hf"), check=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: model.vision.pretrained: vision tower: cannot get org/tiny-vit from {closed.url} "
+                           "(ConnectError"), line
+    assert "and it is not in the Hugging Face cache" in line and "--set model.vision.pretrained=null" in line
