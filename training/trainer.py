@@ -313,7 +313,7 @@ def _row(run: Run, res) -> dict:
            "grad_norm": res.grad_norm if math.isfinite(res.grad_norm) else None}   # fp16: a skipped step
     alpha = run.raw.alpha
     row["alpha"] = float(alpha.detach()) if alpha is not None else None
-    row["temperature"] = float(run.raw.log_temperature.exp())
+    row["temperature"] = float(run.raw.log_temperature.detach().exp())
     return row
 
 
