@@ -29,7 +29,7 @@ from focusclip.training.dist import Dist
 from focusclip.training.factory import build_model
 from focusclip.training.loss import FocusLoss
 from focusclip.training.optim import build_optimizer, build_scheduler
-from focusclip.training.steps import train_step
+from focusclip.training.steps import make_amp, train_step
 from focusclip.training.text import train_wordpiece
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +54,13 @@ def make_samples(texts: list[str], size: int, triple: bool, g: torch.Generator) 
     return out
 
 
-def run_mode(model, loss_fn, opt, sched, collate, batches, d, precision) -> tuple[float, float, int]:
+def run_mode(model, loss_fn, opt, sched, collate, batches, d, amp) -> tuple[float, float, int]:
     """(cpu seconds, wall seconds, tokens per text) for one pass over `batches`."""
     c0, w0, tokens = time.process_time(), time.perf_counter(), 0
     for samples in batches:
         batch = collate(samples)
         tokens += batch["input_ids"].shape[1]
-        train_step(model, model, loss_fn, opt, sched, [batch], d, precision, 1.0)
+        train_step(model, model, loss_fn, opt, sched, [batch], d, amp, 1.0)
     if d.device.type == "cuda":
         torch.cuda.synchronize()
     return time.process_time() - c0, time.perf_counter() - w0, tokens // max(1, len(batches))
@@ -91,8 +91,9 @@ def main() -> int:
     rng, g = random.Random(0), torch.Generator().manual_seed(0)
     tok = train_wordpiece(descriptions(300, rng), cfg.model.text.vocab_size)
     torch.manual_seed(0)
-    model = build_model(cfg, tok)[0].to(args.device)
+    model = build_model(cfg, tok).to(args.device)
     d = Dist(device=torch.device(args.device))
+    amp = make_amp(d.device, cfg.train.precision)
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, 10**9, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
@@ -101,7 +102,7 @@ def main() -> int:
     batches = [make_samples(descriptions(bs, rng), size, cfg.model.triple, g) for _ in range(args.steps)]
 
     def one(mode):
-        return run_mode(model, loss_fn, opt, sched, collates[mode], batches, d, cfg.train.precision)
+        return run_mode(model, loss_fn, opt, sched, collates[mode], batches, d, amp)
 
     peaks = {m: peak_memory(lambda m=m: one(m), d.device) for m in ("dynamic", "pad512")}
     cpu = {m: 0.0 for m in collates}

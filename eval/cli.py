@@ -1,6 +1,7 @@
 """The `focus-eval` console script: zero-shot human-centric benchmark of one model."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,8 +21,20 @@ DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the datasets in their official layouts.")]
 Tasks = Annotated[Optional[list[str]], typer.Option("--task", help="Task id (repeatable); default all 12.")]
 Output = Annotated[Path, typer.Option("-o", "--output", help="Results JSON; results.png is written beside it.")]
-HFClip = Annotated[Optional[Path], typer.Option(
-    "--hf-clip", help="Evaluate a Hugging Face CLIP model from this local folder instead.")]
+HFClip = Annotated[Optional[str], typer.Option(
+    "--hf-clip", metavar="ID_OR_DIR",
+    help="Evaluate a Hugging Face CLIP instead: a hub id (downloaded and cached; HF_HUB_OFFLINE=1 uses "
+         "the cache only) or a save_pretrained folder.")]
+Revision = Annotated[Optional[str], typer.Option(
+    "--revision", help="Branch, tag or commit of the --hf-clip hub id (default: its main branch).")]
+class ResizeMode(str, Enum):
+    squash = "squash"
+    letterbox = "letterbox"
+    crop = "crop"
+
+
+Resize = Annotated[Optional[ResizeMode], typer.Option(
+    "--resize", help="Make images S×S this way instead of the checkpoint's training geometry (its data.resize).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
 Workers = Annotated[Optional[int], typer.Option(
     "--workers", min=0, help="DataLoader worker processes (default: half the cores, at most 8).")]
@@ -36,10 +49,10 @@ ListTasks = Annotated[bool, typer.Option("--list-tasks", help="Print the task id
 
 @app.command(help=HELP)
 def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Tasks = None,
-             output: Output = Path("results.json"), hf_clip: HFClip = None, batch_size: BatchSize = 64,
-             workers: Workers = None, device: Device = "auto", force: Force = False, limit: Limit = None,
-             ensemble: Ensemble = False, compare: Compare = None, list_tasks: ListTasks = False,
-             version: Version = None) -> None:
+             output: Output = Path("results.json"), hf_clip: HFClip = None, revision: Revision = None,
+             resize: Resize = None, batch_size: BatchSize = 64, workers: Workers = None, device: Device = "auto",
+             force: Force = False, limit: Limit = None, ensemble: Ensemble = False, compare: Compare = None,
+             list_tasks: ListTasks = False, version: Version = None) -> None:
     from focusclip.eval.tasks import all_tasks, select_tasks
 
     if list_tasks:
@@ -49,13 +62,13 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
     if data_root is None:
         raise typer.BadParameter("--data-root is required", param_hint="--data-root")
     if (checkpoint is None) == (hf_clip is None):
-        raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
+        raise fail("give one model: a CHECKPOINT or --hf-clip ID_OR_DIR", "focus-eval",
                    "evaluate each model into its own results file and show them together with --compare")
     select_tasks(task)  # an unknown id fails here, before torch is imported
     from focusclip.eval.run import EvalOptions, default_workers, run_eval
 
     opts = EvalOptions(data_root=data_root, output=output, checkpoint=checkpoint, hf_clip=hf_clip,
-                       tasks=tuple(task or ()), batch_size=batch_size,
+                       revision=revision, resize=resize.value if resize else None, tasks=tuple(task or ()), batch_size=batch_size,
                        workers=default_workers() if workers is None else workers, device=device,
                        force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()))
     report = run_eval(opts)

@@ -1,31 +1,44 @@
-"""A CLIP model in the Hugging Face format, from a local folder, behind the `EvalModel` interface.
-
-The folder is what `CLIPModel.save_pretrained` + `CLIPProcessor.save_pretrained` write (e.g. a
-downloaded `openai/clip-vit-base-patch32`): `config.json`, weights, tokenizer files and
-`preprocessor_config.json`. Loaded with `local_files_only=True`: nothing is downloaded.
+"""A CLIP model in the Hugging Face format behind the `EvalModel` interface: a hub id (e.g.
+`openai/clip-vit-base-patch32`, downloaded and cached the way transformers does, `--revision` to pin
+it) or a folder written by `CLIPModel.save_pretrained` + `CLIPProcessor.save_pretrained`
+(`config.json`, weights, tokenizer files, `preprocessor_config.json`). `focusclip.data.hub` loads it,
+or says in one line why it cannot.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from focusclip.data.errors import fail
+from focusclip.data.hub import Source, load, resolve, weights_sha256
 
 
 class HFClip:
     """transformers `CLIPModel` + its tokenizer and image processor, normalised embeddings out."""
 
-    def __init__(self, model, tokenizer, image_processor, name: str, device: torch.device):
+    def __init__(self, model, tokenizer, image_processor, name: str, device: torch.device,
+                 source: Optional[Source] = None):
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.name = name
         self.device = device
+        self.source = source
+        self.resize = "processor"       # the model's own processor (resize, centre crop) makes it S×S
         crop = getattr(image_processor, "crop_size", None) or {}
         self.image_size = int(crop.get("height") or model.config.vision_config.image_size)
         self.max_text_length = int(model.config.text_config.max_position_embeddings)
+
+    @functools.cached_property
+    def sha256(self) -> Optional[str]:
+        """SHA-256 of the weights file (see `focusclip.data.hub.weights_sha256`)."""
+        return weights_sha256(self.source) if self.source is not None else None
+
+    @property
+    def path(self) -> Optional[str]:
+        return self.source.name if self.source is not None else None
 
     def preprocess(self, image) -> torch.Tensor:
         """PIL image → [3, S, S] with the model's own processor (resize, centre crop, normalise)."""
@@ -55,28 +68,24 @@ def _pooled(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def load_hf_clip(folder: str | Path, device: torch.device) -> HFClip:
+def load_hf_clip(name: str, device: torch.device, revision: Optional[str] = None) -> HFClip:
+    """A CLIP from a hub id or a save_pretrained folder (with its tokenizer and image processor)."""
     from transformers import AutoTokenizer, CLIPModel
 
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise fail("no config.json: not a Hugging Face model folder", str(folder),
-                   "pass a folder written by CLIPModel.save_pretrained (plus its processor)")
-    try:
-        model = CLIPModel.from_pretrained(str(folder), local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        processor = _image_processor(folder)
-    except (OSError, ValueError) as e:
-        raise fail(f"cannot load a CLIP model ({' '.join(str(e).split())[:200]})", str(folder),
-                   "the folder needs config.json, weights, tokenizer files and preprocessor_config.json")
-    return HFClip(model, tokenizer, processor, f"hf-clip:{folder.resolve().name}", device)
+    kw = dict(what="CLIP model", key="--hf-clip")
+    source = resolve(str(name), revision, **kw)
+    model = load(source, CLIPModel.from_pretrained, **kw)
+    tokenizer = load(source, AutoTokenizer.from_pretrained, **kw)
+    processor = load(source, _image_processor().from_pretrained, **kw)
+    label = source.name if source.kind == "hub" else source.name.rstrip("/").rsplit("/", 1)[-1]
+    return HFClip(model, tokenizer, processor, f"hf-clip:{label}", device, source)
 
 
-def _image_processor(folder: Path):
+def _image_processor():
     """The PIL-backed CLIP processor where transformers has one (≥5: the default one needs
     torchvision, which this project does not install), else the classic CLIPImageProcessor."""
     try:
         from transformers import CLIPImageProcessorPil as Processor
     except ImportError:
         from transformers import CLIPImageProcessor as Processor
-    return Processor.from_pretrained(str(folder), local_files_only=True)
+    return Processor

@@ -1,7 +1,9 @@
 """Results file (docs/design.md §3.6), console table and bar chart of a focus-eval run.
 
-`results.json`: {"model": …, "tasks": {"<task id>": {…}}, "mean": …}; a task that ran has
-`status: "ok"` and its metrics, a task without data `{"status": "missing", "expected": "<path>"}`.
+`results.json`: {"model": …, "checkpoint": {"path", "sha256"}, "tasks": {"<task id>": {…}}, "mean": …,
+"mean_tasks": […]}; a task that ran has `status: "ok"` and its metrics, a task without data
+`{"status": "missing", "expected": "<path>"}`. A mean is only comparable over the same tasks, so
+`mean_tasks` names them and a comparison of runs averages over the tasks every run has.
 """
 from __future__ import annotations
 
@@ -17,10 +19,30 @@ def ran(entry: dict) -> bool:
     return entry.get("status") == "ok"
 
 
-def mean_topk(tasks: dict) -> float | None:
-    """The mean of `topk` over the tasks that ran (None when none did)."""
-    vals = [e["topk"] for e in tasks.values() if ran(e) and not _nan(e.get("topk"))]
-    return sum(vals) / len(vals) if vals else None
+def ran_tasks(tasks: dict) -> list[str]:
+    """Ids of the tasks that ran with a usable top-k, in the file's order."""
+    return [t for t, e in tasks.items() if ran(e) and not _nan(e.get("topk"))]
+
+
+def mean_topk(tasks: dict, only: list[str] | None = None) -> float | None:
+    """The mean of `topk` over the tasks that ran (of `only`, when given); None when none did."""
+    ids = [t for t in ran_tasks(tasks) if only is None or t in only]
+    return sum(tasks[t]["topk"] for t in ids) / len(ids) if ids else None
+
+
+def shared_tasks(runs: list[dict]) -> list[str]:
+    """The tasks every run has results for, in the first run's order."""
+    sets = [set(ran_tasks(r["tasks"])) for r in runs]
+    return [t for t in ran_tasks(runs[0]["tasks"]) if all(t in s for s in sets)]
+
+
+def comparison(runs: list[dict]) -> dict:
+    """What a table of several runs compares: the shared tasks, and per run (in order; two seeds may
+    share a model name) its mean over them and the tasks it ran that are left out."""
+    shared = shared_tasks(runs)
+    return {"tasks": shared, "runs": [{"model": r["model"], "mean": mean_topk(r["tasks"], shared),
+                                       "left_out": [t for t in ran_tasks(r["tasks"]) if t not in shared]}
+                                      for r in runs]}
 
 
 def read_results(path: Path) -> dict | None:
@@ -71,18 +93,27 @@ BLOCK = 44  # characters per model in the table
 def format_table(runs: list[dict], order: dict[str, int]) -> str:
     """One row per task, one block of columns per model (the first run is this run's model).
     `order`: task id → k, in benchmark order. Percentages; top-k is the task's metric, with its
-    95% interval."""
+    95% interval. One run: its mean over the tasks it ran. Several: each one's mean over the tasks
+    all of them ran, and a line naming the tasks left out of it."""
     ids = [t for t in order if any(t in r["tasks"] for r in runs)]
     labels = {t: f"{t} (top-{order[t]})" for t in ids}
-    width = max([len(v) for v in labels.values()] + [len("mean top-k")])
+    if len(runs) == 1:
+        mean_label, means = f"mean top-k ({len(ran_tasks(runs[0]['tasks']))} tasks)", [runs[0].get("mean")]
+    else:
+        cmp = comparison(runs)
+        mean_label, means = f"mean top-k ({len(cmp['tasks'])} shared tasks)", [c["mean"] for c in cmp["runs"]]
+    width = max([len(v) for v in labels.values()] + [len(mean_label)])
     head = f"{'':<{width}}" + "".join(f" | {_short(r['model']):<{BLOCK}}" for r in runs)
     sub = f"{'task':<{width}}" + "".join(
         f" | {'n':>6} {'top-k':>7} {'95% CI':>13} {'top-1':>7} {'bal.acc':>7}" for _ in runs)
     rule = "-" * len(sub)
     lines = [head.rstrip(), sub, rule]
     lines += [f"{labels[t]:<{width}}" + "".join(f" | {_cell(r['tasks'].get(t))}" for r in runs) for t in ids]
-    means = "".join(f" | {'':>6} {_pct(r.get('mean')):>7}".ljust(BLOCK + 3) for r in runs)
-    lines += [rule, f"{'mean top-k':<{width}}" + means]
+    lines += [rule, f"{mean_label:<{width}}" + "".join(f" | {'':>6} {_pct(v):>7}".ljust(BLOCK + 3) for v in means)]
+    if len(runs) > 1:
+        out = {t for c in cmp["runs"] for t in c["left_out"]}
+        lines.append("the mean is over the tasks every run has" +
+                     (f"; left out: {', '.join(t for t in order if t in out)}" if out else ""))
     return "\n".join(line.rstrip() for line in lines)
 
 

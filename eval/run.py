@@ -1,8 +1,9 @@
 """`run_eval`: the focus-eval stage. Model loaded once; each task read, scored and written in turn.
 
 Resumable: results.json is rewritten atomically after every task, and a rerun keeps the tasks it
-already holds for the same model and options (`force` redoes them). A task whose dataset is absent
-is recorded as missing and the others still run.
+already holds for the same weights (`checkpoint.sha256` of model.safetensors) and options (`force`
+redoes them); other weights behind the same name (a run retrained into its folder) start the file
+afresh. A task whose dataset is absent is recorded as missing and the others still run.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from focusclip.eval.metrics import classification_metrics
 from focusclip.eval.model import EvalModel, load_model, resolve_device
 from focusclip.eval.readers import MissingData, read_for_task
 from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
-from focusclip.eval.report import format_table, mean_topk, plot_results, ran, read_results, write_results
+from focusclip.eval.report import (comparison, format_table, mean_topk, plot_results, ran, ran_tasks, read_results,
+                                   write_results)
 from focusclip.eval.tasks import Task, all_tasks, select_tasks, task_ids
 from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_samples
 
@@ -38,7 +40,9 @@ class EvalOptions:
     data_root: Path
     output: Path = Path("results.json")
     checkpoint: Path | None = None
-    hf_clip: Path | None = None
+    hf_clip: str | None = None                 # hub id or folder
+    revision: str | None = None                # of the --hf-clip hub id
+    resize: str | None = None                  # override the checkpoint's training geometry
     tasks: tuple[str, ...] = ()
     batch_size: int = 64
     workers: int = default_workers()
@@ -82,7 +86,8 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
         return {"status": "missing", "expected": e.expected}
     samples, labels, skipped = task_samples(task, split, opts.limit)
     base = {"dataset": task.dataset, "split": task.split, "classes": task.class_names,
-            "source": split.source, "templates": task.templates(opts.ensemble), "options": _fingerprint(opts)}
+            "source": split.source, "templates": task.templates(opts.ensemble),
+            "options": _fingerprint(opts, model)}
     if not samples:
         return {"status": "empty", **base, "skipped": _skipped(skipped)}
     classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
@@ -108,19 +113,32 @@ def _skipped(c: Counter) -> dict:
     return {"count": int(sum(c.values())), "reasons": dict(sorted(c.items()))}
 
 
-def _fingerprint(opts: EvalOptions) -> dict:
-    """What makes two results of the same model comparable; a stored task is reused only if equal."""
-    return {"limit": opts.limit, "ensemble": opts.ensemble}
+def _fingerprint(opts: EvalOptions, model: EvalModel) -> dict:
+    """What makes two results of the same weights comparable; a stored task is reused only if equal."""
+    return {"limit": opts.limit, "ensemble": opts.ensemble, "resize": getattr(model, "resize", None)}
 
 
-def _start_results(opts: EvalOptions, model_name: str) -> dict:
+def _checkpoint(model: EvalModel) -> dict:
+    path = getattr(model, "path", None)
+    return {"path": str(path) if path is not None else None, "sha256": getattr(model, "sha256", None)}
+
+
+def _start_results(opts: EvalOptions, model: EvalModel, log: Callable) -> dict:
+    """The results to extend: the file's when it holds these very weights, else a fresh start."""
+    fresh = {"model": model.name, "checkpoint": _checkpoint(model), "tasks": {}, "mean": None, "mean_tasks": []}
     old = read_results(opts.output)
-    if old is None or (opts.force and old.get("model") != model_name):
-        return {"model": model_name, "tasks": {}, "mean": None}
-    if old.get("model") != model_name:
-        raise fail(f"holds results of model {old.get('model')!r}, not {model_name!r}", str(opts.output),
+    if old is None or (opts.force and old.get("model") != model.name):
+        return fresh
+    if old.get("model") != model.name:
+        raise fail(f"holds results of model {old.get('model')!r}, not {model.name!r}", str(opts.output),
                    "choose another -o, or pass --force to start it again")
-    return old
+    was, now = (old.get("checkpoint") or {}).get("sha256"), fresh["checkpoint"]["sha256"]
+    if now is None or was != now:
+        if old["tasks"]:
+            log(f"{opts.output}: its {len(old['tasks'])} task(s) were computed from other weights "
+                f"(sha256 {str(was)[:12]}, now {str(now)[:12]}): every task is computed again")
+        return fresh
+    return {**old, "checkpoint": fresh["checkpoint"]}
 
 
 def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = None) -> Report:
@@ -132,12 +150,12 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     others = [_read_other(p) for p in opts.compare]
     report = Report("eval", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
     device = resolve_device(opts.device)
-    model = model or load_model(opts.checkpoint, opts.hf_clip, device)
-    results = _start_results(opts, model.name)
+    model = model or load_model(opts.checkpoint, opts.hf_clip, device, opts.resize, opts.revision)
+    results = _start_results(opts, model, log)
     cache = EmbeddingCache()   # image embeddings of the last task evaluated, for the next one
     for task in tasks:
         old = results["tasks"].get(task.id)
-        if old and ran(old) and old.get("options") == _fingerprint(opts) and not opts.force:
+        if old and ran(old) and old.get("options") == _fingerprint(opts, model) and not opts.force:
             report.count("tasks_reused")
             continue
         t0 = time.perf_counter()
@@ -151,13 +169,25 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
         report.count("images_scored", entry.get("n", 0))
         results["tasks"][task.id] = entry
         results["tasks"] = {t: results["tasks"][t] for t in _ordered(results["tasks"])}
-        results["mean"] = mean_topk(results["tasks"])
+        _set_mean(results)
         write_results(opts.output, results)
+    _set_mean(results)
+    if others:
+        results["comparison"] = {"files": [str(p) for p in opts.compare], **comparison([results, *others])}
+    else:
+        results.pop("comparison", None)
     write_results(opts.output, results)
     if cache.reused:
         report.count("images_reused", cache.reused)
     _summarise(results, others, opts, report)
     return report
+
+
+def _set_mean(results: dict) -> None:
+    """`mean` over the tasks that ran, and `mean_tasks` naming them (a mean of other tasks is
+    another number)."""
+    results["mean"] = mean_topk(results["tasks"])
+    results["mean_tasks"] = ran_tasks(results["tasks"])
 
 
 def _summarise(results: dict, others: list[dict], opts: EvalOptions, report: Report) -> None:
@@ -168,6 +198,9 @@ def _summarise(results: dict, others: list[dict], opts: EvalOptions, report: Rep
         report.extra["plot"] = str(plot_results(runs, order, opts.output.with_suffix(".png")))
     report.extra["results"] = str(opts.output)
     report.extra["mean"] = results["mean"]
+    report.extra["mean_tasks"] = results["mean_tasks"]
+    if "comparison" in results:
+        report.extra["comparison"] = results["comparison"]
     report.save(report_path_for(opts.output))
 
 

@@ -5,8 +5,9 @@ Layout of `RUN/checkpoints/<step or "last">/`:
     config.json         the model config: encoder shapes (ViT + BERT configs), embed_dim, triple,
                         image_size and the pixel normalisation, so the model rebuilds without the YAML
     tokenizer/          a Hugging Face tokenizer folder (`AutoTokenizer.from_pretrained` loads it)
-    train_config.yaml   the resolved training config
-    state.pt            optimizer, scheduler, step, epoch, data position, RNG states (resume only)
+    train_config.yaml   the resolved training config (its data.resize is the geometry eval uses)
+    state.pt            optimizer, scheduler, grad scaler, step, epoch, data position, RNG states (resume only)
+    meta.json           step, epoch, and `init`: where each tower's initial weights came from
 
 Eval code uses only `load_checkpoint` and `LoadedModel`:
 
@@ -19,6 +20,7 @@ Eval code uses only `load_checkpoint` and `LoadedModel`:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 
 from focusclip.data.errors import fail
+from focusclip.data.hub import file_sha256
 from focusclip.data.io import atomic_write_text, write_json
 
 WEIGHTS = "model.safetensors"
@@ -56,14 +59,21 @@ class LoadedModel:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
     path: Path
+    resize: str = "crop"            # the training geometry (data.resize); checkpoints before it: crop
 
     def preprocess(self, image) -> torch.Tensor:
-        """PIL image (any mode) → FloatTensor[3, S, S]: RGB, shorter side resized to S (bicubic),
-        centre crop S×S, scaled to [0, 1] and normalised with the model's mean/std — exactly the
-        validation transform of training. Runs on the CPU; move the batch with `encode_images`."""
+        """PIL image (any mode) → FloatTensor[3, S, S]: RGB, made S×S the way the model was trained
+        (`resize`: squash, letterbox or crop; bicubic), scaled to [0, 1] and normalised with the model's
+        mean/std — exactly the validation transform of training. Runs on the CPU; move the batch with
+        `encode_images`."""
         from focusclip.training.transforms import pil_to_pixels
 
-        return pil_to_pixels(image, self.image_size, self.image_mean, self.image_std)
+        return pil_to_pixels(image, self.image_size, self.image_mean, self.image_std, self.resize)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """SHA-256 of `model.safetensors`: which weights these are (a retrained run has another)."""
+        return file_sha256(self.path / WEIGHTS)
 
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -122,25 +132,38 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise fail(f"weights do not match config.json (missing {list(missing)[:3]}, unexpected "
                    f"{list(unexpected)[:3]})", str(ckpt), "re-save the checkpoint with focus-train")
     model.to(device).eval()
-    step = ckpt.name if ckpt.name != LAST else str(_read_step(ckpt))
+    step = ckpt.name if ckpt.name != LAST else str(read_meta(ckpt).get("step", "last"))
     return LoadedModel(model=model, tokenizer=load_tokenizer(ckpt / TOKENIZER_DIR),
                        image_size=int(cfg["image_size"]), name=f"{cfg.get('name', 'focusclip')}@{step}",
                        device=device, max_text_length=int(cfg["max_text_length"]),
-                       image_mean=tuple(cfg["image_mean"]), image_std=tuple(cfg["image_std"]), path=ckpt)
+                       image_mean=tuple(cfg["image_mean"]), image_std=tuple(cfg["image_std"]), path=ckpt,
+                       resize=trained_resize(ckpt))
 
 
-def _read_step(ckpt: Path) -> int | str:
+def read_meta(ckpt: Path) -> dict:
+    """meta.json: step, epoch and `init` (where each tower's initial weights came from)."""
     meta = ckpt / "meta.json"
-    if meta.is_file():
-        return json.loads(meta.read_text(encoding="utf-8")).get("step", "last")
-    return "last"
+    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+
+
+def trained_resize(ckpt: Path) -> str:
+    """The geometry the checkpoint was trained with: `data.resize` of its train_config.yaml, or
+    "crop" for checkpoints written before the key existed (they were all centre-cropped)."""
+    import yaml
+
+    path = ckpt / TRAIN_CONFIG
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    resize = data.get("resize", "crop") if isinstance(data, dict) else "crop"
+    return resize if resize in ("squash", "letterbox", "crop") else "crop"
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer, train_config_yaml: str,
-                    state: dict, keep: int = 0) -> Path:
+                    state: dict, keep: int = 0, init: dict | None = None) -> Path:
     """Write `checkpoints/<step>/` (built in `<step>.incomplete`, renamed when complete) and copy it
     to `checkpoints/last/`. `model` is the unwrapped FocusCLIP; `state` the resume dict for
-    `state.pt`. `keep > 0` keeps only that many numbered checkpoints (oldest deleted)."""
+    `state.pt`; `init` where each tower's initial weights came from (meta.json). `keep > 0` keeps
+    only that many numbered checkpoints (oldest deleted)."""
     from safetensors.torch import save_file
 
     root = Path(run_dir) / "checkpoints"
@@ -155,7 +178,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer,
     tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
     atomic_write_text(tmp / TRAIN_CONFIG, train_config_yaml)
     torch.save(state, tmp / STATE)
-    write_json(tmp / "meta.json", {"step": step, "epoch": state.get("epoch")})
+    write_json(tmp / "meta.json", {"step": step, "epoch": state.get("epoch"), "init": init or {}})
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _replace_dir(final, root / LAST)

@@ -8,6 +8,7 @@ This module imports no torch, so the CLI checks a config in well under a second.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,10 +28,14 @@ class DataConfig:
     images: Optional[str] = None            # image folder (names in the records are relative to it)
     heatmaps: str = "render"                # folder of <stem>.png, `render` (on the fly from kpts), or
                                             # `embedded` (the published folder's heatmap column)
+    missing_heatmaps: Literal["error", "render"] = "error"   # a folder lacking some PNGs: stop, or draw
+                                            # those from the keypoints (counted in report.json)
     heatmap_mode: Literal["parts", "person"] = "parts"
     min_sigma: float = 1.0
+    resize: Literal["squash", "letterbox", "crop"] = "squash"   # frame → S×S (training/transforms.py):
+                                            # squash = the reference (whole frame), letterbox, crop
     flip: bool = False                      # off: descriptions name left and right
-    random_crop: bool = False               # train crop offset random (else centre, as eval)
+    random_crop: bool = False               # resize: crop only; train crop offset random (else centre)
     max_text_length: int = 512
     padding: Literal["longest", "max_length"] = "longest"   # dynamic padding, or always max_text_length
     train_split: str = "train"
@@ -40,7 +45,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class VisionConfig:
-    pretrained: Optional[str] = None        # local path or HF id already cached; else random init
+    pretrained: Optional[str] = None        # a hub id (downloaded and cached), a save_pretrained folder,
+                                            # or null: random init with the shape below
+    revision: Optional[str] = None          # hub branch, tag or commit (null: the default branch)
     patch_size: int = 16
     hidden_size: int = 768
     num_layers: int = 12
@@ -53,7 +60,8 @@ class VisionConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    pretrained: Optional[str] = None        # local path or HF id already cached; else random init
+    pretrained: Optional[str] = None        # a hub id, a folder, or null: random init + WordPiece tokenizer
+    revision: Optional[str] = None          # hub branch, tag or commit (null: the default branch)
     vocab_size: int = 30522                 # of the WordPiece tokenizer trained on the descriptions
     hidden_size: int = 768
     num_layers: int = 12
@@ -110,8 +118,9 @@ class TrainConfig:
     image_size: int = 224
     num_workers: int = 4
     seed: int = 42
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"   # auto: bf16 autocast on GPU, fp32 on CPU
+    device: str = "auto"                    # auto, cpu, cuda or cuda:N (one process; torchrun: LOCAL_RANK)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"   # auto: bf16 autocast on GPUs with
+                                            # native bf16, fp16 + grad scaler on older GPUs, fp32 on CPU
     log_every: int = 1
     checkpoint_every: int = 500             # optimizer steps; 0 = only at the end of training
     keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
@@ -261,6 +270,11 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     if d.heatmaps not in ("render", "embedded") and not Path(d.heatmaps).is_dir():
         raise fail(f"data.heatmaps is not 'render', 'embedded' or a folder: {d.heatmaps}", where,
                    "run `focus-data heatmaps` or --set data.heatmaps=render")
+    if d.random_crop and d.resize != "crop":
+        raise fail(f"data.random_crop needs data.resize: crop (it is {d.resize})", where,
+                   "--set data.resize=crop, or --set data.random_crop=false")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
+        raise fail(f"train.device is {t.device!r}, not auto, cpu, cuda or cuda:N", where, "e.g. --set train.device=cuda:1")
     for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every"):
         if getattr(t, key) < 1:
             raise fail(f"train.{key} must be at least 1", where, "fix the value")
@@ -272,5 +286,8 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     if cfg.loss.temperature <= 0:
         raise fail("loss.temperature must be positive", where, "the paper uses 0.5")
     for name, n in (("vision", cfg.model.vision), ("text", cfg.model.text)):
+        if n.revision and not n.pretrained:
+            raise fail(f"model.{name}.revision is set but model.{name}.pretrained is null", where,
+                       f"name the hub id in model.{name}.pretrained, or drop the revision")
         if n.hidden_size % n.num_heads:
             raise fail(f"model.{name}.hidden_size must be divisible by num_heads", where, "fix the shape")

@@ -16,12 +16,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from focusclip.data.errors import fail
 from focusclip.data.heatmaps import render_heatmaps
+from focusclip.data.io import Report
 from focusclip.data.skeleton import flip_index
 from focusclip.training.config import DataConfig
 from focusclip.training.sources import Item
 from focusclip.training.text import swap_left_right
-from focusclip.training.transforms import Crop, apply_crop, heatmap_png_to_tensor, plan_crop, to_pixels
+from focusclip.training.transforms import Plan, heatmap_png_to_tensor, image_to_pixels, plan_resize, window
 
 MAX_FALLBACKS = 16   # an unreadable image is replaced by the next readable one, at most this far on
 
@@ -69,14 +71,14 @@ class FocusDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([spec.seed, epoch, i])
         text = item.descriptions[int(rng.integers(len(item.descriptions)))] if spec.train else item.descriptions[0]
         image = self._open_image(item)
-        crop = plan_crop(image.width, image.height, spec.image_size,
-                         rng if (spec.train and self.cfg.random_crop) else None)
-        pixels = to_pixels(apply_crop(image, crop, Image.BICUBIC), spec.mean, spec.std)   # [3, S, S]
+        plan = plan_resize(image.width, image.height, spec.image_size, self.cfg.resize,
+                           rng if (spec.train and self.cfg.random_crop) else None)
+        pixels = image_to_pixels(image, plan, spec.mean, spec.std)                       # [3, S, S]
         flip = spec.train and self.cfg.flip and bool(rng.random() < 0.5)
         out = {"pixels": pixels.flip(-1) if flip else pixels, "image": item.image,
                "text": swap_left_right(text) if flip else text}
         if spec.with_heatmaps:
-            out["heatmap"] = self._heatmap(item, crop, flip)
+            out["heatmap"] = self._heatmap(item, plan, flip)
         return out
 
     def _open_image(self, item: Item) -> Image.Image:
@@ -87,32 +89,32 @@ class FocusDataset(torch.utils.data.Dataset):
         img.load()
         return img.convert("RGB")
 
-    def _heatmap(self, item: Item, crop: Crop, flip: bool) -> torch.Tensor:
-        """[S, S] in [0, 1], aligned with the cropped (and flipped) image."""
-        if self.cfg.heatmaps == "render":
-            return self._render(item, crop, flip)
+    def _heatmap(self, item: Item, plan: Plan, flip: bool) -> torch.Tensor:
+        """[S, S] in [0, 1], aligned with the resized (and flipped) image."""
+        if self.cfg.heatmaps == "render" or item.render_heatmap:
+            return self._render(item, plan, flip)
         if self.heatmaps is None:   # "embedded": the published folder's heatmap column
             if item.heatmap_bytes is None:
                 raise ValueError("no embedded heatmap (publish --with-images)")
             png = Image.open(io.BytesIO(item.heatmap_bytes))
         else:
             png = Image.open(self.heatmaps / (Path(item.image).stem + ".png"))
-        hm = heatmap_png_to_tensor(png, crop)
+        hm = heatmap_png_to_tensor(png, plan)
         return hm.flip(-1) if flip else hm
 
-    def _render(self, item: Item, crop: Crop, flip: bool) -> torch.Tensor:
-        """Render at the resized (uncropped) resolution with keypoints scaled to it, then crop the
-        same window as the image: a part half outside the crop keeps its true shape."""
-        kpts = crop.resized_kpts(item.kpts)                                  # [P, 16, 2]
+    def _render(self, item: Item, plan: Plan, flip: bool) -> torch.Tensor:
+        """Render at the resized frame's resolution with keypoints scaled to it, then take the same
+        window as the image: a part half outside a crop keeps its true shape."""
+        kpts = plan.resized_kpts(item.kpts)                                  # [P, 16, 2]
         vis = item.kpts_vis
         if flip:   # mirror x and swap left/right joints, so parts keep their names
-            kpts[..., 0] = crop.new_width - 1 - kpts[..., 0]
+            kpts[..., 0] = plan.new_width - 1 - kpts[..., 0]
             perm = flip_index()
             kpts, vis = kpts[:, perm], vis[:, perm]
-        hm = render_heatmaps((kpts, vis), (crop.new_height, crop.new_width), self.cfg.heatmap_mode,
+        hm = render_heatmaps((kpts, vis), (plan.new_height, plan.new_width), self.cfg.heatmap_mode,
                              min_sigma=self.cfg.min_sigma)                   # [H', W']
-        x0 = (crop.new_width - crop.size - crop.x0) if flip else crop.x0
-        return hm[crop.y0:crop.y0 + crop.size, x0:x0 + crop.size].contiguous()
+        x0 = (plan.new_width - plan.size - plan.x0) if flip else plan.x0   # the mirrored window
+        return window(hm, x0, plan.y0, plan.size)
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -174,6 +176,31 @@ def make_loader(dataset: FocusDataset, sampler: EpochBatchSampler, collate: Coll
 def split_items(items: list[Item], split: str, limit: Optional[int] = None) -> list[Item]:
     chosen = [it for it in items if it.split == split]
     return chosen[:limit] if limit else chosen
+
+
+def check_heatmaps(items: list[Item], cfg: DataConfig, report: Report) -> None:
+    """Every item's heatmap exists (a PNG in the folder, or embedded bytes), checked before training.
+    Missing ones are an error, or with `data.missing_heatmaps: render` drawn from the keypoints;
+    either way they are counted. `render` mode needs no files."""
+    if cfg.heatmaps == "render":
+        return
+    if cfg.heatmaps == "embedded":
+        missing = [it for it in items if it.heatmap_bytes is None]
+        where, fix = cfg.dataset, "publish the dataset --with-images"
+    else:
+        folder = Path(cfg.heatmaps)
+        missing = [it for it in items if not (folder / (Path(it.image).stem + ".png")).is_file()]
+        where, fix = cfg.heatmaps, f"run `focus-data heatmaps ANNOTATIONS --images IMAGES -o {cfg.heatmaps}`"
+    if not missing:
+        return
+    names = ", ".join(Path(it.image).stem + ".png" for it in missing[:3])
+    if cfg.missing_heatmaps == "error":
+        raise fail(f"{len(missing)} of the {len(items)} images have no heatmap (e.g. {names})", where,
+                   f"{fix}, or --set data.missing_heatmaps=render to draw the missing ones from keypoints")
+    for it in missing:
+        it.render_heatmap = True
+    report.count("heatmaps_rendered", len(missing))
+    report.extra["heatmaps_rendered_examples"] = [Path(it.image).stem + ".png" for it in missing[:10]]
 
 
 def count_skips(counter: Counter, batch: dict) -> None:

@@ -31,19 +31,31 @@ class Dist:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """`train.device` → this process's device: auto/cuda use cuda:LOCAL_RANK (torchrun puts one
+    process on each GPU); cuda:N picks GPU N for a single process (several runs side by side)."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise fail("train.device is cuda but no CUDA device is visible", "config", "--set train.device=cpu")
-    return torch.device("cuda", local_rank)
+        raise fail(f"train.device is {name} but no CUDA device is visible", "config", "--set train.device=cpu")
+    if ":" not in name:
+        return torch.device("cuda", local_rank)
+    index = int(name.split(":", 1)[1])
+    if world_size > 1:
+        raise fail(f"train.device {name} pins one GPU, but torchrun started {world_size} processes", "config",
+                   "--set train.device=cuda (each process takes cuda:LOCAL_RANK); choose GPUs with "
+                   "CUDA_VISIBLE_DEVICES")
+    if index >= torch.cuda.device_count():
+        raise fail(f"train.device is {name} but only {torch.cuda.device_count()} CUDA device(s) are visible",
+                   "config", f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return torch.device("cuda", index)
 
 
 def init_dist(device: str = "auto") -> Dist:
     """Read torchrun's environment; join the process group when WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
+    dev = resolve_device(device, local, world)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

@@ -118,7 +118,7 @@ class FocusCLIP(nn.Module):
                 "shared_encoder": self.shared_encoder, "image_size": self.image_size,
                 "image_mean": list(self.image_mean), "image_std": list(self.image_std),
                 "max_text_length": self.max_text_length, "learn_temperature": self.learn_temperature,
-                "temperature": float(self.log_temperature.exp()),
+                "temperature": float(self.log_temperature.detach().exp()),
                 "vision": self.vision.vit.config.to_dict(), "text": self.text.encoder.config.to_dict()}
 
     @classmethod

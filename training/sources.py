@@ -38,6 +38,7 @@ class Item:
     describers: list[str] = field(default_factory=list)
     image_bytes: Optional[bytes] = None     # embedded in a published folder (--with-images)
     heatmap_bytes: Optional[bytes] = None
+    render_heatmap: bool = False            # its heatmap PNG is missing: draw it from kpts (missing_heatmaps)
 
 
 def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[str],

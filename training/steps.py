@@ -1,4 +1,4 @@
-"""One optimizer step (with gradient accumulation and DDP) and one validation pass."""
+"""One optimizer step (with gradient accumulation, DDP and mixed precision) and one validation pass."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +9,12 @@ from typing import Optional
 import numpy as np
 import torch
 
+from focusclip.data.errors import fail
 from focusclip.training.dist import Dist, all_true
 from focusclip.training.loss import FocusLoss
+
+# Parameters every rank uses on the whole gathered batch (see `_unscale_replicated`).
+REPLICATED = ("log_temperature",)
 
 
 class NonFiniteLoss(Exception):
@@ -25,13 +29,47 @@ class StepResult:
     samples: int
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on GPU (precision auto|bf16), nothing on CPU or with fp32."""
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def native_bf16(device: torch.device) -> bool:
+    """Whether the GPU computes bf16 natively (NVIDIA compute capability ≥ 8.0), not by emulation."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:   # torch without the argument
+        return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(device: torch.device, precision: str, bf16_ok: Optional[bool] = None) -> str:
+    """`train.precision` (auto, bf16, fp16, fp32) on `device` → the precision run: auto is bf16 on a
+    GPU with native bf16, fp16 (with a grad scaler) on older GPUs, fp32 on the CPU. bf16 asked for on
+    a GPU without native bf16 is an error, not a slow emulation. `bf16_ok` overrides the probe (tests)."""
+    if device.type != "cuda":
+        return "fp32" if precision == "auto" else precision
+    native = native_bf16(device) if bf16_ok is None else bf16_ok
+    if precision == "auto":
+        return "bf16" if native else "fp16"
+    if precision == "bf16" and not native:
+        raise fail(f"train.precision is bf16 but {device} has no native bf16 (compute capability below 8.0)",
+                   "config", "--set train.precision=auto (fp16 with a grad scaler here) or fp32")
+    return precision
+
+
+@dataclass
+class Amp:
+    """The precision of a run: autocast to bf16/fp16 (fp32: none) and, for fp16 only, a grad scaler
+    (a disabled scaler passes everything through, so the step code is one path)."""
+    precision: str
+    device_type: str
+    scaler: torch.amp.GradScaler
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device_type, dtype=dtype)
+
+
+def make_amp(device: torch.device, precision: str, bf16_ok: Optional[bool] = None) -> Amp:
+    name = resolve_precision(device, precision, bf16_ok)
+    return Amp(name, device.type, torch.amp.GradScaler(device.type, enabled=name == "fp16"))
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -39,21 +77,23 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
-def forward_loss(model, loss_fn: FocusLoss, batch: dict, device: torch.device, precision: str):
-    """(total, parts, outputs) for one batch already on `device`."""
-    with autocast(device, precision):
+def forward_loss(model, loss_fn: FocusLoss, batch: dict, amp: Amp):
+    """(total, parts, outputs) for one batch already on the device."""
+    with amp.autocast():
         out = model(batch["pixels"], batch["input_ids"], batch["attention_mask"], batch.get("heatmaps"))
     total, parts = loss_fn(out)
     return total, parts, out
 
 
 def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dict], d: Dist,
-               precision: str, grad_clip: float) -> StepResult:
+               amp: Amp, grad_clip: float) -> StepResult:
     """Forward/backward over `micro` (accumulated), then one optimizer step.
 
     Each rank's loss is over the global batch (gathered embeddings) but only its local embeddings
     carry gradients; DDP averages gradients over ranks, so the loss is scaled by world_size to make
-    the step equal to one process on the whole batch. Raises NonFiniteLoss before touching weights."""
+    the step equal to one process on the whole batch (the temperature is the exception: see
+    `_unscale_replicated`). Raises NonFiniteLoss before touching weights; under fp16 an overflowing
+    gradient is the scaler's business (it skips that step and lowers the scale), not an error."""
     model.train()
     totals, parts_sum, n = 0.0, {}, 0
     for j, batch in enumerate(micro):
@@ -61,20 +101,37 @@ def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dic
         last = j == len(micro) - 1
         sync = contextlib.nullcontext() if (last or not d.enabled) else model.no_sync()
         with sync:
-            total, parts, _ = forward_loss(model, loss_fn, batch, d.device, precision)
-            (total * (d.world_size / len(micro))).backward()
+            total, parts, _ = forward_loss(model, loss_fn, batch, amp)
+            amp.scaler.scale(total * (d.world_size / len(micro))).backward()
         totals += float(total.detach()) / len(micro)
         for k, v in parts.items():
             parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) / len(micro)
         n += batch["pixels"].shape[0] * d.world_size
+    _unscale_replicated(raw_model, d)
+    amp.scaler.unscale_(opt)
     norm = _clip(raw_model, grad_clip)
-    if not all_true(d, math.isfinite(totals) and math.isfinite(norm)):
+    finite = math.isfinite(totals) and (math.isfinite(norm) or amp.scaler.is_enabled())
+    if not all_true(d, finite):
         opt.zero_grad(set_to_none=True)
         raise NonFiniteLoss(f"loss {totals}, grad norm {norm}")
-    opt.step()
-    sched.step()
+    scale = amp.scaler.get_scale() if amp.scaler.is_enabled() else None
+    amp.scaler.step(opt)
+    amp.scaler.update()
+    if scale is None or amp.scaler.get_scale() >= scale:   # a lowered scale: the step was skipped
+        sched.step()
     opt.zero_grad(set_to_none=True)
     return StepResult(totals, parts_sum, norm, n)
+
+
+def _unscale_replicated(raw_model: torch.nn.Module, d: Dist) -> None:
+    """Undo the world_size loss scale for parameters outside the gather's reach. The temperature
+    divides every logit of the *whole* gathered batch, so each rank's backward already gives its
+    full gradient; DDP averages world_size equal copies of world_size × that, so divide once."""
+    if not d.enabled:
+        return
+    for name, p in raw_model.named_parameters():
+        if name in REPLICATED and p.grad is not None:
+            p.grad.div_(d.world_size)
 
 
 def _clip(model: torch.nn.Module, max_norm: float) -> float:
@@ -87,7 +144,7 @@ def _clip(model: torch.nn.Module, max_norm: float) -> float:
 
 
 @torch.no_grad()
-def validate(raw_model, loader, device: torch.device, precision: str, loss_kind: str, weights: dict,
+def validate(raw_model, loader, device: torch.device, amp: Amp, loss_kind: str, weights: dict,
              max_batches: Optional[int] = None) -> tuple[Optional[dict], Optional[np.ndarray]]:
     """Mean validation losses over the loader (one process, no gather), and the image–text cosine
     similarity matrix [N, N] of the first batch. (None, None) for an empty loader."""
@@ -99,7 +156,7 @@ def validate(raw_model, loader, device: torch.device, precision: str, loss_kind:
         if max_batches is not None and batches >= max_batches:
             break
         batch = to_device(batch, device)
-        total, parts, out = forward_loss(raw_model, loss_fn, batch, device, precision)
+        total, parts, out = forward_loss(raw_model, loss_fn, batch, amp)
         sums["val_loss"] = sums.get("val_loss", 0.0) + float(total)
         for k, v in parts.items():
             sums[f"val_loss_{k}"] = sums.get(f"val_loss_{k}", 0.0) + float(v)

@@ -1,4 +1,4 @@
-"""Tokenizers (a cached pretrained one, or WordPiece trained on our descriptions) and text flips."""
+"""Tokenizers (WordPiece trained on our descriptions, a checkpoint's saved one) and text flips."""
 from __future__ import annotations
 
 import re
@@ -54,16 +54,6 @@ def load_tokenizer(path: str | Path):
     if not path.is_dir():
         raise fail("tokenizer folder not found", str(path), "the checkpoint is incomplete; re-save it")
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-
-def load_pretrained_tokenizer(name: str):
-    """The tokenizer of a local or cached pretrained text model, or None when it is not available."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):
-        return None
 
 
 _LR = re.compile(r"\b(left|right)\b", re.IGNORECASE)

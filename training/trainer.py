@@ -6,6 +6,8 @@ report.json and checkpoints/<step>/ + checkpoints/last/ (docs/design.md §3.5).
 from __future__ import annotations
 
 import gc
+import json
+import math
 import shutil
 import sys
 import time
@@ -16,20 +18,22 @@ from typing import Callable, Optional
 
 import torch
 
-from focusclip.data.errors import fail
+from focusclip.data.errors import FocusError, fail
+from focusclip.data.hub import Source
 from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
-from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, count_skips, make_loader,
-                           split_items)
-from focusclip.training.dist import Dist, barrier, gather_objects, init_dist, shutdown
-from focusclip.training.factory import build_model, build_tokenizer
+from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, check_heatmaps,
+                                     count_skips, make_loader, split_items)
+from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
+from focusclip.training.factory import Pretrained, build_model, build_tokenizer, load_pretrained, resolve_sources
 from focusclip.training.loss import FocusLoss
+from focusclip.training.model import FocusCLIP
 from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
 from focusclip.training.plots import plot_losses, plot_similarity
 from focusclip.training.sources import load_items
-from focusclip.training.steps import NonFiniteLoss, train_step, validate
+from focusclip.training.steps import Amp, NonFiniteLoss, make_amp, train_step, validate
 from focusclip.training.text import load_tokenizer
 
 
@@ -45,6 +49,7 @@ class Run:
     loss_fn: FocusLoss
     opt: torch.optim.Optimizer
     sched: object
+    amp: Amp
     train_set: FocusDataset
     val_set: Optional[FocusDataset]
     collate: Collate
@@ -60,13 +65,15 @@ class Run:
 
 
 def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = False,
-              on_step: Optional[Callable[[int, dict], None]] = None) -> Report:
+              on_step: Optional[Callable[[int, dict], None]] = None,
+              sources: Optional[dict[str, Source]] = None) -> Report:
     """Train per `cfg`; `resume`: "latest" or a checkpoint path; `force` clears a previous run.
-    `on_step(step, row)` is called after each logged step (tests use it to interrupt a run)."""
+    `on_step(step, row)` is called after each logged step (tests use it to interrupt a run);
+    `sources` are the towers' already resolved sources (`factory.resolve_sources`), if any."""
     check_config(cfg)
     d = init_dist(cfg.train.device)
     try:
-        return _train(cfg, d, resume, force, on_step)
+        return _train(cfg, d, resume, force, on_step, sources)
     finally:
         # The DDP wrapper holds the process group; it must be gone before the group is destroyed, or
         # the gloo group dies at interpreter exit and aborts the process now and then (SIGABRT).
@@ -75,8 +82,8 @@ def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = Fals
 
 
 def _train(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
-           on_step: Optional[Callable[[int, dict], None]]) -> Report:
-    run = _setup(cfg, d, resume, force)
+           on_step: Optional[Callable[[int, dict], None]], sources: Optional[dict[str, Source]]) -> Report:
+    run = _setup(cfg, d, resume, force, sources)
     _loop(run, on_step)
     return _finish(run)
 
@@ -84,12 +91,15 @@ def _train(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
 # ---------------------------------------------------------------------------------------------- setup
 
 
+def _refuse_clobber(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> None:
+    if d.is_main and ck.latest_checkpoint(Path(cfg.output_dir)) is not None and not resume and not force:
+        raise fail("the run directory already holds checkpoints", cfg.output_dir,
+                   "pass --resume latest to continue, --force to start over, or another output_dir")
+
+
 def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Path:
     run_dir = Path(cfg.output_dir)
     if d.is_main:
-        if ck.latest_checkpoint(run_dir) is not None and not resume and not force:
-            raise fail("the run directory already holds checkpoints", str(run_dir),
-                       "pass --resume latest to continue, --force to start over, or another output_dir")
         if force and not resume:
             for name in ("checkpoints", "metrics.jsonl", "tokenizer"):
                 shutil.rmtree(run_dir / name, ignore_errors=True) if (run_dir / name).is_dir() \
@@ -98,6 +108,25 @@ def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) 
         (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
     barrier(d)
     return run_dir
+
+
+def _pretrained(cfg: FocusConfig, d: Dist, sources: Optional[dict[str, Source]]) -> Pretrained:
+    """Every pretrained tower, loaded before anything is written or read. Rank 0 goes first (it
+    downloads what the cache lacks), then the others read the cache; a failure on rank 0 is
+    broadcast, so every rank stops with its line instead of waiting at a barrier."""
+    pre, error = None, None
+    if d.is_main:
+        try:
+            sources = sources or resolve_sources(cfg)
+            for name, src in sources.items():
+                print(f"{name} tower: {src.describe()}", file=sys.stderr)
+            pre = load_pretrained(cfg, sources)
+        except FocusError as e:
+            error = str(e)
+    error = broadcast_object(d, error)
+    if error is not None:
+        raise FocusError(error)
+    return pre if d.is_main else load_pretrained(cfg, sources)
 
 
 def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
@@ -114,6 +143,8 @@ def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
     if not train:
         raise fail(f"no '{cfg.data.train_split}' images with descriptions and image files", cfg.data.dataset,
                    "check data.images, data.annotations and data.train_split")
+    if with_heatmaps:
+        check_heatmaps(train + val, cfg.data, report)
     report.count("train_images", len(train))
     report.count("train_descriptions", sum(len(it.descriptions) for it in train))
     report.count("val_images", len(val))
@@ -123,35 +154,52 @@ def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
             FocusDataset(val, cfg.data, SampleSpec(train=False, **spec)) if val else None)
 
 
-def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path]):
+def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path],
+               pre: Optional[Pretrained]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR), "loaded from the checkpoint"
-    note = None
+        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR)
     if d.is_main:
-        tok, note = build_tokenizer(cfg.model.text, texts)
+        tok, source = build_tokenizer(cfg, pre, texts)
         tok.save_pretrained(str(run_dir / "tokenizer"))
+        pre.sources["tokenizer"] = source
+        print(f"tokenizer: {source.describe()}", file=sys.stderr)
     barrier(d)
-    return load_tokenizer(run_dir / "tokenizer"), note
+    return load_tokenizer(run_dir / "tokenizer")
 
 
-def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run:
+def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], resume_dir: Optional[Path]):
+    """(model, where its initial weights came from). On resume the checkpoint's config.json and
+    weights rebuild it: no tower is fetched again."""
+    if resume_dir is None:
+        return build_model(cfg, tokenizer, pre), {k: s.to_dict() for k, s in pre.sources.items()}
+    from safetensors.torch import load_file
+
+    model = FocusCLIP.from_config_dict(json.loads((resume_dir / ck.MODEL_CONFIG).read_text(encoding="utf-8")))
+    model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
+    init = ck.read_meta(resume_dir).get("init") or {}
+    return model, {**init, "resumed_from": str(resume_dir)}
+
+
+def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
+           sources: Optional[dict[str, Source]] = None) -> Run:
+    _refuse_clobber(cfg, d, resume, force)
+    resume_dir = ck.find_resume_dir(Path(cfg.output_dir), resume) if resume else None
+    if resume == "latest" and resume_dir is None and d.is_main:
+        print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
+              file=sys.stderr)
+    pre = _pretrained(cfg, d, sources) if resume_dir is None else None    # before any data work or write
     run_dir = _prepare_dir(cfg, d, resume, force)
     report = Report("train", to_dict(cfg))
-    resume_dir = ck.find_resume_dir(run_dir, resume) if resume else None
-    if resume == "latest" and resume_dir is None and d.is_main:
-        print(f"note: no checkpoint in {run_dir / 'checkpoints'} yet; starting from step 0", file=sys.stderr)
     seed_all(cfg.train.seed + d.rank)
     t, v = cfg.train, cfg.model.vision
     train_set, val_set = _datasets(cfg, report, cfg.model.triple, v.image_mean, v.image_std)
-    tokenizer, tok_note = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
-                                     resume_dir)
-    model, notes = build_model(cfg, tokenizer)
-    report.extra["init"] = {**notes, "tokenizer": tok_note}
-    if resume_dir is not None:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
+    tokenizer = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
+                           resume_dir, pre)
+    model, init = _model(cfg, tokenizer, pre, resume_dir)
+    report.extra["init"] = init
+    amp = make_amp(d.device, t.precision)
+    report.extra["precision"] = amp.precision
     model.to(d.device)
     wrapped = model
     if d.enabled:
@@ -171,7 +219,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
     sched = build_scheduler(opt, total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
     collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
-    run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, train_set, val_set, collate,
+    run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
     if resume_dir is not None:
         _restore(run, ck.load_state(resume_dir))
@@ -182,6 +230,8 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
 def _restore(run: Run, state: dict) -> None:
     run.opt.load_state_dict(state["optimizer"])
     run.sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        run.amp.scaler.load_state_dict(state["scaler"])
     run.step, run.epoch, run.micro_start = state["step"], state["epoch"], state["micro_start"]
     run.last_saved = state["step"]
     skipped = state.get("skipped") or [{}]
@@ -233,7 +283,7 @@ def _epoch(run: Run, bar, log, on_step) -> None:
             count_skips(run.skipped, b)
         t0 = time.perf_counter()
         try:
-            res = train_step(run.model, run.raw, run.loss_fn, run.opt, run.sched, micro, d, t.precision,
+            res = train_step(run.model, run.raw, run.loss_fn, run.opt, run.sched, micro, d, run.amp,
                              run.cfg.optim.grad_clip)
         except NonFiniteLoss as e:
             raise _nan_error(run, str(e)) from None
@@ -259,10 +309,11 @@ def _epoch(run: Run, bar, log, on_step) -> None:
 def _row(run: Run, res) -> dict:
     lr = run.opt.param_groups[0]["lr"]
     row = {"step": run.step, "epoch": run.epoch + 1, "loss": res.loss,
-           **{f"loss_{k}": v for k, v in res.parts.items()}, "lr": lr, "grad_norm": res.grad_norm}
+           **{f"loss_{k}": v for k, v in res.parts.items()}, "lr": lr,
+           "grad_norm": res.grad_norm if math.isfinite(res.grad_norm) else None}   # fp16: a skipped step
     alpha = run.raw.alpha
     row["alpha"] = float(alpha.detach()) if alpha is not None else None
-    row["temperature"] = float(run.raw.log_temperature.exp())
+    row["temperature"] = float(run.raw.log_temperature.detach().exp())
     return row
 
 
@@ -281,7 +332,7 @@ def _validate(run: Run, log) -> None:
         sampler = EpochBatchSampler(len(run.val_set), size, shuffle=False)
         loader = make_loader(run.val_set, sampler, run.collate, t.num_workers)
         t0 = time.perf_counter()
-        losses, sim = validate(run.raw, loader, run.d.device, t.precision, run.cfg.loss.kind,
+        losses, sim = validate(run.raw, loader, run.d.device, run.amp, run.cfg.loss.kind,
                                vars(run.cfg.loss.weights), t.val_batches)
         run.report.time("val_s", time.perf_counter() - t0)
         if losses is not None:
@@ -299,9 +350,9 @@ def _save(run: Run) -> None:
         state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
                  "epoch": run.epoch, "micro_start": run.micro_start, "rng": rngs,
                  "steps_per_epoch": run.steps_per_epoch, "world_size": run.d.world_size,
-                 "skipped": skipped}
+                 "skipped": skipped, "scaler": run.amp.scaler.state_dict()}
         ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
-                           keep=run.cfg.train.keep_checkpoints)
+                           keep=run.cfg.train.keep_checkpoints, init=run.report.extra.get("init"))
         plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")
     run.last_saved = run.step
     barrier(run.d)

@@ -28,13 +28,12 @@ exec timeout 240 "$PY" - "$@" <<'PYEOF'
 import argparse, sys, time
 import torch
 
-sys.path.insert(0, ".")
-from training.config import load_config
-from training.dist import Dist
-from training.factory import build_model
-from training.loss import FocusLoss
-from training.optim import build_optimizer, build_scheduler
-from training.steps import train_step
+from focusclip.training.config import load_config
+from focusclip.training.dist import Dist
+from focusclip.training.factory import build_model
+from focusclip.training.loss import FocusLoss
+from focusclip.training.optim import build_optimizer, build_scheduler
+from focusclip.training.steps import make_amp, train_step
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dry-run", action="store_true")
@@ -82,7 +81,8 @@ else:
     torch.backends.cudnn.allow_tf32 = True
 cfg = load_config(config, sets)
 torch.manual_seed(0)
-model = build_model(cfg, FakeTokenizer(cfg.model.text.vocab_size))[0].to(device)
+model = build_model(cfg, FakeTokenizer(cfg.model.text.vocab_size)).to(device)
+amp = make_amp(device, cfg.train.precision)
 opt = build_optimizer(model, cfg.optim)
 sched = build_scheduler(opt, 10**9, cfg.optim)
 loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
@@ -93,7 +93,7 @@ peak = args.peak_tflops
 if peak is None and device.type == "cuda":
     peak = 756.0 if "PCIe" in name else 989.4 if ("H100" in name or "H200" in name) else None
 print(f"device: {name}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
-      f"{cfg.train.image_size}px, text {text_len} tokens, precision {cfg.train.precision}")
+      f"{cfg.train.image_size}px, text {text_len} tokens, precision {amp.precision}")
 print(f"FLOPs/sample: ViT fwd {vit / 1e9:.2f} G, BERT fwd {bert / 1e9:.2f} G, train (3×fwd, 2 ViT views) {flops / 1e9:.1f} G")
 
 
@@ -112,12 +112,12 @@ def measure(n, warmup=2, steps=4):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(warmup):
-            train_step(model, model, loss_fn, opt, sched, [b], d, cfg.train.precision, 1.0)
+            train_step(model, model, loss_fn, opt, sched, [b], d, amp, 1.0)
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(steps):
-            train_step(model, model, loss_fn, opt, sched, [b], d, cfg.train.precision, 1.0)
+            train_step(model, model, loss_fn, opt, sched, [b], d, amp, 1.0)
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = (time.perf_counter() - t0) / steps

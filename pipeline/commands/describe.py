@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[Backend, typer.Option(help="template (offline), or an LLM: openai (any "
                                                       "OpenAI-compatible server), vllm (in-process) or "
                                                       "transformers.")] = Backend.template,
-        model: Annotated[Optional[str], typer.Option(help="Model name (openai, vllm) or local model "
-                                                          "directory (transformers, vllm).")] = None,
+        model: Annotated[Optional[str], typer.Option(help="Model name (openai); hub id (downloaded and "
+                                                          "cached) or save_pretrained folder (vllm, "
+                                                          "transformers).")] = None,
         base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. "
                                                              "http://localhost:8000/v1.")] = None,
         concurrency: Annotated[int, typer.Option(help="Requests in flight (openai); batch size "

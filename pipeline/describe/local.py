@@ -1,12 +1,16 @@
-"""Local-model backends: `vllm` (offline batched `LLM.chat`) and `transformers` (a model directory
-with a chat template, batched `generate`). Both import their library only when they run."""
+"""Local-model backends: `vllm` (offline batched `LLM.chat`) and `transformers` (a model with a chat
+template, batched `generate`). Both import their library only when they run. `--model` is a hub id
+(downloaded and cached the way transformers does: HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN for gated
+models) or a save_pretrained folder; `focusclip.data.hub` checks it before any work starts."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from focusclip.data.errors import fail
+from focusclip.data.hub import Source, load, resolve
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
+
+MODEL = dict(what="describer model", key="--model")
 
 VLLM_CHUNK = 256  # conversations per LLM.chat call: answers are written after each chunk
 
@@ -46,17 +50,28 @@ class VLLMBackend:
         if importlib.util.find_spec("vllm") is None:  # say so before any work starts
             raise _no_vllm()
         self.model, self.params = model, params
+        self.source = resolve(model, **MODEL)        # a missing folder, an unknown id, offline and uncached
 
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return
         vllm = import_vllm()
-        llm = vllm.LLM(model=self.model, seed=self.params.seed)
+        llm = vllm.LLM(model=_vllm_model(self.source), seed=self.params.seed)
         for chunk in _chunks(list(jobs), VLLM_CHUNK):
             conversations, sampling = vllm_requests(chunk, self.params)
             outputs = llm.chat(conversations, [vllm.SamplingParams(**kw) for kw in sampling], use_tqdm=False)
             for job, out in zip(chunk, outputs):
                 emit(job, *vllm_answer(out, self.params.max_tokens))
+
+
+def _vllm_model(source: Source) -> str:
+    """What vLLM loads: the folder, the hub id (vLLM downloads it through huggingface_hub), or, when
+    the hub cannot be asked (offline, unreachable), the cached snapshot's folder."""
+    if source.kind == "hub" and source.local_only:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(source.name, revision=source.commit, local_files_only=True)
+    return source.name
 
 
 def vllm_answer(out, max_tokens: int) -> tuple[Answer | None, str | None]:
@@ -70,14 +85,13 @@ def vllm_answer(out, max_tokens: int) -> tuple[Answer | None, str | None]:
 
 
 class TransformersBackend:
-    """A local Hugging Face model directory; `concurrency` is the batch size."""
+    """A Hugging Face causal LM (hub id or folder), in the dtype it was saved in; `concurrency` is
+    the batch size."""
     name = "transformers"
 
     def __init__(self, model: str, params: GenParams):
         self.model, self.params = model, params
-        if not (Path(model) / "config.json").is_file():
-            raise fail("not a model directory (no config.json)", model,
-                       "pass a local directory saved with save_pretrained")
+        self.source = resolve(model, **MODEL)
 
     def _load(self):
         import torch
@@ -86,14 +100,15 @@ class TransformersBackend:
         device = self.params.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        tok = AutoTokenizer.from_pretrained(self.model)
+        tok = load(self.source, AutoTokenizer.from_pretrained, **MODEL)
         if not getattr(tok, "chat_template", None):
             raise fail("the tokenizer has no chat template", self.model,
                        "use an instruction-tuned model or set tokenizer.chat_template")
         tok.padding_side = "left"  # decoder-only batches pad on the left so answers start together
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.model).to(device).eval()
+        # dtype "auto": the dtype in the model's config (bf16 for most current LLMs), not fp32
+        model = load(self.source, AutoModelForCausalLM.from_pretrained, dtype="auto", **MODEL).to(device).eval()
         return tok, model, device
 
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:

@@ -13,12 +13,13 @@ class ColourModel:
     image_size = 8
 
     def __init__(self, colours: list[tuple[int, int, int]], prompt_class: dict[str, int], mapping=None,
-                 name: str = "fake-colour"):
+                 name: str = "fake-colour", sha256: str = "0" * 64):
         self.colours = torch.tensor(colours, dtype=torch.float32) / 255        # [C, 3]
         self.prompt_class = prompt_class
         self.num_classes = len(colours)
         self.mapping = list(mapping) if mapping is not None else list(range(self.num_classes))
         self.name = name
+        self.sha256 = sha256            # "which weights": results are reused only for the same value
         self.images_seen = 0
 
     def preprocess(self, image) -> torch.Tensor:

@@ -14,8 +14,8 @@ from tests.eval.tiny_models import save_tiny_checkpoint, save_tiny_hf_clip
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def focus_eval(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("focus-eval"), *map(str, args)], cwd=cwd, env=ENV,
+def focus_eval(*args, cwd, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([console_script("focus-eval"), *map(str, args)], cwd=cwd, env=env or ENV,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -67,3 +67,38 @@ def test_user_errors_are_one_line(tmp_path):
     assert "Traceback" not in r.stderr
     r = focus_eval(tmp_path / "run", "--data-root", tmp_path, "--task", "nope", cwd=tmp_path)
     assert r.returncode == 1 and "unknown task 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_hf_clip_by_hub_id_downloads_then_evaluates_offline_from_the_cache(tmp_path):
+    """`--hf-clip ORG/NAME` against a loopback hub (HF_ENDPOINT): downloaded and cached; the weights'
+    sha256 is the served file's; offline, the cache serves and the finished task is reused."""
+    import hashlib
+
+    from tests.hub_server import HubServer
+
+    data = tmp_path / "data"
+    fx.write_fer_folders(data)
+    folder = save_tiny_hf_clip(tmp_path / "clip-tiny")
+    env = {k: v for k, v in ENV.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1")
+    out = tmp_path / "clip.json"
+    args = ("--hf-clip", "org/clip-tiny", "--data-root", data, "--task", "fer2013-emotion", "-o", out,
+            "--workers", "0")
+    with HubServer() as hub:
+        commit = hub.serve("org/clip-tiny", folder)
+        env["HF_ENDPOINT"] = hub.url
+        r = focus_eval(*args, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+        res = json.loads(out.read_text())
+        assert res["model"] == "hf-clip:org/clip-tiny" and res["tasks"]["fer2013-emotion"]["n"] == 7
+        assert res["checkpoint"]["sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert f"/org/clip-tiny/resolve/{commit}/model.safetensors" in [p for m, p in hub.requests if m == "GET"]
+        asked = len(hub.requests)
+        r = focus_eval(*args, cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"})
+        assert r.returncode == 0, r.stderr
+        assert hub.requests[asked:] == []
+        assert json.loads((tmp_path / "clip.report.json").read_text())["counts"] == {"tasks_reused": 1}
+        r = focus_eval(*args, cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "cold")})
+        assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(
+            "error: --hf-clip: CLIP model: org/clip-tiny is not in the Hugging Face cache"), r.stderr
+        assert "Traceback" not in r.stderr

@@ -11,8 +11,9 @@ def all_prompts() -> list[str]:
     return [p for t in all_tasks() for row in t.prompts(ensemble=True) for p in row]
 
 
-def save_tiny_checkpoint(run_dir: Path, step: int = 3) -> Path:
-    """RUN/checkpoints/<step>/ and last/, written by training.checkpoint.save_checkpoint."""
+def save_tiny_checkpoint(run_dir: Path, step: int = 3, train_config: str = "model: {name: tiny-clip}\n") -> Path:
+    """RUN/checkpoints/<step>/ and last/, written by training.checkpoint.save_checkpoint (whose
+    train_config.yaml is `train_config`: its data.resize is the geometry evaluation uses)."""
     from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
     from focusclip.training.checkpoint import save_checkpoint
@@ -25,7 +26,7 @@ def save_tiny_checkpoint(run_dir: Path, step: int = 3) -> Path:
     bert = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                 intermediate_size=64, max_position_embeddings=64), add_pooling_layer=False)
     model = FocusCLIP(vit, bert, name="tiny-clip", embed_dim=16, triple=False, image_size=32, max_text_length=64)
-    return save_checkpoint(Path(run_dir), step, model, tok, "model: {name: tiny-clip}\n", {"step": step, "epoch": 0})
+    return save_checkpoint(Path(run_dir), step, model, tok, train_config, {"step": step, "epoch": 0})
 
 
 def save_tiny_hf_clip(folder: Path, image_size: int = 32) -> Path:

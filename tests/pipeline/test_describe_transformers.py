@@ -66,3 +66,57 @@ def test_model_directory_errors(tmp_path):
                      progress=False)
     with pytest.raises(FocusError, match="--model"):
         run_describe(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", progress=False)
+
+
+def test_model_loads_in_the_dtype_it_was_saved_in(tiny_model, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from focusclip.pipeline.describe.local import TransformersBackend
+    from focusclip.pipeline.describe.types import GenParams
+
+    bf16 = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model).to(torch.bfloat16).save_pretrained(bf16)
+    for f in tiny_model.iterdir():                                   # the tokenizer and its chat template
+        if not (bf16 / f.name).exists():
+            (bf16 / f.name).write_bytes(f.read_bytes())
+    _, model, device = TransformersBackend(str(bf16), GenParams(device="cpu"))._load()
+    assert model.dtype == torch.bfloat16 and device == "cpu"      # not upcast to fp32
+    _, model, _ = TransformersBackend(str(tiny_model), GenParams(device="cpu"))._load()
+    assert model.dtype == torch.float32
+
+
+def test_hub_id_downloads_through_the_hub_and_cold_offline_is_one_line(tiny_model, tmp_path):
+    """`--model org/tiny-gpt2` against a loopback hub (HF_ENDPOINT), as the console script."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import console_script
+    from tests.hub_server import HubServer
+
+    ann = tmp_path / "annotations.jsonl"
+    ann.write_text("".join(json.dumps(a.to_dict()) + "\n" for a in random_annotations(3)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
+
+    def describe(out, **extra):
+        return subprocess.run([console_script("focus-data"), "describe", str(ann), "-o", str(out), "--backend",
+                               "transformers", "--model", "org/tiny-gpt2", "--max-tokens", "4", "--temperature",
+                               "0", "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                              env={**env, **extra})
+
+    with HubServer() as hub:
+        commit = hub.serve("org/tiny-gpt2", tiny_model)
+        env["HF_ENDPOINT"] = hub.url
+        r = describe(tmp_path / "d.jsonl")
+        assert r.returncode == 0, r.stderr
+        rows = read_jsonl(tmp_path / "d.jsonl")
+        assert len(rows) == 3 and all(row["describer"] == "tiny-gpt2" and row["description"] for row in rows)
+        assert f"/org/tiny-gpt2/resolve/{commit}/model.safetensors" in [p for m, p in hub.requests if m == "GET"]
+        cold = tmp_path / "cold.jsonl"
+        r = describe(cold, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty"))
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith(
+            "error: --model: describer model: org/tiny-gpt2 is not in the Hugging Face cache"), r.stderr
+        assert not cold.exists()

@@ -24,6 +24,12 @@ def test_every_shipped_config_loads_with_the_paper_settings():
         assert (c.optim.name, c.optim.lr, c.optim.momentum, c.loss.temperature) == ("sgd", 0.0005, 0.9, 0.5)
         assert (c.model.vision.patch_size, c.model.vision.hidden_size, c.model.vision.num_layers) == (16, 768, 12)
         assert (c.model.text.hidden_size, c.model.text.num_layers, c.model.embed_dim) == (768, 12, 512)
+        assert (c.model.vision.pretrained, c.model.text.pretrained) == ("google/vit-base-patch16-224-in21k",
+                                                                        "bert-base-uncased")
+    for c in names.values():
+        assert c.data.resize == "squash"                     # the reference's geometry, in every config
+    for key in ("tiny-focusclip", "tiny-clip"):               # random init only where a config says so
+        assert names[key].model.vision.pretrained is None and names[key].model.text.pretrained is None
     assert names["focusclip"].model.triple and not names["clip"].model.triple
     assert names["tiny-focusclip"].model.triple and not names["tiny-clip"].model.triple
 

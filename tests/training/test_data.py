@@ -199,3 +199,48 @@ def test_collate_pads_to_the_longest_text_in_the_batch(world):
     assert batch["input_ids"].shape == (2, longest) < (2, 512)
     assert batch["attention_mask"].sum(1).tolist() == [len(tok("a red figure")["input_ids"]), longest]
     assert Collate(tok, 512, "max_length")(samples)["input_ids"].shape == (2, 512)
+
+
+def _png_heatmaps(world, folder: Path, skip: set[str] = frozenset()) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for a in map(json.loads, world["annotations"].read_text().splitlines()):
+        if a["image"] not in skip:
+            hm = render_heatmaps(a["people"], (a["height"], a["width"]))
+            Image.fromarray(to_uint8(hm).numpy(), mode="L").save(folder / (Path(a["image"]).stem + ".png"))
+
+
+def test_missing_heatmaps_stop_the_run_up_front_or_are_rendered_when_asked(world, tmp_path):
+    from focusclip.training.config import load_config
+    from focusclip.training.trainer import run_train
+    from tests.conftest import REPO
+    from tests.training.fixtures import tiny_overrides
+
+    def cfg(heatmaps, out, **extra):
+        return load_config(REPO / "configs/tiny-focusclip.yaml", tiny_overrides(world, tmp_path / out, **{
+            "data.heatmaps": heatmaps, "train.batch_size": 4, "train.max_steps": 1, "train.checkpoint_every": 0,
+            **extra}))
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FocusError, match=r"16 of the 16 images have no heatmap \(e\.g\. 000000000\.png.*"
+                                         r"missing_heatmaps=render"):
+        run_train(cfg(empty, "a"))
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    some = tmp_path / "some"
+    _png_heatmaps(world, some, skip={"000000002.jpg", "000000013.jpg"})      # a train and a val image
+    with pytest.raises(FocusError, match=r"2 of the 16 images have no heatmap \(e\.g\. 000000002\.png, 000000013\.png"):
+        run_train(cfg(some, "b"))
+    report = run_train(cfg(some, "c", **{"data.missing_heatmaps": "render"}))
+    assert report.counts["heatmaps_rendered"] == 2 and report.counts["steps"] == 1
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["heatmaps_rendered_examples"] == \
+        ["000000002.png", "000000013.png"]
+    # the rendered ones are what the PNG would have held (resized like the image)
+    ds = _dataset(world, heatmaps=str(some), missing_heatmaps="render")
+    from focusclip.training.data import check_heatmaps
+
+    check_heatmaps(ds.items, ds.cfg, Report("t"))
+    full = tmp_path / "full"
+    _png_heatmaps(world, full)
+    ref = _dataset(world, heatmaps=str(full))
+    i = [it.image for it in ds.items].index("000000002.jpg")
+    assert ds.items[i].render_heatmap and (ds[(0, i)]["heatmap"] - ref[(0, i)]["heatmap"]).abs().mean() < 0.03

@@ -1,6 +1,7 @@
 """Two gloo processes on the CPU train exactly like one process on the same global batch: the
 embedding gather (with gradients) makes negatives span both ranks, and the loss scaling makes the
-DDP-averaged gradient the full-batch gradient."""
+DDP-averaged gradient the full-batch gradient — for the learnable temperature too, which every rank
+applies to the whole gathered batch (its gradient is not multiplied by the world size)."""
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     # plain SGD without clipping: a wrong gradient scale would show in the grad norm and the weights
     extra = {"train.batch_size": 16, "train.max_steps": 4, "train.checkpoint_every": 0,
              "optim.name": "sgd", "optim.momentum": 0.0, "optim.lr": 0.05, "optim.scheduler": "constant",
-             "optim.warmup_steps": 0, "optim.grad_clip": 0.0}
+             "optim.warmup_steps": 0, "optim.grad_clip": 0.0, "loss.learn_temperature": True}
     one, two = tmp_path / "one", tmp_path / "two"
     run_train(load_config(CONFIG, tiny_overrides(world, one, **extra)))
     mp.spawn(train_rank, args=(2, _free_port(), CONFIG, tiny_overrides(world, two, **extra)), nprocs=2)
@@ -46,9 +47,13 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     r2 = [r for r in _rows(two) if "loss" in r]
     assert [r["step"] for r in r2] == [1, 2, 3, 4]
     for a, b in zip(r1, r2):
-        for key in ("loss", "loss_image_text", "loss_masked_image", "loss_masked_text", "grad_norm", "alpha"):
+        for key in ("loss", "loss_image_text", "loss_masked_image", "loss_masked_text", "grad_norm", "alpha",
+                    "temperature"):
             assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-6), (a["step"], key)
     assert r1[0]["loss"] != pytest.approx(r1[-1]["loss"], abs=1e-4)   # the weights did move
+    # SGD without momentum: each step moves log τ by lr × its gradient, so equal temperatures at every
+    # step are equal gradients; it did move (a 2× gradient would show as a 2× step)
+    assert abs(r1[-1]["temperature"] - 0.5) > 1e-3
     w1 = load_file(str(one / "checkpoints/last/model.safetensors"))
     w2 = load_file(str(two / "checkpoints/last/model.safetensors"))
     assert w1.keys() == w2.keys()

@@ -8,7 +8,7 @@ from focusclip.data.errors import FocusError
 from tests.conftest import REPO
 from focusclip.training import load_checkpoint
 from focusclip.training.config import load_config
-from focusclip.training.factory import build_model
+from focusclip.training.factory import build_model, build_tokenizer, load_pretrained
 from focusclip.training.loss import FocusLoss
 from focusclip.training.text import train_wordpiece
 
@@ -20,7 +20,7 @@ def _model(config="tiny-focusclip", *sets):
     cfg = load_config(REPO / "configs" / f"{config}.yaml", list(sets))
     tok = train_wordpiece(TEXTS, 200)
     torch.manual_seed(0)
-    return build_model(cfg, tok)[0], tok
+    return build_model(cfg, tok, load_pretrained(cfg)), tok
 
 
 def _batch(tok, n=4, s=64):
@@ -85,23 +85,20 @@ def test_encoders_load_from_a_local_pretrained_folder(tmp_path):
     torch.testing.assert_close(model.vision.vit.embeddings.patch_embeddings.projection.weight,
                                vit.embeddings.patch_embeddings.projection.weight)
     assert model.vision.interpolate                      # pretrained at 32 px, trained at 64 px
-    from focusclip.training.factory import build_tokenizer
-
     cfg = load_config(REPO / "configs/tiny-focusclip.yaml", [f"model.text.pretrained={tmp_path / 'bert'}"])
-    loaded_tok, note = build_tokenizer(cfg.model.text, TEXTS)
-    assert note.startswith("pretrained") and loaded_tok.get_vocab() == tok.get_vocab()
-    m, notes = build_model(cfg, loaded_tok)
-    assert notes["text"].startswith("pretrained")
+    pre = load_pretrained(cfg)
+    assert pre.sources["text"].to_dict() == {"kind": "folder", "name": str(tmp_path / "bert")}
+    assert pre.sources["vision"].kind == "random"
+    loaded_tok, source = build_tokenizer(cfg, pre, TEXTS)
+    assert source == pre.sources["text"] and loaded_tok.get_vocab() == tok.get_vocab()
+    m = build_model(cfg, loaded_tok, pre)
     torch.testing.assert_close(m.text.encoder.embeddings.word_embeddings.weight, bert.embeddings.word_embeddings.weight)
-    with pytest.raises(FocusError, match="local path that does not exist"):
+    with pytest.raises(FocusError, match="model.vision.pretrained: vision tower: the folder .*nope does not exist"):
         _model("tiny-focusclip", f"model.vision.pretrained={tmp_path / 'nope'}")
-
-
-def test_uncached_hub_id_falls_back_to_random_init_without_network(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", ["model.vision.pretrained=no-such-org/no-such-vit"])
-    _, notes = build_model(cfg, train_wordpiece(TEXTS, 200))
-    assert notes["vision"] == "random init (no-such-org/no-such-vit is not in the local Hugging Face cache)"
+    with pytest.raises(FocusError, match="holds no config.json"):
+        _model("tiny-focusclip", f"model.vision.pretrained={tmp_path}")
+    with pytest.raises(FocusError, match=r"a revision \(v2\) applies to hub ids"):
+        _model("tiny-focusclip", f"model.vision.pretrained={tmp_path / 'vit'}", "model.vision.revision=v2")
 
 
 def test_load_checkpoint_errors_are_user_errors(tmp_path):
