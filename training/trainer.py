@@ -126,7 +126,7 @@ def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
 def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR), "loaded from the checkpoint"
+        return load_tokenizer(ck.tokenizer_dir(resume_dir)), "loaded from the checkpoint"
     note = None
     if d.is_main:
         tok, note = build_tokenizer(cfg.model.text, texts)
@@ -148,10 +148,11 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
                                      resume_dir)
     model, notes = build_model(cfg, tokenizer)
     report.extra["init"] = {**notes, "tokenizer": tok_note}
+    model.config.provenance = _provenance(cfg, report.extra["init"], train_set, val_set)
     if resume_dir is not None:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
+        # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
+        model.load_state_dict(ck.load_model(resume_dir).state_dict())
+        model.config.provenance = _resumed_provenance(resume_dir, model.config.provenance)
     model.to(d.device)
     wrapped = model
     if d.enabled:
@@ -177,6 +178,22 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
         _restore(run, ck.load_state(resume_dir))
     _trim_metrics(run)
     return run
+
+
+def _provenance(cfg: FocusConfig, init: dict, train_set: FocusDataset, val_set: Optional[FocusDataset]) -> dict:
+    """Where the model's starting weights and its data came from (config.json; the model card)."""
+    describers = Counter(d for it in train_set.items for d in it.describers)
+    return {**init, "dataset": cfg.data.dataset, "describers": dict(sorted(describers.items())),
+            "train_images": len(train_set), "val_images": len(val_set) if val_set is not None else 0}
+
+
+def _resumed_provenance(resume_dir: Path, fresh: dict) -> dict:
+    """A resumed run keeps the tower sources of the run it continues (this start only reloaded them)."""
+    import json
+
+    config = resume_dir / ck.MODEL_CONFIG
+    old = json.loads(config.read_text(encoding="utf-8")).get("provenance") or {}
+    return {**fresh, **{k: v for k, v in old.items() if k in ("vision", "text", "tokenizer")}}
 
 
 def _restore(run: Run, state: dict) -> None:
