@@ -31,6 +31,13 @@ def is_repo_id(value: str) -> bool:
     return bool(REPO_ID.match(value)) and ".." not in value and not value.endswith((".git", "."))
 
 
+def names_hub_repo(value: str) -> bool:
+    """Whether a value given where a local path or a hub id is accepted means the hub: shaped
+    USER/NAME, and neither it nor its first part exists locally (`out/published` with an `out/`
+    folder here is a missing local folder, not a hub id)."""
+    return is_repo_id(value) and not Path(value).exists() and not Path(value.split("/")[0]).exists()
+
+
 def check_repo_id(repo_id: str, flag: str = "--repo-id") -> None:
     if not is_repo_id(repo_id):
         raise fail(f"{flag} '{repo_id}' is not a hub repo id", None, "write it as USER/NAME")

@@ -121,10 +121,10 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
 def locate_checkpoint(path_or_id: str | os.PathLike) -> Path:
     """A local checkpoint (as `resolve_checkpoint_dir`), or a hub model id `USER/NAME` that is not a
     local path: downloaded into the hub cache (honours `HF_HUB_OFFLINE`), without training state."""
-    from focusclip.data.hub_repo import download_snapshot, is_repo_id
+    from focusclip.data.hub_repo import download_snapshot, names_hub_repo
 
     text = os.fspath(path_or_id)
-    if Path(text).exists() or not is_repo_id(text):
+    if not names_hub_repo(text):
         return resolve_checkpoint_dir(text)
     folder = download_snapshot(text, "model", ignore=(f"{STATE_DIR}/*",))
     if not (folder / WEIGHTS).is_file() or not (folder / MODEL_CONFIG).is_file():

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import torch
 
 from focusclip.data.errors import fail
-from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
+from focusclip.data.io import Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
@@ -25,6 +25,7 @@ from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, S
                            split_items)
 from focusclip.training.dist import Dist, barrier, gather_objects, init_dist, shutdown
 from focusclip.training.factory import build_model, build_tokenizer
+from focusclip.training.loggers import MetricLog
 from focusclip.training.loss import FocusLoss
 from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
 from focusclip.training.plots import plot_losses, plot_similarity
@@ -91,7 +92,7 @@ def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) 
             raise fail("the run directory already holds checkpoints", str(run_dir),
                        "pass --resume latest to continue, --force to start over, or another output_dir")
         if force and not resume:
-            for name in ("checkpoints", "metrics.jsonl", "tokenizer"):
+            for name in ("checkpoints", "metrics.jsonl", "tokenizer", "tensorboard", "wandb-run-id"):
                 shutil.rmtree(run_dir / name, ignore_errors=True) if (run_dir / name).is_dir() \
                     else (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +226,9 @@ def _loop(run: Run, on_step) -> None:
     t, d = run.cfg.train, run.d
     bar = progress(total=run.total_steps, initial=run.step, disable=not d.is_main, desc=run.cfg.model.name,
                    unit="step")
-    log = JsonlAppender(run.run_dir / "metrics.jsonl") if d.is_main else None
+    # a resumed run drops what a killed run logged past its checkpoint (metrics.jsonl: _trim_metrics)
+    log = MetricLog(run.run_dir, ("jsonl", *t.log_to), to_dict(run.cfg),
+                    resume_step=run.step + 1 if run.step else None) if d.is_main else None
     try:
         while run.step < run.total_steps and run.epoch < t.epochs:
             _epoch(run, bar, log, on_step)
