@@ -26,6 +26,23 @@ def _create_temp(folder: Path, name: str) -> Path:
     raise FileExistsError(f"no free temporary name for {name} in {folder}")
 
 
+def give_umask_mode(paths: Iterable[str | os.PathLike]) -> None:
+    """Give files a library made with a private mode (safetensors 0.8 writes 0600) the mode an
+    ordinary write gets here: 0666 less the umask, read off a probe file (os.umask() cannot be read
+    without setting it, which would race with other threads)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return
+    probe = _create_temp(paths[0].parent, "umask-probe")
+    try:
+        mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink()
+    for p in paths:
+        if p.is_file() and not p.is_symlink() and (p.stat().st_mode & 0o777) != mode:
+            os.chmod(p, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.

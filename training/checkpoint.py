@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from focusclip.data.errors import fail
-from focusclip.data.io import atomic_write_text, write_json
+from focusclip.data.io import atomic_write_text, give_umask_mode, write_json
 
 WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
@@ -225,6 +225,7 @@ def write_model_folder(folder: Path, model, tokenizer, train_config_yaml: str | 
     with quiet_transformers():
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
+    give_umask_mode(folder.iterdir())   # safetensors writes model.safetensors 0600
     if train_config_yaml is not None:
         atomic_write_text(folder / TRAIN_CONFIG, train_config_yaml)
     atomic_write_text(folder / CARD, render_card(model.config, train_config_yaml).content)

@@ -13,7 +13,7 @@ from typing import Optional
 
 from focusclip.data.errors import fail
 from focusclip.data.hub_repo import check_repo_id, commit_files, write_token
-from focusclip.data.io import Report, atomic_write_text, read_json
+from focusclip.data.io import Report, atomic_write_text, give_umask_mode, read_json
 from focusclip.training import checkpoint as ck
 from focusclip.training.card import render_card
 
@@ -111,6 +111,7 @@ def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = Non
               str(tmp / "projections.safetensors"))
     card = render_card(model.config, _train_yaml(ckpt), evals).content
     atomic_write_text(tmp / ck.CARD, card + EXPORT_NOTE)
+    give_umask_mode(p for p in tmp.rglob("*") if p.is_file())   # safetensors writes 0600
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     report = Report("export", {"checkpoint": str(ckpt), "output": str(out_dir)})
