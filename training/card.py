@@ -76,8 +76,7 @@ def eval_results(results: dict, model_name: str) -> list[EvalResult]:
         out.append(EvalResult(task_type=PIPELINE, task_name="Zero-shot image classification",
                               dataset_type=str(t.get("dataset") or task_id), dataset_name=task_id,
                               dataset_split=t.get("split"), metric_type="accuracy",
-                              metric_name=f"top-{t.get('k', 1)} accuracy", metric_value=round(100 * t["topk"], 2),
-                              source_name="focus-eval (zero-shot)"))
+                              metric_name=f"top-{t.get('k', 1)} accuracy", metric_value=round(100 * t["topk"], 2)))
     return out
 
 

@@ -66,6 +66,10 @@ def push_command(checkpoint: CheckpointArg,
                  license_id: Annotated[str, typer.Option(
                      "--license", help="License id for the card (hub license ids; default 'other').")] = "other",
                  ) -> None:
+    from focusclip.data.hub_repo import check_repo_id, write_token
+
+    check_repo_id(repo_id)   # before torch is imported: a bad id or no token fails in a blink
+    write_token("focus-train push")
     from focusclip.training.publish import push_checkpoint
 
     report = push_checkpoint(checkpoint, repo_id, private=private, results=results, license_id=license_id)

@@ -96,20 +96,35 @@ def _hub_rows(repo_id: str, describers: tuple[str, ...]) -> list[dict]:
     """A published dataset on the hub: its configs from the card, each loaded (and cached) by datasets."""
     import datasets
 
-    configs = sorted(_from_hub(repo_id, lambda: datasets.get_dataset_config_names(repo_id)))
+    configs = sorted(_from_hub(repo_id, lambda: _hub_configs(repo_id)))
     wanted = _select(configs, describers, Path(repo_id))
     return [row for config in wanted for row in _from_hub(repo_id, lambda c=config: _config_rows(repo_id, c))]
+
+
+def _hub_configs(repo_id: str) -> list[str]:
+    """Config names from the dataset card's YAML (the card is in the hub cache after one download, so
+    this works offline too, where datasets.get_dataset_config_names only knows 'default')."""
+    from huggingface_hub import DatasetCard
+
+    configs = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict().get("configs") or []
+    names = [c["config_name"] for c in configs if isinstance(c, dict) and c.get("config_name")]
+    if not names:
+        import datasets
+
+        names = datasets.get_dataset_config_names(repo_id)
+    return names
 
 
 def _from_hub(repo_id: str, call):
     """`call()`, with what datasets raises for a missing, unreachable or uncached repo as one line."""
     from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError
 
     from focusclip.data.hub_repo import offline_error, scrub
 
     try:
         return call()
-    except DatasetNotFoundError:
+    except (DatasetNotFoundError, RepositoryNotFoundError):
         raise fail("data.dataset is neither a local path nor a dataset on the hub (or it is private)", repo_id,
                    "fix data.dataset, or set HF_TOKEN to a token that may read it") from None
     except (ConnectionError, OSError) as e:
