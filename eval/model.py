@@ -40,7 +40,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_model(checkpoint: str | Path | None, hf_clip: str | Path | None, device: torch.device) -> EvalModel:
-    """Exactly one of a focus-train checkpoint (run dir or checkpoints/<step>) or a local HF CLIP dir."""
+    """Exactly one of a focus-train checkpoint (run dir, checkpoints/<step>, or a hub id USER/NAME)
+    or a local HF CLIP dir."""
     if (checkpoint is None) == (hf_clip is None):
         raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
                    "evaluate each model into its own results file and join them with --compare")

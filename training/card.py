@@ -85,7 +85,8 @@ def results_section(results: Optional[dict]) -> str:
         return ("## Zero-shot results\n\nNot evaluated yet: `focus-eval CHECKPOINT --data-root DIR -o results.json`, "
                 "then `focus-train push CHECKPOINT --repo-id ID --results results.json` puts the table here.")
     lines = ["## Zero-shot results", "", f"`focus-eval` on the human-centric tasks (model `{results.get('model')}`).",
-             "", "| task | dataset | split | metric | accuracy (%) | images |", "| --- | --- | --- | --- | ---: | ---: |"]
+             "", "| task | dataset | split | metric | accuracy (%) | images |",
+             "| --- | --- | --- | --- | ---: | ---: |"]
     for task_id, t in (results.get("tasks") or {}).items():
         if t.get("status") == "ok":
             lines.append(f"| {task_id} | {t.get('dataset')} | {t.get('split')} | top-{t.get('k')} | "
@@ -167,10 +168,10 @@ def render_card(config, train_config_yaml: Optional[str], results: Optional[dict
                          language=["en"], base_model=base or None,
                          datasets=[dataset] if isinstance(dataset, str) and is_repo_id(dataset) else None,
                          model_name=name if evals else None, eval_results=evals or None)
+    steps = config.training_step if config.training_step is not None else "an unrecorded number of"
     body = [f"# {name}", "", f"A {config.name} model trained with [focusclip](https://arxiv.org/abs/2403.06904)'s "
-            f"`focus-train` for {config.training_step if config.training_step is not None else 'an unrecorded number of'} "
-            "optimizer steps: CLIP trained on MPII Human Pose images and their pose descriptions, "
-            "guided by person ROI heatmaps (FocusCLIP, Khan et al. 2024).", "",
+            f"`focus-train` for {steps} optimizer steps: CLIP trained on MPII Human Pose images and their pose "
+            "descriptions, guided by person ROI heatmaps (FocusCLIP, Khan et al. 2024).", "",
             model_section(config), "", data_section(p, train_yaml), "",
             "## Training config", "", "The resolved `train_config.yaml` (paths as on the training machine):", "",
             "```yaml", (train_config_yaml or "# not recorded\n").rstrip(), "```", "",

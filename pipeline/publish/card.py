@@ -131,7 +131,8 @@ def config_section(c: ConfigSummary, templates_dir: Path | None) -> str:
 def overview_table(configs: list[ConfigSummary], splits: tuple[str, ...], default: str) -> str:
     head = "| config | describer | model | " + " | ".join(splits) + " |"
     rule = "| --- | --- | --- | " + " | ".join("---:" for _ in splits) + " |"
-    rows = [f"| `{c.name}`{' (default)' if c.name == default else ''} | {', '.join(c.describers)} | {', '.join(c.models)} | "
+    rows = [f"| `{c.name}`{' (default)' if c.name == default else ''} | {', '.join(c.describers)} | "
+            f"{', '.join(c.models)} | "
             + " | ".join(str(c.splits[s].num_examples) for s in splits) + " |" for c in configs]
     return "\n".join([head, rule, *rows])
 
