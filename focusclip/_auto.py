@@ -44,6 +44,8 @@ class _ThenCall(importlib.abc.Loader):
         _safely(self._callback, module)
 
     def __getattr__(self, name: str):   # get_source, get_resource_reader, … of the real loader
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
 
