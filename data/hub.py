@@ -39,7 +39,7 @@ class Source:
 
     def describe(self) -> str:
         """One line for logs and `--check`: 'hub bert-base-uncased@main (commit 86b5e09, in the cache)'."""
-        if self.kind == "random":
+        if self.kind in ("random", "trained"):   # trained: a tokenizer fitted on the training texts
             return self.note or "random init"
         if self.kind == "folder":
             return f"folder {self.name}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -12,14 +12,44 @@ from typing import Any, Iterable, Iterator
 from focusclip.data.errors import fail
 
 
+def _create_temp(folder: Path, name: str) -> Path:
+    """Create an empty, uniquely named `.<name>.<random>.tmp` in `folder` with mode 0666 less the
+    umask, as an ordinary `open(path, "w")` would. (`tempfile.mkstemp` makes it 0600, so the renamed
+    file could not be read by the group of a shared folder.)"""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name} in {folder}")
+
+
+def give_umask_mode(paths: Iterable[str | os.PathLike]) -> None:
+    """Give files a library made with a private mode (safetensors 0.8 writes 0600) the mode an
+    ordinary write gets here: 0666 less the umask, read off a probe file (os.umask() cannot be read
+    without setting it, which would race with other threads)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return
+    probe = _create_temp(paths[0].parent, "umask-probe")
+    try:
+        mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink()
+    for p in paths:
+        if p.is_file() and not p.is_symlink() and (p.stat().st_mode & 0o777) != mode:
+            os.chmod(p, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+    The file gets the permissions of an ordinary write (the umask is honoured)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _create_temp(path.parent, path.name)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -16,7 +16,8 @@ app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
 
 
 Checkpoint = Annotated[Optional[Path], typer.Argument(
-    help="focus-train run dir or checkpoints/<step> dir (omit with --hf-clip).")]
+    help="focus-train run dir, checkpoints/<step> dir, or the hub id USER/NAME of a pushed model "
+         "(downloaded into the hub cache; HF_HUB_OFFLINE=1 uses the cache only). Omit with --hf-clip.")]
 DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the datasets in their official layouts.")]
 Tasks = Annotated[Optional[list[str]], typer.Option("--task", help="Task id (repeatable); default all 12.")]

@@ -43,8 +43,8 @@ def resolve_device(device: str) -> torch.device:
 
 def load_model(checkpoint: str | Path | None, hf_clip: str | None, device: torch.device,
                resize: str | None = None, revision: str | None = None) -> EvalModel:
-    """Exactly one of a focus-train checkpoint (run dir or checkpoints/<step>) or a Hugging Face CLIP
-    (hub id or folder, at `revision`). A checkpoint preprocesses the way it was trained (its
+    """Exactly one of a focus-train checkpoint (run dir, checkpoints/<step>, or a hub id USER/NAME) or a
+    Hugging Face CLIP (hub id or folder, at `revision`). A checkpoint preprocesses the way it was trained (its
     train_config's data.resize) unless `resize` says otherwise; a CLIP uses its own processor."""
     if (checkpoint is None) == (hf_clip is None):
         raise fail("give one model: a CHECKPOINT or --hf-clip ID_OR_DIR", "focus-eval",

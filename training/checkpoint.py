@@ -1,18 +1,23 @@
-"""Checkpoints (docs/design.md §3.5): save for `--resume`, load with one call for evaluation.
+"""Checkpoints (docs/design.md §3.5): Hugging Face model folders, plus the state `--resume` needs.
 
 Layout of `RUN/checkpoints/<step or "last">/`:
-    model.safetensors   the FocusCLIP/CLIP weights (the model's `state_dict`)
-    config.json         the model config: encoder shapes (ViT + BERT configs), embed_dim, triple,
-                        image_size and the pixel normalisation, so the model rebuilds without the YAML
-    tokenizer/          a Hugging Face tokenizer folder (`AutoTokenizer.from_pretrained` loads it)
-    train_config.yaml   the resolved training config (its data.resize is the geometry eval uses)
-    state.pt            optimizer, scheduler, grad scaler, step, epoch, data position, RNG states (resume only)
-    meta.json           step, epoch, and `init`: where each tower's initial weights came from
+    config.json          FocusCLIPConfig (`model_type: focusclip`): encoder shapes, embed_dim, triple,
+                         image_size, pixel normalisation, where the tower weights (`provenance`) and the data came from
+    model.safetensors    the weights (`save_pretrained`)
+    tokenizer.json, tokenizer_config.json, …   the tokenizer files (`AutoTokenizer` loads the folder)
+    train_config.yaml    the resolved training config (its data.resize is the geometry eval uses)
+    README.md            the model card (training/card.py)
+    training_state/      state.pt (optimizer, scheduler, step, epoch, data position, RNG states) and
+                         progress.json (step, epoch): for `--resume` only, never pushed
+
+so `FocusCLIPModel.from_pretrained(dir)` (or `AutoModel`, with focusclip imported) loads it. The layout
+before that (`tokenizer/`, `state.pt`, `meta.json` beside a hand-written config.json) still loads and
+resumes; its config.json keys are FocusCLIPConfig's.
 
 Eval code uses only `load_checkpoint` and `LoadedModel`:
 
     from focusclip.training import load_checkpoint
-    m = load_checkpoint("runs/focusclip", device="cuda")     # or .../checkpoints/1200
+    m = load_checkpoint("runs/focusclip", device="cuda")     # or .../checkpoints/1200, or USER/NAME
     x = torch.stack([m.preprocess(img) for img in pil_images])   # [B, 3, S, S]
     img = m.encode_images(x)                                   # [B, D], unit norm
     txt = m.encode_texts(["a photo of a person running"])     # [N, D], unit norm
@@ -20,6 +25,7 @@ Eval code uses only `load_checkpoint` and `LoadedModel`:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -32,23 +38,27 @@ import torch
 
 from focusclip.data.errors import fail
 from focusclip.data.hub import file_sha256
-from focusclip.data.io import atomic_write_text, write_json
+from focusclip.data.io import atomic_write_text, give_umask_mode, write_json
 
 WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
-TOKENIZER_DIR = "tokenizer"
 TRAIN_CONFIG = "train_config.yaml"
-STATE = "state.pt"
+CARD = "README.md"
+STATE_DIR = "training_state"
+STATE = f"{STATE_DIR}/state.pt"
+PROGRESS = f"{STATE_DIR}/progress.json"
 LAST = "last"
+# the layout before the Hugging Face model folder
+OLD_TOKENIZER_DIR, OLD_STATE, OLD_META = "tokenizer", "state.pt", "meta.json"
 
 
 @dataclass
 class LoadedModel:
     """A trained FocusCLIP/CLIP model ready for zero-shot evaluation (plain CLIP at inference).
 
-    `model` is in eval mode on `device`; `tokenizer` is a Hugging Face fast tokenizer;
-    `image_size` the square side S the model was trained at; `name` the model name of its config
-    (e.g. "focusclip", "clip") followed by the checkpoint step, e.g. "focusclip@1200".
+    `model` is the FocusCLIPModel in eval mode on `device`; `tokenizer` a Hugging Face fast
+    tokenizer; `image_size` the square side S the model was trained at; `name` the model name of its
+    config (e.g. "focusclip", "clip") followed by the checkpoint step, e.g. "focusclip@1200".
     """
     model: torch.nn.Module
     tokenizer: Any
@@ -101,6 +111,9 @@ class LoadedModel:
         return torch.cat(outs) if outs else torch.zeros(0, self.model.embed_dim, device=self.device)
 
 
+# ------------------------------------------------------------------------------------------ finding
+
+
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     """A run dir (→ its `checkpoints/last`), a `checkpoints/` folder (→ `last`) or a checkpoint
     dir itself. A user error when none of these holds a `model.safetensors`."""
@@ -114,35 +127,103 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
                "pass a focus-train run dir or a checkpoints/<step> dir")
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a checkpoint for inference. `path`: a run dir (uses `checkpoints/last`) or a checkpoint
-    dir. Needs no network and no YAML: the model is rebuilt from `config.json`."""
-    from safetensors.torch import load_file
+def locate_checkpoint(path_or_id: str | os.PathLike) -> Path:
+    """A local checkpoint (as `resolve_checkpoint_dir`), or a hub model id `USER/NAME` that is not a
+    local path: downloaded into the hub cache (honours `HF_HUB_OFFLINE`), without training state."""
+    from focusclip.data.hub_repo import download_snapshot, names_hub_repo
 
-    from focusclip.training.model import FocusCLIP
+    text = os.fspath(path_or_id)
+    if not names_hub_repo(text):
+        return resolve_checkpoint_dir(text)
+    folder = download_snapshot(text, "model", ignore=(f"{STATE_DIR}/*",))
+    if not (folder / WEIGHTS).is_file() or not (folder / MODEL_CONFIG).is_file():
+        raise fail(f"the hub model has no {WEIGHTS} + {MODEL_CONFIG}, and no local folder has that name",
+                   text, "pass a model pushed with `focus-train push`, or a local checkpoint folder")
+    return folder
+
+
+def is_old_layout(ckpt: Path) -> bool:
+    return (ckpt / OLD_TOKENIZER_DIR).is_dir() or (ckpt / OLD_STATE).is_file()
+
+
+def tokenizer_dir(ckpt: Path) -> Path:
+    """Where a checkpoint's tokenizer files are: the root, or `tokenizer/` in the old layout."""
+    old = ckpt / OLD_TOKENIZER_DIR
+    return old if old.is_dir() else ckpt
+
+
+def state_file(ckpt: Path) -> Path:
+    new = ckpt / STATE
+    return new if new.is_file() or not (ckpt / OLD_STATE).is_file() else ckpt / OLD_STATE
+
+
+def checkpoint_step(ckpt: Path, config) -> int | str:
+    """The optimizer step a checkpoint was written at ("last" when nothing records it)."""
+    if getattr(config, "training_step", None) is not None:
+        return config.training_step
+    for meta in (ckpt / PROGRESS, ckpt / OLD_META):
+        if meta.is_file():
+            return json.loads(meta.read_text(encoding="utf-8")).get("step", "last")
+    return ckpt.name if ckpt.name.isdigit() else "last"
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No transformers progress bars ("Loading weights", "Writing model shards") while we save or
+    load: our own bars and one-line messages are the only output."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_model(ckpt: Path):
+    """The FocusCLIPModel of a checkpoint folder (either layout), on the CPU, with every weight
+    accounted for (a missing or unexpected key is a user error, never a silently random weight)."""
+    from focusclip.training.model import FocusCLIPModel
+
+    with quiet_transformers():
+        try:
+            model, info = FocusCLIPModel.from_pretrained(str(ckpt), local_files_only=True,
+                                                         output_loading_info=True)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise fail(f"cannot load the model ({' '.join(str(e).split())[:200]})", str(ckpt),
+                       "re-save the checkpoint with focus-train") from None
+    missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
+    if missing or unexpected or info.get("mismatched_keys"):
+        raise fail(f"weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                   f"mismatched {list(info.get('mismatched_keys') or [])[:3]})", str(ckpt),
+                   "re-save the checkpoint with focus-train")
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint for inference. `path`: a run dir (uses `checkpoints/last`), a checkpoint
+    dir, or a hub model id `USER/NAME`. Needs no YAML: the model is rebuilt from `config.json`."""
     from focusclip.training.text import load_tokenizer
 
-    ckpt = resolve_checkpoint_dir(path)
+    ckpt = locate_checkpoint(path)
     device = torch.device(device)
-    cfg = json.loads((ckpt / MODEL_CONFIG).read_text(encoding="utf-8"))
-    model = FocusCLIP.from_config_dict(cfg)
-    state = load_file(str(ckpt / WEIGHTS))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise fail(f"weights do not match config.json (missing {list(missing)[:3]}, unexpected "
-                   f"{list(unexpected)[:3]})", str(ckpt), "re-save the checkpoint with focus-train")
+    model = load_model(ckpt)
     model.to(device).eval()
-    step = ckpt.name if ckpt.name != LAST else str(read_meta(ckpt).get("step", "last"))
-    return LoadedModel(model=model, tokenizer=load_tokenizer(ckpt / TOKENIZER_DIR),
-                       image_size=int(cfg["image_size"]), name=f"{cfg.get('name', 'focusclip')}@{step}",
-                       device=device, max_text_length=int(cfg["max_text_length"]),
-                       image_mean=tuple(cfg["image_mean"]), image_std=tuple(cfg["image_std"]), path=ckpt,
-                       resize=trained_resize(ckpt))
+    cfg = model.config
+    return LoadedModel(model=model, tokenizer=load_tokenizer(tokenizer_dir(ckpt)), image_size=cfg.image_size,
+                       name=f"{cfg.name}@{checkpoint_step(ckpt, cfg)}", device=device,
+                       max_text_length=cfg.max_text_length, image_mean=tuple(cfg.image_mean),
+                       image_std=tuple(cfg.image_std), path=ckpt, resize=trained_resize(ckpt))
 
 
 def read_meta(ckpt: Path) -> dict:
-    """meta.json: step, epoch and `init` (where each tower's initial weights came from)."""
-    meta = ckpt / "meta.json"
+    """The old layout's meta.json (step, epoch, and `init`: where each tower's weights came from)."""
+    meta = ckpt / OLD_META
     return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
 
 
@@ -158,27 +239,40 @@ def trained_resize(ckpt: Path) -> str:
     return resize if resize in ("squash", "letterbox", "crop") else "crop"
 
 
-def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer, train_config_yaml: str,
-                    state: dict, keep: int = 0, init: dict | None = None) -> Path:
-    """Write `checkpoints/<step>/` (built in `<step>.incomplete`, renamed when complete) and copy it
-    to `checkpoints/last/`. `model` is the unwrapped FocusCLIP; `state` the resume dict for
-    `state.pt`; `init` where each tower's initial weights came from (meta.json). `keep > 0` keeps
-    only that many numbered checkpoints (oldest deleted)."""
-    from safetensors.torch import save_file
+# ------------------------------------------------------------------------------------------- saving
 
+
+def write_model_folder(folder: Path, model, tokenizer, train_config_yaml: str | None) -> None:
+    """The files of a Hugging Face model folder: weights + config, tokenizer files, the training
+    config and the model card written from them. `model` is the unwrapped FocusCLIPModel."""
+    from focusclip.training.card import render_card
+
+    if model.config.learn_temperature:   # the config says the τ the weights hold
+        model.config.contrastive_temperature = float(model.log_temperature.detach().exp())
+    with quiet_transformers():
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+    give_umask_mode(folder.iterdir())   # safetensors writes model.safetensors 0600
+    if train_config_yaml is not None:
+        atomic_write_text(folder / TRAIN_CONFIG, train_config_yaml)
+    atomic_write_text(folder / CARD, render_card(model.config, train_config_yaml).content)
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer, train_config_yaml: str,
+                    state: dict, keep: int = 0) -> Path:
+    """Write `checkpoints/<step>/` (built in `<step>.incomplete`, renamed when complete) and mirror it
+    as `checkpoints/last/`. `state` is the resume dict for `training_state/state.pt`. `keep > 0`
+    keeps only that many numbered checkpoints (oldest deleted)."""
     root = Path(run_dir) / "checkpoints"
     final = root / str(step)
     tmp = root / f"{step}.incomplete"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    # contiguous clones: safetensors refuses shared storage (tied or shared-encoder weights)
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp / WEIGHTS))
-    write_json(tmp / MODEL_CONFIG, model.config_dict())
-    tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
-    atomic_write_text(tmp / TRAIN_CONFIG, train_config_yaml)
+    model.config.training_step = step
+    write_model_folder(tmp, model, tokenizer, train_config_yaml)
+    (tmp / STATE_DIR).mkdir()
     torch.save(state, tmp / STATE)
-    write_json(tmp / "meta.json", {"step": step, "epoch": state.get("epoch"), "init": init or {}})
+    write_json(tmp / PROGRESS, {"step": step, "epoch": state.get("epoch")})
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _replace_dir(final, root / LAST)
@@ -214,12 +308,15 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(root / str(s), ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------------------- resume
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """`RUN/checkpoints/last` (or a `last.old` left by a crash mid-swap) when it holds a resume
     state; None when the run has no complete checkpoint."""
     root = Path(run_dir) / "checkpoints"
     for cand in (root / LAST, root / f"{LAST}.old"):
-        if (cand / STATE).is_file() and (cand / WEIGHTS).is_file():
+        if state_file(cand).is_file() and (cand / WEIGHTS).is_file():
             return cand
     return None
 
@@ -230,11 +327,11 @@ def find_resume_dir(run_dir: Path, resume: str) -> Path | None:
     if resume == "latest":
         return latest_checkpoint(run_dir)
     ckpt = resolve_checkpoint_dir(resume)
-    if not (ckpt / STATE).is_file():
+    if not state_file(ckpt).is_file():
         raise fail(f"no {STATE} (resume state)", str(ckpt), "pass a checkpoint written by focus-train")
     return ckpt
 
 
 def load_state(ckpt: Path) -> dict:
-    """The resume dict of `state.pt` (holds RNG states and optimizer tensors: weights_only=False)."""
-    return torch.load(ckpt / STATE, map_location="cpu", weights_only=False)
+    """The resume dict (holds RNG states and optimizer tensors: weights_only=False)."""
+    return torch.load(state_file(ckpt), map_location="cpu", weights_only=False)

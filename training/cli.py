@@ -1,11 +1,15 @@
-"""The `focus-train` console script: `focus-train CONFIG.yaml [--set KEY=VALUE ...] [--resume latest|PATH]`.
+"""The `focus-train` console script: `focus-train CONFIG.yaml [--set KEY=VALUE ...] [--resume latest|PATH]`,
+plus `focus-train push CHECKPOINT --repo-id ID` and `focus-train export CHECKPOINT -o DIR`.
 
 One process, or many with `torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml` (DDP).
 The config is read and checked before torch is imported, so a bad config fails in a blink.
+Training stays a single-command app (`focus-train CONFIG.yaml`, exactly as before): `main` hands the
+command line to the `tools` app only when its first word is one of TOOLS.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,8 +19,12 @@ from focusclip.cli import SetOpt, Version
 from focusclip.data.errors import run_cli
 
 HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml; docs/training.md). "
-        "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml.")
+        "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml. "
+        "Also: focus-train push CHECKPOINT --repo-id USER/NAME (upload the model to the hub) and "
+        "focus-train export CHECKPOINT -o DIR (the towers as plain ViT/BERT folders); each takes --help.")
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
+tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's checkpoint tools: push, export.")
+TOOLS = ("push", "export")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
@@ -52,8 +60,50 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
         typer.echo(f"trained {report.counts.get('steps', 0)} steps → {report.extra.get('checkpoint')}", err=True)
 
 
+CheckpointArg = Annotated[Path, typer.Argument(help="A focus-train run dir or checkpoints/<step> dir.")]
+ResultsOpt = Annotated[Optional[Path], typer.Option(
+    "--results", help="A focus-eval results.json: its zero-shot table goes into the model card (model-index).")]
+
+
+@tools.command("push", help="Upload a checkpoint's model folder (weights, config, tokenizer, training config, "
+                            "model card) to a hub model repo in one commit; the training state stays local. "
+                            "Token: HF_TOKEN or `hf auth login`.")
+def push_command(checkpoint: CheckpointArg,
+                 repo_id: Annotated[str, typer.Option("--repo-id", help="Hub model repo USER/NAME.")],
+                 private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+                 results: ResultsOpt = None,
+                 license_id: Annotated[str, typer.Option(
+                     "--license", help="License id for the card (hub license ids; default 'other').")] = "other",
+                 ) -> None:
+    from focusclip.data.hub_repo import check_repo_id, write_token
+
+    check_repo_id(repo_id)   # before torch is imported: a bad id or no token fails in a blink
+    write_token("focus-train push")
+    from focusclip.training.publish import push_checkpoint
+
+    report = push_checkpoint(checkpoint, repo_id, private=private, results=results, license_id=license_id)
+    done = report.extra["push"]
+    typer.echo(f"pushed {done['files']} files to {done['repo_id']} in one commit: {done['commit_url']}")
+
+
+@tools.command("export", help="Write the towers of a checkpoint (a folder or a hub id) as plain transformers "
+                              "folders: DIR/vision (ViTModel), DIR/text (BERT-family encoder + tokenizer), the "
+                              "projections and the model card.")
+def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint folder, run dir or hub id.")],
+                   output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
+                   results: ResultsOpt = None,
+                   force: Annotated[bool, typer.Option("--force", help="Replace a non-empty -o.")] = False) -> None:
+    from focusclip.training.publish import export_towers
+
+    report = export_towers(checkpoint, output, results=results, force=force)
+    typer.echo(f"wrote {report.extra['vision']} (ViTModel) and {report.extra['text']} (text encoder + tokenizer)")
+
+
 def main() -> None:
-    run_cli(app)
+    if len(sys.argv) > 1 and sys.argv[1] in TOOLS:
+        run_cli(tools)
+    else:
+        run_cli(app)
 
 
 if __name__ == "__main__":

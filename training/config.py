@@ -126,6 +126,7 @@ class TrainConfig:
     keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
     val_batches: Optional[int] = None       # cap validation batches per epoch (None = all)
     max_steps: Optional[int] = None         # stop after this many optimizer steps (smoke runs)
+    log_to: tuple[Literal["jsonl", "tensorboard", "wandb"], ...] = ("jsonl",)   # jsonl is always written
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
                        "use one of the listed values")
         return value
     if origin is tuple:
-        if isinstance(value, (str, int, float)) and args[0] is str:
+        if isinstance(value, (str, int, float)) and (args[0] is str or typing.get_origin(args[0]) is Literal):
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise _type_error(key, "a list", value, where)
@@ -257,11 +258,13 @@ def to_yaml(cfg: FocusConfig) -> str:
 
 def check_config(cfg: FocusConfig, where: str = "config") -> None:
     """Checks across keys and on the file system, done before any training starts."""
+    from focusclip.data.hub_repo import names_hub_repo
+
     d, t = cfg.data, cfg.train
-    if not Path(d.dataset).exists():
+    if not Path(d.dataset).exists() and not names_hub_repo(d.dataset):
         raise fail(f"data.dataset does not exist: {d.dataset}", where,
-                   "build it with `focus-data publish`/`describe`, or --set data.dataset=PATH "
-                   "(relative paths resolve against the current directory)")
+                   "build it with `focus-data publish`/`describe`, or --set data.dataset=PATH or a hub "
+                   "dataset id USER/NAME (relative paths resolve against the current directory)")
     for key in ("annotations", "images"):
         value = getattr(d, key)
         if value is not None and not Path(value).exists():
@@ -291,3 +294,6 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
                        f"name the hub id in model.{name}.pretrained, or drop the revision")
         if n.hidden_size % n.num_heads:
             raise fail(f"model.{name}.hidden_size must be divisible by num_heads", where, "fix the shape")
+    from focusclip.training.loggers import check_loggers
+
+    check_loggers(t.log_to, where)

@@ -1,10 +1,16 @@
-"""FocusCLIP (Khan et al. 2024) and its CLIP baseline: a ViT image tower and a BERT-family text tower,
-each projected to `embed_dim`; FocusCLIP adds a third view, the image weighted by its ROI heatmap.
+"""FocusCLIP (Khan et al. 2024) and its CLIP baseline as a transformers model: a ViT image tower and a
+BERT-family text tower, each projected to `embed_dim`; FocusCLIP adds a third view, the image weighted
+by its ROI heatmap.
 
 The masked view is `image * (alpha + heatmap * (1 - alpha))`, computed on the [0, 1] pixels (the
 normalised input is un-normalised, weighted and normalised again), so the background fades towards
 black as alpha → 0. `alpha = sigmoid(alpha_logit)` keeps it in (0, 1) without clamping, so it always
-receives a gradient. At inference the model is plain CLIP: `encode_image` / `encode_text`.
+receives a gradient. At inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm),
+or `get_image_features` / `get_text_features` (the projections before normalising, as `CLIPModel`).
+
+`FocusCLIPModel` is a `PreTrainedModel` (`save_pretrained`, `from_pretrained(folder_or_hub_id)`,
+`push_to_hub`); `import focusclip` registers it with `AutoConfig`/`AutoModel` (focusclip/_auto.py).
+The state-dict keys are those of the checkpoints written before it existed, so those load unchanged.
 """
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from focusclip.training.hf_config import FocusCLIPConfig
 
 
 class FocusOutput(NamedTuple):
@@ -53,95 +62,145 @@ class TextTower(nn.Module):
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, T, H]
         m = attention_mask.unsqueeze(-1).float()                                              # [B, T, 1]
         pooled = (h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)   # fp32 sum: bf16 drifts over 500 tokens
-        return self.proj(pooled)
+        return self.proj(pooled.to(self.proj.weight.dtype))
 
 
-class FocusCLIP(nn.Module):
-    def __init__(self, vit: nn.Module, text_encoder: nn.Module, *, name: str = "focusclip",
-                 embed_dim: int = 512, triple: bool = True, shared_encoder: bool = True,
-                 alpha_init: float = 0.5, image_size: int = 224, image_mean=(0.5, 0.5, 0.5),
-                 image_std=(0.5, 0.5, 0.5), max_text_length: int = 512, temperature: float = 0.5,
-                 learn_temperature: bool = False):
-        super().__init__()
-        self.name, self.embed_dim, self.triple, self.shared_encoder = name, embed_dim, triple, shared_encoder
-        self.image_size, self.max_text_length, self.learn_temperature = image_size, max_text_length, learn_temperature
-        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
-        self.vision = VisionTower(vit, embed_dim, image_size)
-        self.text = TextTower(text_encoder, embed_dim)
-        if triple:
-            self.alpha_logit = nn.Parameter(torch.tensor(math.log(alpha_init / (1 - alpha_init))))
-            if not shared_encoder:
-                self.masked_vision = copy.deepcopy(self.vision)
-        log_t = torch.tensor(math.log(temperature))
-        if learn_temperature:
-            self.log_temperature = nn.Parameter(log_t)
-        else:
-            self.register_buffer("log_temperature", log_t)
-        self.register_buffer("_mean", torch.tensor(self.image_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(self.image_std).view(1, 3, 1, 1), persistent=False)
+def vision_model_from_config(d: dict) -> nn.Module:
+    """A ViT (no pooler) with the shapes of its config dict; random init."""
+    from transformers import ViTConfig, ViTModel
 
-    # -- inference API (plain CLIP) --------------------------------------------------------------
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:          # [B, 3, S, S] → [B, D]
-        return F.normalize(self.vision(pixels), dim=-1)
-
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text(input_ids, attention_mask), dim=-1)  # [B, T] → [B, D]
-
-    # -- training ------------------------------------------------------------------------------
-    @property
-    def alpha(self) -> Optional[torch.Tensor]:
-        return torch.sigmoid(self.alpha_logit) if self.triple else None
-
-    def mask_pixels(self, pixels: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
-        """pixels [B, 3, S, S] (normalised), heatmaps [B, S, S] in [0, 1] → the weighted view,
-        normalised again: ((x·std + mean) · (alpha + h·(1 − alpha)) − mean) / std."""
-        alpha = self.alpha
-        weight = alpha + heatmaps.unsqueeze(1).to(pixels.dtype) * (1 - alpha)    # [B, 1, S, S]
-        raw = pixels * self._std + self._mean
-        return (raw * weight - self._mean) / self._std
-
-    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                heatmaps: Optional[torch.Tensor] = None) -> FocusOutput:
-        image = self.encode_image(pixels)
-        text = self.encode_text(input_ids, attention_mask)
-        masked = None
-        if self.triple:
-            assert heatmaps is not None, "FocusCLIP (triple) needs heatmaps [B, S, S]"
-            tower = self.vision if self.shared_encoder else self.masked_vision
-            masked = F.normalize(tower(self.mask_pixels(pixels, heatmaps)), dim=-1)
-        return FocusOutput(image, text, masked, self.alpha, self.log_temperature.exp())
-
-    # -- (de)serialisation ----------------------------------------------------------------------
-    def config_dict(self) -> dict:
-        """Everything needed to rebuild this model without the YAML (checkpoint `config.json`)."""
-        return {"name": self.name, "embed_dim": self.embed_dim, "triple": self.triple,
-                "shared_encoder": self.shared_encoder, "image_size": self.image_size,
-                "image_mean": list(self.image_mean), "image_std": list(self.image_std),
-                "max_text_length": self.max_text_length, "learn_temperature": self.learn_temperature,
-                "temperature": float(self.log_temperature.detach().exp()),
-                "vision": self.vision.vit.config.to_dict(), "text": self.text.encoder.config.to_dict()}
-
-    @classmethod
-    def from_config_dict(cls, cfg: dict) -> "FocusCLIP":
-        """Random-init skeleton with the shapes of `cfg` (weights are loaded afterwards)."""
-        from transformers import ViTConfig, ViTModel
-
-        vit = ViTModel(ViTConfig.from_dict(cfg["vision"]), add_pooling_layer=False)
-        text = text_model_from_config(cfg["text"])
-        return cls(vit, text, name=cfg.get("name", "focusclip"), embed_dim=cfg["embed_dim"],
-                   triple=cfg["triple"], shared_encoder=cfg.get("shared_encoder", True),
-                   image_size=cfg["image_size"], image_mean=cfg["image_mean"], image_std=cfg["image_std"],
-                   max_text_length=cfg["max_text_length"], temperature=cfg.get("temperature", 0.5),
-                   learn_temperature=cfg.get("learn_temperature", False))
+    return ViTModel(ViTConfig.from_dict(d), add_pooling_layer=False)
 
 
 def text_model_from_config(d: dict) -> nn.Module:
     """A BERT-family encoder (any `model_type` AutoModel knows) from its config dict, no pooler."""
-    from transformers import AutoConfig, AutoModel
-
     d = dict(d)
     config = AutoConfig.for_model(d.pop("model_type", "bert"), **d)
     try:
         return AutoModel.from_config(config, add_pooling_layer=False)
     except TypeError:   # encoders without a pooler option
         return AutoModel.from_config(config)
+
+
+class FocusCLIPModel(PreTrainedModel):
+    """FocusCLIP, or CLIP when `config.triple` is false. `FocusCLIPModel(config)` builds random towers
+    with the config's shapes; `from_towers(vit, text_encoder, …)` wraps towers already built (the
+    trainer's pretrained ones)."""
+    config_class = FocusCLIPConfig
+    base_model_prefix = "focusclip"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: FocusCLIPConfig, vision_model: Optional[nn.Module] = None,
+                 text_model: Optional[nn.Module] = None):
+        super().__init__(config)
+        vision_model = vision_model if vision_model is not None else vision_model_from_config(config.vision)
+        text_model = text_model if text_model is not None else text_model_from_config(config.text)
+        self.vision = VisionTower(vision_model, config.embed_dim, config.image_size)
+        self.text = TextTower(text_model, config.embed_dim)
+        if config.triple:
+            self.alpha_logit = nn.Parameter(torch.tensor(_logit(config.alpha_init)))
+            if not config.shared_encoder:
+                self.masked_vision = copy.deepcopy(self.vision)
+        log_t = torch.tensor(math.log(config.contrastive_temperature))
+        if config.learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+        self.post_init()
+
+    @classmethod
+    def from_towers(cls, vit: nn.Module, text_encoder: nn.Module, **options) -> "FocusCLIPModel":
+        """Wrap built towers; `options` are FocusCLIPConfig fields (name, embed_dim, triple, …)."""
+        config = FocusCLIPConfig(vision=vit.config.to_dict(), text=text_encoder.config.to_dict(), **options)
+        return cls(config, vision_model=vit, text_model=text_encoder)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Only what this class adds: the towers initialise themselves (or were loaded), and the
+        projections keep torch's default init from their construction, as before this class existed."""
+        if module is self:
+            with torch.no_grad():
+                if self.config.triple:
+                    self.alpha_logit.fill_(_logit(self.config.alpha_init))
+                self.log_temperature.fill_(math.log(self.config.contrastive_temperature))
+
+    # -- what the rest of the code reads --------------------------------------------------------
+    name = property(lambda self: self.config.name)
+    embed_dim = property(lambda self: self.config.embed_dim)
+    triple = property(lambda self: self.config.triple)
+    shared_encoder = property(lambda self: self.config.shared_encoder)
+    image_size = property(lambda self: self.config.image_size)
+    max_text_length = property(lambda self: self.config.max_text_length)
+    learn_temperature = property(lambda self: self.config.learn_temperature)
+    image_mean = property(lambda self: tuple(self.config.image_mean))
+    image_std = property(lambda self: tuple(self.config.image_std))
+
+    # -- inference API (plain CLIP) --------------------------------------------------------------
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:   # [B, 3, S, S] → [B, D]
+        return self.vision(pixel_values)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.text(input_ids, attention_mask)                             # [B, T] → [B, D]
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:              # [B, 3, S, S] → [B, D], unit norm
+        return F.normalize(self.vision(pixels), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text(input_ids, attention_mask), dim=-1)      # [B, T] → [B, D], unit norm
+
+    # -- training ------------------------------------------------------------------------------
+    @property
+    def alpha(self) -> Optional[torch.Tensor]:
+        return torch.sigmoid(self.alpha_logit) if self.config.triple else None
+
+    def mask_pixels(self, pixels: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        """pixels [B, 3, S, S] (normalised), heatmaps [B, S, S] in [0, 1] → the weighted view,
+        normalised again: ((x·std + mean) · (alpha + h·(1 − alpha)) − mean) / std."""
+        mean = pixels.new_tensor(self.config.image_mean).view(1, 3, 1, 1)
+        std = pixels.new_tensor(self.config.image_std).view(1, 3, 1, 1)
+        alpha = self.alpha
+        weight = alpha + heatmaps.unsqueeze(1).to(pixels.dtype) * (1 - alpha)    # [B, 1, S, S]
+        raw = pixels * std + mean
+        return (raw * weight - mean) / std
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                heatmaps: Optional[torch.Tensor] = None) -> FocusOutput:
+        image = self.encode_image(pixels)
+        text = self.encode_text(input_ids, attention_mask)
+        masked = None
+        if self.config.triple:
+            assert heatmaps is not None, "FocusCLIP (triple) needs heatmaps [B, S, S]"
+            tower = self.vision if self.config.shared_encoder else self.masked_vision
+            masked = F.normalize(tower(self.mask_pixels(pixels, heatmaps)), dim=-1)
+        return FocusOutput(image, text, masked, self.alpha, self.log_temperature.exp())
+
+    # -- the config as a plain dict (the checkpoint layout before this class) ----------------------
+    def config_dict(self) -> dict:
+        """The model's config with the current temperature (learnable τ moves during training)."""
+        d = self.config.to_focus_dict()
+        d["temperature"] = float(self.log_temperature.exp())
+        return d
+
+    @classmethod
+    def from_config_dict(cls, cfg: dict) -> "FocusCLIPModel":
+        """Random-init skeleton with the shapes of `cfg` (an old-layout config.json, or
+        `config_dict()`); weights are loaded afterwards."""
+        return cls(FocusCLIPConfig.from_focus_dict(cfg))
+
+
+def FocusCLIP(vit: nn.Module, text_encoder: nn.Module, **options) -> FocusCLIPModel:   # noqa: N802
+    """The constructor the trainer, tests and benchmarks call (towers in, keyword options out);
+    kept from before the transformers class: `FocusCLIP(vit, bert, embed_dim=16, triple=False)`."""
+    return FocusCLIPModel.from_towers(vit, text_encoder, **options)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def register_auto_classes() -> None:
+    """Make `AutoConfig`/`AutoModel.from_pretrained` know `model_type: focusclip`."""
+    AutoConfig.register(FocusCLIPConfig.model_type, FocusCLIPConfig, exist_ok=True)
+    AutoModel.register(FocusCLIPConfig, FocusCLIPModel, exist_ok=True)
+
+
+register_auto_classes()

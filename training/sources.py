@@ -3,6 +3,8 @@
 `data.dataset` may be
   * a published folder (docs/design.md §3.4: README.md + `<config>/<split>-*.parquet`, read with
     `datasets.load_dataset(DIR, config)`; each config is one describer);
+  * the hub id `USER/NAME` of a pushed one (`datasets.load_dataset(ID, config)`, cached by `datasets`;
+    `HF_HUB_OFFLINE=1` reads the cache only);
   * our descriptions: a `.jsonl` file of Description records (§3.2) or a folder of
     `<describer>.kept.jsonl` / `<describer>.jsonl` files, joined with `data.annotations`;
   * the original MPII Human Pose Captions JSON: a `.json` file, or a folder of `<model>/train.json`,
@@ -44,8 +46,12 @@ class Item:
 def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[str],
                report: Report) -> list[Item]:
     """All Items of `dataset` (every split), descriptions grouped per image, in a stable order."""
+    from focusclip.data.hub_repo import names_hub_repo
+
     path = Path(dataset)
-    if path.is_dir() and (path / "README.md").is_file() and any(path.glob("*/*.parquet")):
+    if names_hub_repo(dataset):
+        rows = _hub_rows(dataset, describers)
+    elif path.is_dir() and (path / "README.md").is_file() and any(path.glob("*/*.parquet")):
         rows = _published_rows(path, describers)
     elif path.suffix == ".json" or (path.is_dir() and any(path.glob("*/train.json"))):
         rows = _original_rows(path, describers)
@@ -87,7 +93,49 @@ def _published_rows(root: Path, describers: tuple[str, ...]) -> list[dict]:
         return [row for config in wanted for row in _config_rows(root, config, cache)]
 
 
-def _config_rows(root: Path, config: str, cache: str) -> list[dict]:
+def _hub_rows(repo_id: str, describers: tuple[str, ...]) -> list[dict]:
+    """A published dataset on the hub: its configs from the card, each loaded (and cached) by datasets."""
+    import datasets
+
+    configs = sorted(_from_hub(repo_id, lambda: _hub_configs(repo_id)))
+    wanted = _select(configs, describers, Path(repo_id))
+    return [row for config in wanted for row in _from_hub(repo_id, lambda c=config: _config_rows(repo_id, c))]
+
+
+def _hub_configs(repo_id: str) -> list[str]:
+    """Config names from the dataset card's YAML (the card is in the hub cache after one download, so
+    this works offline too, where datasets.get_dataset_config_names only knows 'default')."""
+    from huggingface_hub import DatasetCard
+
+    configs = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict().get("configs") or []
+    names = [c["config_name"] for c in configs if isinstance(c, dict) and c.get("config_name")]
+    if not names:
+        import datasets
+
+        names = datasets.get_dataset_config_names(repo_id)
+    return names
+
+
+def _from_hub(repo_id: str, call):
+    """`call()`, with what datasets raises for a missing, unreachable or uncached repo as one line."""
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from focusclip.data.hub_repo import offline_error, scrub
+
+    try:
+        return call()
+    except (DatasetNotFoundError, RepositoryNotFoundError):
+        raise fail("data.dataset is neither a local path nor a dataset on the hub (or it is private)", repo_id,
+                   "fix data.dataset, or set HF_TOKEN to a token that may read it") from None
+    except (ConnectionError, OSError) as e:
+        raise offline_error(repo_id, "dataset", e) from None
+    except ValueError as e:
+        raise fail(f"cannot load it as a published dataset ({scrub(str(e), None)[:200]})", repo_id,
+                   "point data.dataset at a dataset pushed by `focus-data publish --push`") from None
+
+
+def _config_rows(root: Path | str, config: str, cache: str | None = None) -> list[dict]:
     import datasets
 
     rows = []

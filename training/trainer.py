@@ -20,7 +20,7 @@ import torch
 
 from focusclip.data.errors import FocusError, fail
 from focusclip.data.hub import Source
-from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
+from focusclip.data.io import Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
@@ -28,8 +28,8 @@ from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, S
                                      count_skips, make_loader, split_items)
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
 from focusclip.training.factory import Pretrained, build_model, build_tokenizer, load_pretrained, resolve_sources
+from focusclip.training.loggers import MetricLog
 from focusclip.training.loss import FocusLoss
-from focusclip.training.model import FocusCLIP
 from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
 from focusclip.training.plots import plot_losses, plot_similarity
 from focusclip.training.sources import load_items
@@ -101,7 +101,7 @@ def _prepare_dir(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) 
     run_dir = Path(cfg.output_dir)
     if d.is_main:
         if force and not resume:
-            for name in ("checkpoints", "metrics.jsonl", "tokenizer"):
+            for name in ("checkpoints", "metrics.jsonl", "tokenizer", "tensorboard", "wandb-run-id"):
                 shutil.rmtree(run_dir / name, ignore_errors=True) if (run_dir / name).is_dir() \
                     else (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
                pre: Optional[Pretrained]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR)
+        return load_tokenizer(ck.tokenizer_dir(resume_dir))
     if d.is_main:
         tok, source = build_tokenizer(cfg, pre, texts)
         tok.save_pretrained(str(run_dir / "tokenizer"))
@@ -173,11 +173,10 @@ def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], resume_dir: O
     weights rebuild it: no tower is fetched again."""
     if resume_dir is None:
         return build_model(cfg, tokenizer, pre), {k: s.to_dict() for k, s in pre.sources.items()}
-    from safetensors.torch import load_file
-
-    model = FocusCLIP.from_config_dict(json.loads((resume_dir / ck.MODEL_CONFIG).read_text(encoding="utf-8")))
-    model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
-    init = ck.read_meta(resume_dir).get("init") or {}
+    # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
+    model = ck.load_model(resume_dir)
+    prov = model.config.provenance or {}
+    init = {k: prov[k] for k in ("vision", "text", "tokenizer") if k in prov} or ck.read_meta(resume_dir).get("init", {})
     return model, {**init, "resumed_from": str(resume_dir)}
 
 
@@ -198,6 +197,9 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
                            resume_dir, pre)
     model, init = _model(cfg, tokenizer, pre, resume_dir)
     report.extra["init"] = init
+    model.config.provenance = _provenance(cfg, init, train_set, val_set)
+    if resume_dir is not None:
+        model.config.provenance = _resumed_provenance(resume_dir, model.config.provenance)
     amp = make_amp(d.device, t.precision)
     report.extra["precision"] = amp.precision
     model.to(d.device)
@@ -225,6 +227,20 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
         _restore(run, ck.load_state(resume_dir))
     _trim_metrics(run)
     return run
+
+
+def _provenance(cfg: FocusConfig, init: dict, train_set: FocusDataset, val_set: Optional[FocusDataset]) -> dict:
+    """Where the model's starting weights and its data came from (config.json; the model card)."""
+    describers = Counter(d for it in train_set.items for d in it.describers)
+    return {**init, "dataset": cfg.data.dataset, "describers": dict(sorted(describers.items())),
+            "train_images": len(train_set), "val_images": len(val_set) if val_set is not None else 0}
+
+
+def _resumed_provenance(resume_dir: Path, fresh: dict) -> dict:
+    """A resumed run keeps the tower sources of the run it continues (this start only reloaded them)."""
+    config = resume_dir / ck.MODEL_CONFIG
+    old = json.loads(config.read_text(encoding="utf-8")).get("provenance") or {}
+    return {**fresh, **{k: v for k, v in old.items() if k in ("vision", "text", "tokenizer")}}
 
 
 def _restore(run: Run, state: dict) -> None:
@@ -258,7 +274,9 @@ def _loop(run: Run, on_step) -> None:
     t, d = run.cfg.train, run.d
     bar = progress(total=run.total_steps, initial=run.step, disable=not d.is_main, desc=run.cfg.model.name,
                    unit="step")
-    log = JsonlAppender(run.run_dir / "metrics.jsonl") if d.is_main else None
+    # a resumed run drops what a killed run logged past its checkpoint (metrics.jsonl: _trim_metrics)
+    log = MetricLog(run.run_dir, ("jsonl", *t.log_to), to_dict(run.cfg),
+                    resume_step=run.step + 1 if run.step else None) if d.is_main else None
     try:
         while run.step < run.total_steps and run.epoch < t.epochs:
             _epoch(run, bar, log, on_step)
@@ -352,7 +370,7 @@ def _save(run: Run) -> None:
                  "steps_per_epoch": run.steps_per_epoch, "world_size": run.d.world_size,
                  "skipped": skipped, "scaler": run.amp.scaler.state_dict()}
         ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
-                           keep=run.cfg.train.keep_checkpoints, init=run.report.extra.get("init"))
+                           keep=run.cfg.train.keep_checkpoints)
         plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")
     run.last_saved = run.step
     barrier(run.d)

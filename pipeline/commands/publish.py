@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
         push: Annotated[bool, typer.Option("--push", help="Upload to --repo-id (token: HF_TOKEN or login).")] = False,
         private: Annotated[bool, typer.Option("--private", help="Create the hub repo as private.")] = False,
         test_split: Annotated[bool, typer.Option("--test-split", help="Also publish MPII test images.")] = False,
+        default_config: Annotated[Optional[str], typer.Option(
+            "--default-config", help="The config load_dataset(DIR) loads without a name (default: the first "
+                                     "--descriptions).")] = None,
         force: Force = False,
     ) -> None:
         from focusclip.pipeline.publish import run_publish  # datasets is imported only when this command runs
@@ -61,5 +64,5 @@ def register(app: typer.Typer) -> None:
         report = run_publish(annotations, parse_named_paths(descriptions), output, include_test=test_split,
                              with_images=with_images, images_dir=images, heatmaps_dir=heatmaps,
                              max_shard_size=max_shard_size, repo_id=repo_id, push=push, private=private,
-                             force=force)
+                             force=force, default_config=default_config)
         _print_summary(report, output)

@@ -48,14 +48,16 @@ def size_category(n: int) -> str:
     return next((label for bound, label in SIZES if n < bound), "n>10M" if n >= 10**7 else "other")
 
 
-def card_metadata(configs: list[ConfigSummary], feats: Features) -> DatasetCardData:
-    """YAML front matter: license, tasks, sizes, `configs` (data files per split) and `dataset_info`."""
+def card_metadata(configs: list[ConfigSummary], feats: Features, default: str | None = None) -> DatasetCardData:
+    """YAML front matter: license, tasks, sizes, `configs` (data files per split, `default: true` on
+    the config `load_dataset(DIR)` loads without a name: `default`, else the first) and `dataset_info`."""
+    default = default or configs[0].name
     biggest = max(sum(f.num_examples for f in c.splits.values()) for c in configs)
     data = DatasetCardData(
         pretty_name=PRETTY_NAME, license="bsd-2-clause", language=["en"], task_categories=TASKS,
         size_categories=[size_category(biggest)], tags=TAGS, annotations_creators=["expert-generated"],
         language_creators=["machine-generated"], source_datasets=["extended"],
-        configs=[{"config_name": c.name,
+        configs=[{"config_name": c.name, **({"default": True} if c.name == default else {}),
                   "data_files": [{"split": s, "path": f"{c.name}/{s}-*.parquet"}
                                  for s, f in c.splits.items() if f.files]}
                  for c in configs])
@@ -126,23 +128,26 @@ def config_section(c: ConfigSummary, templates_dir: Path | None) -> str:
     return "\n".join(lines)
 
 
-def overview_table(configs: list[ConfigSummary], splits: tuple[str, ...]) -> str:
+def overview_table(configs: list[ConfigSummary], splits: tuple[str, ...], default: str) -> str:
     head = "| config | describer | model | " + " | ".join(splits) + " |"
     rule = "| --- | --- | --- | " + " | ".join("---:" for _ in splits) + " |"
-    rows = [f"| `{c.name}` | {', '.join(c.describers)} | {', '.join(c.models)} | "
+    rows = [f"| `{c.name}`{' (default)' if c.name == default else ''} | {', '.join(c.describers)} | "
+            f"{', '.join(c.models)} | "
             + " | ".join(str(c.splits[s].num_examples) for s in splits) + " |" for c in configs]
     return "\n".join([head, rule, *rows])
 
 
 def render_card(configs: list[ConfigSummary], feats: Features, splits: tuple[str, ...],
                 with_images: bool, with_heatmaps: bool, repo_id: str | None,
-                templates_dir: Path | None) -> DatasetCard:
-    """The whole card; `DatasetCard.save(path)` writes it."""
-    data = card_metadata(configs, feats)
-    body = [f"# {PRETTY_NAME}", "", INTRO, "", "## Configs", "", overview_table(configs, splits), ""]
+                templates_dir: Path | None, default: str | None = None) -> DatasetCard:
+    """The whole card; `DatasetCard.save(path)` writes it. `default`: the default config (else the first)."""
+    default = default or configs[0].name
+    data = card_metadata(configs, feats, default)
+    body = [f"# {PRETTY_NAME}", "", INTRO, "", "## Configs", "", overview_table(configs, splits, default), "",
+            f"`{default}` is the default config: `load_dataset(…)` without a config name loads it.", ""]
     body += [config_section(c, templates_dir) for c in configs]
     body += [COLUMNS, _images_note(with_images, with_heatmaps), "", HEATMAPS, "", COORDINATES, "",
-             usage(repo_id, configs[0].name, with_images), "", LICENSE, "", citation()]
+             usage(repo_id, default, with_images), "", LICENSE, "", citation()]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
 
 

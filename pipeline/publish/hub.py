@@ -1,33 +1,22 @@
-"""Upload a published folder to the Hugging Face hub in one commit.
-
-Only this module touches the network, and only when `--push` is given. `HfApi.upload_folder` is not
-used: with hf_xet installed it may split a large folder into several commits, and the dataset must
-change on the hub atomically (card and shards together), so the commit is built by hand.
-"""
+"""Upload a published folder to the Hugging Face hub in one commit (`focusclip.data.hub_repo` builds
+the commit). Only this module touches the network, and only when `--push` is given."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import get_token
 
 from focusclip.data.errors import fail
+from focusclip.data.hub_repo import check_repo_id, commit_files
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+__all__ = ["check_repo_id", "folder_files", "push_folder"]
+
 # Files of the local folder that stay local: the run report names local paths.
 LOCAL_ONLY = {"report.json"}
 # Remote files this tool owns: shards of a previous push that the new folder no longer has are deleted
 # in the same commit, so the card's `<config>/<split>-*.parquet` patterns never pick up stale shards.
-# Transport failures (refused, timeout) raise the HTTP client's HTTPError (httpx, or httpx2 in
-# huggingface_hub 2.x); HfHubHTTPError derives from it, so take the class from there.
-_HTTP_ERROR = next(c for c in HfHubHTTPError.__mro__ if c.__name__ == "HTTPError")
 _SHARD = re.compile(r"^[^/]+/[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.parquet$")
-
-
-def check_repo_id(repo_id: str) -> None:
-    if not REPO_ID.match(repo_id) or ".." in repo_id or repo_id.endswith((".git", ".")):
-        raise fail(f"--repo-id '{repo_id}' is not a hub repo id", None, "write it as USER/NAME")
 
 
 def folder_files(folder: Path) -> list[str]:
@@ -36,8 +25,8 @@ def folder_files(folder: Path) -> list[str]:
                   if p.is_file() and p.relative_to(folder).as_posix() not in LOCAL_ONLY)
 
 
-def _scrub(text: str, token: str) -> str:
-    return " ".join(text.replace(token, "***").split()) if token else " ".join(text.split())
+def _stale_shards(remote: list[str], new: set[str]) -> list[str]:
+    return [p for p in remote if _SHARD.match(p) and p not in new]
 
 
 def push_folder(folder: Path, repo_id: str, private: bool, message: str, description: str) -> dict:
@@ -47,18 +36,8 @@ def push_folder(folder: Path, repo_id: str, private: bool, message: str, descrip
     if not token:
         raise fail("no Hugging Face token for --push", "HF_TOKEN",
                    "set HF_TOKEN to a write token or run `hf auth login`")
-    api = HfApi(token=token)
-    files = folder_files(folder)
-    try:
-        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        remote = api.list_repo_files(url.repo_id, repo_type="dataset")
-        stale = sorted(p for p in remote if _SHARD.match(p) and p not in set(files))
-        ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
-        ops += [CommitOperationDelete(path_in_repo=p) for p in stale]
-        info = api.create_commit(url.repo_id, ops, commit_message=message, commit_description=description,
-                                 repo_type="dataset")
-    except (_HTTP_ERROR, OSError) as e:
-        raise fail(f"push failed: {_scrub(str(e), token)}", repo_id,
-                   "check the repo id, that the token may write to it, and the network") from None
-    return {"repo_id": url.repo_id, "commit": info.oid, "commit_url": info.commit_url,
-            "files": len(files), "deleted_stale_shards": stale, "private": private}
+    files = {f: folder / f for f in folder_files(folder)}
+    done = commit_files(repo_id, "dataset", files, token=token, private=private, message=message,
+                        description=description, delete=_stale_shards)
+    done["deleted_stale_shards"] = done.pop("deleted")
+    return done

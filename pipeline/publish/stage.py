@@ -26,7 +26,7 @@ from focusclip.pipeline.publish.shards import parse_shard_size, write_split
 
 
 # Bumped when the folder's layout or columns change, so folders built by older code are rebuilt.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2   # 2: a `default: true` config in the card
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class PublishOptions:
     push: bool
     private: bool
     prompts_dir: Path | None
+    default_config: str                            # `default: true` in the card (load_dataset(DIR))
 
     @property
     def incomplete(self) -> Path:
@@ -53,11 +54,13 @@ class PublishOptions:
 def run_publish(annotations, descriptions: dict, out_dir, splits=("train", "validation"),
                 include_test=False, with_images=False, images_dir=None, heatmaps_dir=None,
                 max_shard_size="500MB", repo_id=None, push=False, private=False, force=False,
-                prompts_dir=None) -> Report:
+                prompts_dir=None, default_config=None) -> Report:
     """Build `out_dir` (one config per entry of `descriptions`, name → JSONL path) and push it when
-    `push`. `prompts_dir` is where prompt templates are looked up (default: the prompts package)."""
+    `push`. `prompts_dir` is where prompt templates are looked up (default: the prompts package).
+    `default_config` is the config `load_dataset(DIR)` loads without a name (default: the first given)."""
     opts = resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images,
-                           images_dir, heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir)
+                           images_dir, heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir,
+                           default_config)
     report = Report("publish", {**asdict(opts), "force": force})
     fingerprint = input_fingerprint(opts)
     previous = previous_report(opts.out_dir)
@@ -83,7 +86,8 @@ def _dir(path, flag: str) -> Path | None:
 
 
 def resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images, images_dir,
-                    heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir) -> PublishOptions:
+                    heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir,
+                    default_config=None) -> PublishOptions:
     """Check every option and input path before anything is written (bad input → one-line error)."""
     annotations = Path(annotations)
     if not annotations.is_file():
@@ -91,6 +95,10 @@ def resolve_options(annotations, descriptions, out_dir, splits, include_test, wi
     if not descriptions:
         raise fail("no descriptions given", "--descriptions", "pass --descriptions NAME=PATH at least once")
     check_config_names(list(descriptions))
+    default_config = default_config or next(iter(descriptions))
+    if default_config not in descriptions:
+        raise fail(f"'{default_config}' is not one of the configs ({', '.join(descriptions)})", "--default-config",
+                   "name one of the --descriptions NAMEs")
     for name, path in descriptions.items():
         if not Path(path).is_file():
             raise fail("descriptions file not found", str(path), f"check the PATH of --descriptions {name}=PATH")
@@ -113,7 +121,7 @@ def resolve_options(annotations, descriptions, out_dir, splits, include_test, wi
     return PublishOptions(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
                           bool(with_images), _dir(images_dir, "--images"), _dir(heatmaps_dir, "--heatmaps"),
                           parse_shard_size(max_shard_size), repo_id, bool(push), bool(private),
-                          Path(prompts_dir) if prompts_dir else default_prompts_dir())
+                          Path(prompts_dir) if prompts_dir else default_prompts_dir(), default_config)
 
 
 def default_prompts_dir() -> Path | None:
@@ -170,7 +178,7 @@ def build(opts: PublishOptions, report: Report, fingerprint: str) -> None:
         tmp.mkdir(parents=True)
         summaries = [write_config(cfg, feats, tmp, opts, report) for cfg in configs]
         card = render_card(summaries, feats, opts.splits, opts.with_images, opts.heatmaps_dir is not None,
-                           opts.repo_id, opts.prompts_dir)
+                           opts.repo_id, opts.prompts_dir, opts.default_config)
         card.save(tmp / "README.md")
         report.extra.update(up_to_date=False, fingerprint=fingerprint,
                             configs={s.name: {sp: asdict(f) for sp, f in s.splits.items()} for s in summaries})

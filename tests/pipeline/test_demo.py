@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import stat
 from pathlib import Path
 
 import click
@@ -50,6 +52,12 @@ class InProcessRunner:
         return rc, out.getvalue()
 
 
+# A shared group folder's umask: every file the stages write must be group-readable and -writable,
+# as an ordinary write makes it (the default 022 would not tell 0644 from a tempfile's 0600 apart less
+# clearly; 002 differs from both).
+UMASK = 0o002
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     torch.set_num_threads(1)
@@ -57,8 +65,29 @@ def demo_run(tmp_path_factory):
     opt = DemoOptions(out=out, n_train=40, n_eval=14, epochs=1,
                       train_sets=("train.batch_size=8", "train.checkpoint_every=0"))
     lines: list[str] = []
-    report = run_demo(opt, runner=InProcessRunner(), echo=lines.append)
+    old = os.umask(UMASK)
+    try:
+        report = run_demo(opt, runner=InProcessRunner(), echo=lines.append)
+    finally:
+        os.umask(old)
     return opt, Layout(out), report, lines
+
+
+def test_files_written_by_every_stage_have_the_umask_permissions(demo_run):
+    """Datasets, heatmaps, descriptions, checkpoints (training state and card included), results and
+    reports: 0666 and 0777 less the umask, like files made with open() and mkdir()."""
+    _, lay, report, _ = demo_run
+    files = [p for p in lay.out.rglob("*") if p.is_file() and not p.is_symlink()]
+    folders = [p for p in lay.out.rglob("*") if p.is_dir()]
+    wrong = [f"{p.relative_to(lay.out)} {stat.S_IMODE(p.stat().st_mode):o}" for p in files
+             if stat.S_IMODE(p.stat().st_mode) != 0o666 & ~UMASK]
+    wrong += [f"{p.relative_to(lay.out)}/ {stat.S_IMODE(p.stat().st_mode):o}" for p in folders
+              if stat.S_IMODE(p.stat().st_mode) != 0o777 & ~UMASK]
+    assert not wrong, wrong
+    stages = {s["name"] for s in report.extra["steps"]}
+    assert {"convert", "heatmaps", "describe", "filter", "publish", "train-focusclip", "eval-focusclip"} <= stages
+    kinds = {p.suffix for p in files}
+    assert {".jsonl", ".json", ".png", ".parquet", ".safetensors", ".pt", ".md", ".yaml"} <= kinds, kinds
 
 
 def test_every_stage_ran(demo_run):

@@ -74,8 +74,9 @@ def _downloads(hub: HubServer) -> list[str]:
 
 
 def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, hub, tmp_path):
-    from safetensors.torch import load_file
     from transformers import AutoTokenizer, BertModel, ViTModel
+
+    from focusclip.training import load_checkpoint
 
     hf_home, world = tmp_path / "hf", repos["world"]
     first = _train(world, tmp_path / "a", _env(hub.url, hf_home), "model.vision.revision=v2")
@@ -88,7 +89,8 @@ def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, 
                                        f"/tiny-bert/resolve/{bert}/model.safetensors"]
     # lr 0: the trained towers are exactly the served ones (v2's, not main's)
     ckpt = tmp_path / "a" / "checkpoints" / "last"
-    weights = load_file(str(ckpt / "model.safetensors"))
+    # through from_pretrained: the file holds transformers' saved key names, state_dict() the live ones
+    weights = load_checkpoint(ckpt).model.state_dict()
     vit = ViTModel.from_pretrained(repos["root"] / "vit-v2", add_pooling_layer=False).state_dict()
     main_vit = ViTModel.from_pretrained(repos["root"] / "vit", add_pooling_layer=False).state_dict()
     text = BertModel.from_pretrained(repos["root"] / "bert", add_pooling_layer=False).state_dict()
@@ -100,12 +102,13 @@ def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, 
             torch.testing.assert_close(weights[f"text.encoder.{k}"], v, rtol=0, atol=0, msg=k)
     assert sum(k.startswith("text.encoder.") for k in weights) >= len([k for k in text if "layer" in k])
     served_tok = AutoTokenizer.from_pretrained(repos["root"] / "bert")
-    assert AutoTokenizer.from_pretrained(ckpt / "tokenizer").get_vocab() == served_tok.get_vocab()
+    assert AutoTokenizer.from_pretrained(ckpt).get_vocab() == served_tok.get_vocab()
     # the sources, in the report and in the checkpoint
     init = json.loads((tmp_path / "a" / "report.json").read_text())["init"]
     assert init["vision"] == {"kind": "hub", "name": "org/tiny-vit", "revision": "v2", "commit": v2, "cached": False}
     assert init["text"] == init["tokenizer"] == {"kind": "hub", "name": "tiny-bert", "commit": bert, "cached": False}
-    assert json.loads((ckpt / "meta.json").read_text())["init"] == init
+    provenance = json.loads((ckpt / "config.json").read_text())["provenance"]
+    assert {k: provenance[k] for k in ("vision", "text", "tokenizer")} == init
 
     # offline with the cache: the hub is asked nothing
     asked = len(hub.requests)
@@ -120,7 +123,7 @@ def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, 
     assert f"vision tower: hub org/tiny-vit@v2 (commit {v2[:12]}, in the cache, hub: ConnectError" in gone.stderr
     assert "using the cached copy" in gone.stderr
     for run in ("b", "c"):
-        again = load_file(str(tmp_path / run / "checkpoints/last/model.safetensors"))
+        again = load_checkpoint(tmp_path / run).model.state_dict()
         torch.testing.assert_close(again["vision.vit.embeddings.cls_token"], weights["vision.vit.embeddings.cls_token"])
 
 

@@ -62,7 +62,8 @@ def test_tiny_focusclip_loss_falls_and_run_dir_is_complete(run_a):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ck = out / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["20", "24", "last"]      # keep_checkpoints: 2
-    for name in ("model.safetensors", "config.json", "tokenizer", "train_config.yaml", "state.pt"):
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "train_config.yaml", "README.md",
+                 "training_state/state.pt", "training_state/progress.json"):
         assert (ck / "last" / name).exists(), name
     resolved = load_config(out / "config.yaml")       # the resolved config, overrides applied
     assert resolved.train.epochs == EPOCHS and resolved.output_dir == str(out)
@@ -86,7 +87,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(world, run_a, tmp_
 
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg, on_step=kill)
-    assert json.loads((out / "checkpoints/last/meta.json").read_text())["step"] == 10
+    assert json.loads((out / "checkpoints/last/training_state/progress.json").read_text())["step"] == 10
     with pytest.raises(FocusError, match="--resume latest"):
         run_train(cfg)                   # a second plain start refuses to clobber the run
     run_train(cfg, resume="latest")
@@ -133,7 +134,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(wor
     with pytest.raises(FocusError, match=r"non-finite training loss at step \d.*last good checkpoint") as e:
         run_train(cfg)
     step = int(str(e.value).split("(step ")[1].split(")")[0])
-    assert json.loads((out / "checkpoints/last/meta.json").read_text())["step"] == step
+    assert json.loads((out / "checkpoints/last/training_state/progress.json").read_text())["step"] == step
     assert load_checkpoint(out).name.endswith(f"@{step}")
 
 

@@ -1,0 +1,197 @@
+"""The model card (`README.md`) of a checkpoint / pushed model: hub YAML metadata (`model-index` for
+zero-shot results) and a body naming the base towers and their sources, the training data and its
+describers, the resolved training config, the results, intended use, limitations and license.
+
+Written from the model's `FocusCLIPConfig` (its `provenance` says where things came from), the
+checkpoint's `train_config.yaml` and, when given, a `focus-eval` results.json. Parses with
+`huggingface_hub.ModelCard`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from focusclip.data.hub_repo import is_repo_id
+
+TAGS = ["focusclip", "clip", "contrastive-learning", "human-pose", "zero-shot-image-classification", "mpii"]
+PIPELINE = "zero-shot-image-classification"
+
+INTENDED = """\
+## Intended use
+
+Zero-shot classification and retrieval of *human-centric* images — activities, emotions, age groups —
+by comparing image and text embeddings, and as an image or text encoder to fine-tune, for research.
+At inference the model is plain CLIP: the heatmap branch is only used in training."""
+
+LIMITATIONS = """\
+## Limitations
+
+- Trained on the MPII Human Pose images (mostly YouTube frames of everyday and sports activities)
+  with machine-written descriptions: it inherits their biases and errors, and knows little outside
+  people and their activities.
+- Age, emotion and race predictions from appearance are unreliable for individuals and can be
+  harmful; report them only as aggregate benchmark numbers.
+- Zero-shot accuracy depends on the prompt templates; the numbers above use the paper's single
+  template per task unless the results say otherwise.
+- Not for surveillance, identification of people, or decisions about individuals."""
+
+_CITATION = """\
+## Citation
+
+```bibtex
+@article{khan2024focusclip,
+  title   = {FocusCLIP: Multimodal Subject-Level Guidance for Zero-Shot Transfer in Human-Centric Tasks},
+  author  = {Khan, Muhammad Saif Ullah and Naeem, Muhammad Ferjad and Tombari, Federico and
+             Van Gool, Luc and Stricker, Didier and Afzal, Muhammad Zeshan},
+  journal = {arXiv preprint arXiv:2403.06904},
+  year    = {2024}
+}
+```"""
+
+
+def hub_ids_in(note: Any) -> list[str]:
+    """Hub ids a provenance note names: a source dict (`{"kind": "hub", "name": ID}`, as
+    `focusclip.data.hub.Source.to_dict` writes), a dict's `hub_id`/`repo_id`/`id`, or "pretrained USER/NAME"."""
+    if isinstance(note, dict):
+        if note.get("kind") == "hub" and isinstance(note.get("name"), str) and is_repo_id(note["name"]):
+            return [note["name"]]
+        return [v for k in ("hub_id", "repo_id", "id") if isinstance(v := note.get(k), str) and is_repo_id(v)]
+    if isinstance(note, str) and note.startswith("pretrained "):
+        word = note.split()[1]
+        return [word] if is_repo_id(word) else []
+    return []
+
+
+def _note(note: Any) -> str:
+    if isinstance(note, dict) and "kind" in note:   # a focusclip.data.hub.Source
+        kind, name = note["kind"], note.get("name")
+        if kind == "hub":
+            commit = f", commit {note['commit'][:12]}" if note.get("commit") else ""
+            return f"`{name}` from the Hugging Face hub (revision {note.get('revision') or 'main'}{commit})"
+        if kind == "folder":
+            return f"the local folder `{name}`"
+        return note.get("note") or ("random init" if kind == "random" else kind)
+    if isinstance(note, dict):
+        return ", ".join(f"{k} `{v}`" for k, v in note.items() if v is not None) or "unknown"
+    return str(note) if note else "not recorded"
+
+
+def eval_results(results: dict, model_name: str) -> list[EvalResult]:
+    """`model-index` entries: one per task that ran, its top-k accuracy in percent."""
+    out = []
+    for task_id, t in (results.get("tasks") or {}).items():
+        if t.get("status") != "ok":
+            continue
+        out.append(EvalResult(task_type=PIPELINE, task_name="Zero-shot image classification",
+                              dataset_type=str(t.get("dataset") or task_id), dataset_name=task_id,
+                              dataset_split=t.get("split"), metric_type="accuracy",
+                              metric_name=f"top-{t.get('k', 1)} accuracy", metric_value=round(100 * t["topk"], 2)))
+    return out
+
+
+def results_section(results: Optional[dict]) -> str:
+    if not results:
+        return ("## Zero-shot results\n\nNot evaluated yet: `focus-eval CHECKPOINT --data-root DIR -o results.json`, "
+                "then `focus-train push CHECKPOINT --repo-id ID --results results.json` puts the table here.")
+    lines = ["## Zero-shot results", "", f"`focus-eval` on the human-centric tasks (model `{results.get('model')}`).",
+             "", "| task | dataset | split | metric | accuracy (%) | images |",
+             "| --- | --- | --- | --- | ---: | ---: |"]
+    for task_id, t in (results.get("tasks") or {}).items():
+        if t.get("status") == "ok":
+            lines.append(f"| {task_id} | {t.get('dataset')} | {t.get('split')} | top-{t.get('k')} | "
+                         f"{100 * t['topk']:.2f} | {t.get('n')} |")
+        else:
+            lines.append(f"| {task_id} | {t.get('dataset', '')} | {t.get('split', '')} | | {t.get('status')} | |")
+    if results.get("mean") is not None:
+        lines += ["", f"Mean top-k over the tasks that ran: **{100 * results['mean']:.2f}%**."]
+    return "\n".join(lines)
+
+
+_GEOMETRY = {"squash": "the whole frame resized to the training size (aspect ratio not kept)",
+             "letterbox": "the whole frame fitted into the training size, padded",
+             "crop": "shorter side resized to the training size, centre crop"}
+
+
+def model_section(config, resize: str = "crop") -> str:
+    v, t, p = config.vision, config.text, config.provenance or {}
+    kind = "FocusCLIP (image, text and heatmap-weighted image)" if config.triple else "CLIP baseline (image and text)"
+    return "\n".join([
+        "## Model", "", f"{kind}, embeddings of {config.embed_dim} dimensions, NT-Xent temperature "
+        f"{config.contrastive_temperature:g}, trained at {config.image_size}×{config.image_size} pixels.", "",
+        "| tower | architecture | initial weights |", "| --- | --- | --- |",
+        f"| image | ViT, hidden {v.get('hidden_size')}, {v.get('num_hidden_layers')} layers, patch "
+        f"{v.get('patch_size')} | {_note(p.get('vision'))} |",
+        f"| text | {t.get('model_type', 'bert')}, hidden {t.get('hidden_size')}, {t.get('num_hidden_layers')} layers, "
+        f"vocabulary {t.get('vocab_size')} | {_note(p.get('text'))} |",
+        f"| tokenizer | | {_note(p.get('tokenizer'))} |", "",
+        f"Images: RGB, {_GEOMETRY.get(resize, resize)} (`data.resize: {resize}`), scaled to [0, 1] and normalised with "
+        f"mean {list(config.image_mean)} and std {list(config.image_std)}. Texts: at most {config.max_text_length} "
+        "tokens; the text embedding is the mean of the token states over the attention mask, projected."])
+
+
+def data_section(provenance: dict, train_yaml: Optional[dict]) -> str:
+    data = (train_yaml or {}).get("data") or {}
+    dataset = provenance.get("dataset") or data.get("dataset") or "not recorded"
+    describers = provenance.get("describers") or {}
+    lines = ["## Training data", "", f"Dataset: `{dataset}` (MPII Human Pose images with pose descriptions, "
+             "built with `focus-data`: annotations, ROI heatmaps, descriptions, filter, publish)."]
+    if describers:
+        lines += ["", "| describer | descriptions |", "| --- | ---: |"]
+        lines += [f"| {name} | {n} |" for name, n in describers.items()]
+    for key, label in (("train_images", "training images"), ("val_images", "validation images")):
+        if provenance.get(key) is not None:
+            lines.append(f"\n{label.capitalize()}: {provenance[key]}.")
+    return "\n".join(lines)
+
+
+def usage_section(repo_id: Optional[str], config) -> str:
+    where = repo_id or "path/to/checkpoint"
+    return "\n".join([
+        "## How to use", "", "```python", "import focusclip  # registers model_type 'focusclip' with transformers",
+        "import torch", "from transformers import AutoModel, AutoTokenizer", "",
+        f'model = AutoModel.from_pretrained("{where}").eval()',
+        f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+        'tok = tokenizer(["a person riding a bike"], padding=True, return_tensors="pt")',
+        "with torch.no_grad():",
+        "    text = model.encode_text(tok[\"input_ids\"], tok[\"attention_mask\"])   # [N, D], unit norm",
+        f"    image = model.encode_image(pixels)   # pixels [B, 3, {config.image_size}, {config.image_size}], as above",
+        "```", "",
+        f"Or evaluate it: `focus-eval {where} --data-root DIR -o results.json`. "
+        "`get_image_features` / `get_text_features` give the projections before normalising, as in `CLIPModel`."])
+
+
+def license_section(license_id: str) -> str:
+    chosen = "not chosen by the publisher (`other`)" if license_id == "other" else f"`{license_id}`"
+    return ("## License\n\n"
+            f"License of these weights: {chosen}. They derive from the base towers above (each under its own "
+            "license) and from training on the MPII Human Pose images, whose annotations are BSD-2-Clause and "
+            "whose images come from YouTube videos under their own terms; descriptions written by a hosted model "
+            "may also carry that provider's terms. Check all of them before redistributing or deploying.")
+
+
+def render_card(config, train_config_yaml: Optional[str], results: Optional[dict] = None,
+                repo_id: Optional[str] = None, license_id: str = "other") -> ModelCard:
+    """The whole card for a model with `config` (FocusCLIPConfig); `ModelCard.save(path)` writes it."""
+    p = config.provenance or {}
+    train_yaml = yaml.safe_load(train_config_yaml) if train_config_yaml else None
+    base = sorted({i for key in ("vision", "text") for i in hub_ids_in(p.get(key))})
+    dataset = p.get("dataset")
+    name = repo_id.split("/")[-1] if repo_id else config.name
+    evals = eval_results(results, name) if results else []
+    data = ModelCardData(license=license_id, library_name="transformers", pipeline_tag=PIPELINE, tags=TAGS,
+                         language=["en"], base_model=base or None,
+                         datasets=[dataset] if isinstance(dataset, str) and is_repo_id(dataset) else None,
+                         model_name=name if evals else None, eval_results=evals or None)
+    steps = config.training_step if config.training_step is not None else "an unrecorded number of"
+    body = [f"# {name}", "", f"A {config.name} model trained with [focusclip](https://arxiv.org/abs/2403.06904)'s "
+            f"`focus-train` for {steps} optimizer steps: CLIP trained on MPII Human Pose images and their pose "
+            "descriptions, guided by person ROI heatmaps (FocusCLIP, Khan et al. 2024).", "",
+            model_section(config, ((train_yaml or {}).get("data") or {}).get("resize", "crop")), "",
+            data_section(p, train_yaml), "",
+            "## Training config", "", "The resolved `train_config.yaml` (paths as on the training machine):", "",
+            "```yaml", (train_config_yaml or "# not recorded\n").rstrip(), "```", "",
+            results_section(results), "", usage_section(repo_id, config), "", INTENDED, "", LIMITATIONS, "",
+            license_section(license_id), "", _CITATION]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
