@@ -147,7 +147,10 @@ def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: 
     concurrency = DEFAULT_CONCURRENCY.get(backend, 8) if concurrency is None else concurrency
     if concurrency < 1 or max_tokens < 1:
         raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
+    if Path(output).suffix != ".jsonl":
+        raise fail(f"output '{output}' does not end in .jsonl", "-o", "name it like descriptions/NAME.jsonl")
     output = writable_file(output, "-o", append=True)
+    writable_file(describe_report_path(output, shard, round), "-o")
     params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
                        timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, device=device,
                        server_wait_s=server_wait_s, max_model_len=max_model_len,
@@ -174,7 +177,9 @@ def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: 
         _check_work(chosen, jobs, report, options["annotations"])
         writer = _Writer(out, report, None, describer, engine.name, _gen_params(temperature, max_tokens, round))
         if jobs:
-            engine.prepare()   # e.g. waits for the server and checks the model, before the first job
+            prepare = getattr(engine, "prepare", None)   # optional for custom backends
+            if prepare is not None:
+                prepare()   # e.g. waits for the server and checks the model, before the first job
             with progress_bar(total=len(jobs), desc=f"describe ({describer})", unit="img",
                               disable=not progress) as writer.bar:
                 t0 = time.perf_counter()

@@ -67,6 +67,7 @@ class Backend(Protocol):
     name: str
 
     def prepare(self) -> None:
-        """Check, before any job, what every job needs (a server that is up and serves the model)."""
+        """Check, before any job, what every job needs (a server that is up and serves the model).
+        Optional: the stage calls it when the backend has it."""
 
     def run(self, jobs: Sequence[Job], emit: Emit) -> None: ...
