@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from focusclip.data.errors import fail
+from focusclip.data.errors import fail, reading
 
 
 @runtime_checkable
@@ -44,10 +44,18 @@ def load_model(checkpoint: str | Path | None, hf_clip: str | Path | None, device
     if (checkpoint is None) == (hf_clip is None):
         raise fail("give one model: a CHECKPOINT or --hf-clip DIR", "focus-eval",
                    "evaluate each model into its own results file and join them with --compare")
+    from safetensors import SafetensorError
+
     if hf_clip is not None:
         from focusclip.eval.hfclip import load_hf_clip
 
-        return load_hf_clip(hf_clip, device)
+        with reading(hf_clip, "the Hugging Face CLIP model", _DAMAGED, (SafetensorError,)):
+            return load_hf_clip(hf_clip, device)
     from focusclip.training.checkpoint import load_checkpoint
 
-    return load_checkpoint(checkpoint, device=device)
+    # A damaged config.json, weights or tokenizer is one line naming the checkpoint, not a traceback.
+    with reading(checkpoint, "the checkpoint", _DAMAGED, (SafetensorError,)):
+        return load_checkpoint(checkpoint, device=device)
+
+
+_DAMAGED = "pass a model folder written by focus-train (or save_pretrained); a damaged copy needs saving again"

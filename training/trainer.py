@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import torch
 
-from focusclip.data.errors import fail
+from focusclip.data.errors import fail, reading
 from focusclip.data.io import JsonlAppender, Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
@@ -126,7 +126,8 @@ def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
 def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        return load_tokenizer(resume_dir / ck.TOKENIZER_DIR), "loaded from the checkpoint"
+        with reading(resume_dir / ck.TOKENIZER_DIR, "the checkpoint's tokenizer", _DAMAGED):
+            return load_tokenizer(resume_dir / ck.TOKENIZER_DIR), "loaded from the checkpoint"
     note = None
     if d.is_main:
         tok, note = build_tokenizer(cfg.model.text, texts)
@@ -135,10 +136,40 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
     return load_tokenizer(run_dir / "tokenizer"), note
 
 
+@dataclass
+class Saved:
+    """A checkpoint to resume from, read (and so checked) before anything is written."""
+    dir: Path
+    weights: dict
+    state: dict
+
+
+_DAMAGED = "resume from another checkpoint (checkpoints/<step>), or start over with --force"
+
+
+def _read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
+    """The weights and resume state of `--resume`, parsed up front: a damaged or foreign file is one
+    line naming it, before the run directory is touched."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    ckpt = ck.find_resume_dir(run_dir, resume)
+    if ckpt is None:
+        return None
+    with reading(ckpt / ck.WEIGHTS, "the checkpoint's weights", _DAMAGED, (SafetensorError,)):
+        weights = load_file(str(ckpt / ck.WEIGHTS))
+    with reading(ckpt / ck.STATE, "the resume state", _DAMAGED):
+        state = ck.load_state(ckpt)
+    if not isinstance(state, dict):
+        raise fail(f"holds a {type(state).__name__}, not a resume state", str(ckpt / ck.STATE), _DAMAGED)
+    return Saved(ckpt, weights, state)
+
+
 def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run:
+    saved = _read_resume(Path(cfg.output_dir), resume) if resume else None
     run_dir = _prepare_dir(cfg, d, resume, force)
     report = Report("train", to_dict(cfg))
-    resume_dir = ck.find_resume_dir(run_dir, resume) if resume else None
+    resume_dir = saved.dir if saved else None
     if resume == "latest" and resume_dir is None and d.is_main:
         print(f"note: no checkpoint in {run_dir / 'checkpoints'} yet; starting from step 0", file=sys.stderr)
     seed_all(cfg.train.seed + d.rank)
@@ -148,10 +179,10 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
                                      resume_dir)
     model, notes = build_model(cfg, tokenizer)
     report.extra["init"] = {**notes, "tokenizer": tok_note}
-    if resume_dir is not None:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(resume_dir / ck.WEIGHTS)))
+    if saved is not None:
+        with reading(saved.dir / ck.WEIGHTS, "the checkpoint's weights into this config's model",
+                     "resume with the config the checkpoint was trained with"):
+            model.load_state_dict(saved.weights)
     model.to(d.device)
     wrapped = model
     if d.enabled:
@@ -173,8 +204,9 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool) -> Run
     collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
-    if resume_dir is not None:
-        _restore(run, ck.load_state(resume_dir))
+    if saved is not None:
+        with reading(saved.dir / ck.STATE, "the resume state", _DAMAGED, (TypeError,)):
+            _restore(run, saved.state)
     _trim_metrics(run)
     return run
 

@@ -40,13 +40,20 @@ def _scrub(text: str, token: str) -> str:
     return " ".join(text.replace(token, "***").split()) if token else " ".join(text.split())
 
 
-def push_folder(folder: Path, repo_id: str, private: bool, message: str, description: str) -> dict:
-    """Create the dataset repo if needed and commit the folder's files in a single commit.
-    Returns what the report records: repo, commit id and url, files added and stale shards deleted."""
-    token = get_token()  # HF_TOKEN, else the saved `hf auth login`
+def check_token() -> str:
+    """The token `--push` will use (HF_TOKEN, else the saved `hf auth login`); a user error when
+    there is none. Asked before the folder is built, so a missing token costs no build. Never shown."""
+    token = get_token()
     if not token:
         raise fail("no Hugging Face token for --push", "HF_TOKEN",
                    "set HF_TOKEN to a write token or run `hf auth login`")
+    return token
+
+
+def push_folder(folder: Path, repo_id: str, private: bool, message: str, description: str) -> dict:
+    """Create the dataset repo if needed and commit the folder's files in a single commit.
+    Returns what the report records: repo, commit id and url, files added and stale shards deleted."""
+    token = check_token()
     api = HfApi(token=token)
     files = folder_files(folder)
     try:

@@ -167,3 +167,4 @@ def test_push_without_a_token_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(FocusError, match="no Hugging Face token"):
         run_publish(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, tmp_path / "out",
                     repo_id=REPO, push=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]   # checked before building anything
