@@ -123,8 +123,8 @@ def _check_data(tasks: list[Task], data: dict, data_root: Path) -> None:
     before the model loads. (Some tasks missing is fine: they are recorded as missing, the others
     run; a rerun whose tasks are all stored has nothing left to do, and succeeds.)"""
     if len(data) == len(tasks) and all(isinstance(d, MissingData) for d in data.values()):
-        expected = sorted({d.expected for d in data.values()})
-        shown = ", ".join(expected[:3]) + (f" and {len(expected) - 3} more" if len(expected) > 3 else "")
+        expected = sorted({os.path.relpath(d.expected, data_root) for d in data.values()})
+        shown = ", ".join(expected[:2]) + (f" and {len(expected) - 2} more" if len(expected) > 2 else "")
         raise fail(f"no dataset of the {len(tasks)} selected task(s) is here (expected {shown})", str(data_root),
                    "pass the folder holding the datasets in their official layouts (docs/eval.md), or --task IDs")
 

@@ -131,7 +131,7 @@ class OpenAIBackend:
                     raise self._no_server(wait, last)
                 if bar is None:
                     bar = progress(total=math.ceil(wait), desc=f"waiting for the server at {self._where()}",
-                                   unit="s")
+                                   unit="s", leave=False)
                 await asyncio.sleep(min(_POLL_S, wait - waited))
                 bar.update(min(math.ceil(wait), int(time.monotonic() - t0)) - bar.n)
         finally:
