@@ -174,7 +174,7 @@ def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: 
         jobs = _jobs(chosen, describer, done, report, prompt_id, with_coords, seed, redo, round)
         report.time("prompts_s", time.perf_counter() - t0)
         report.count("asked", len(jobs))
-        _check_work(chosen, jobs, report, options["annotations"])
+        _check_work(chosen, jobs, report, str(annotations) if options["annotations"] != "<list>" else "annotations")
         writer = _Writer(out, report, None, describer, engine.name, _gen_params(temperature, max_tokens, round))
         if jobs:
             prepare = getattr(engine, "prepare", None)   # optional for custom backends
