@@ -280,6 +280,8 @@ CASES = [
     Case("train-latin1-config", T, lambda w, d: [w.latin1_config, *w.train_sets(d / "run")],
          "latin1.yaml: is not UTF-8 text"),
     Case("train-garbage-config", T, lambda w, d: [w.garbage], "garbage.bin"),
+    Case("train-output-a-file", T, lambda w, d: [w.config, *w.train_sets(_file(d))],
+         "afile: exists and is not a folder (pass a folder path with output_dir)"),
     Case("train-output-under-a-file", T, lambda w, d: [w.config, *w.train_sets(_file(d) / "run")],
          "is a file, not a folder"),
     Case("train-output-readonly", T, lambda w, d: [w.config, *w.train_sets(_readonly(d) / "run")],

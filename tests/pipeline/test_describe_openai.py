@@ -365,3 +365,15 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature(server_fa
     assert {k: server.log[0]["body"].get(k) for k in ("max_tokens", "temperature", "max_completion_tokens")} == \
         {"max_tokens": 700, "temperature": 0.7, "max_completion_tokens": None}
     assert read_jsonl(tmp_path / "g.jsonl")[0]["params"] == {"temperature": 0.7, "max_tokens": 700, "seed": 0}
+
+
+def test_a_rerun_with_nothing_left_to_do_succeeds_without_the_server(server_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory()
+    anns, out = random_annotations(3), tmp_path / "o.jsonl"
+    describe(anns, out, server)
+    before = out.read_bytes()
+    server.close()                                   # gone: but there is nothing left to ask it
+    report = describe(anns, out, server, server_wait_s=0)
+    assert report.counts["asked"] == 0 and report.counts["already_described"] == 3
+    assert out.read_bytes() == before
