@@ -11,6 +11,7 @@ paths that no user can write (a regular file where a folder belongs).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -322,9 +323,16 @@ def _as_nobody(cmd: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return cmd
     setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: a read-only folder cannot be made real here")
-    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    if setpriv is None or not _nobody_can_run(tuple(prefix), cmd[0]):
+        pytest.skip("root, and no way to run this checkout as `nobody` (no setpriv, or a private home): "
+                    "a read-only folder cannot be made real here")
+    return [*prefix, *cmd]
+
+
+@functools.lru_cache(maxsize=None)
+def _nobody_can_run(prefix: tuple, exe: str) -> bool:
+    return subprocess.run([*prefix, exe, "--help"], capture_output=True).returncode == 0
 
 
 def _run(script: str, args: list, user: str = "root", env: dict | None = None, home: Path | None = None):
