@@ -93,21 +93,28 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = True) -> list[dict]:
-    """Read a JSONL file. A torn last line (a crash mid-write) is dropped when `allow_torn_tail`;
-    a bad line anywhere else is a user error naming the line."""
+    """Read a JSONL file (UTF-8, as JSON must be). A torn last line (a crash mid-write) is dropped
+    when `allow_torn_tail`; a bad line anywhere else is a user error naming the line."""
     path = Path(path)
     if not path.is_file():
         raise fail("file not found", str(path), "check the path")
-    rows: list[dict] = []
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    data = path.read_bytes()
+    lines = data.split(b"\n")
     last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    torn = allow_torn_tail and not data.endswith(b"\n")
+    rows: list[dict] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line.decode("utf-8-sig" if i == 0 else "utf-8"))   # a BOM from Windows editors
+        except UnicodeDecodeError as e:
+            if i == last and torn:
+                break
+            raise fail(f"line {i + 1} is not UTF-8 text (byte {e.start})", str(path),
+                       "save the file as UTF-8") from None
         except json.JSONDecodeError:
-            if i == last and allow_torn_tail and not path.read_bytes().endswith(b"\n"):
+            if i == last and torn:
                 break
             raise fail(f"line {i + 1} is not valid JSON", str(path), "fix or remove that line") from None
         if not isinstance(row, dict):
@@ -132,23 +139,29 @@ def repair_jsonl_tail(path: str | os.PathLike) -> bool:
 
 
 class JsonlAppender:
-    """Append-only JSONL writer that flushes (and fsyncs) every row, after repairing a torn tail."""
+    """Append-only JSONL writer that flushes (and fsyncs) every row, after repairing a torn tail.
+
+    The file is opened at the first row, so a run that writes nothing (a dead server, nothing to
+    do) leaves no empty file behind."""
 
     def __init__(self, path: str | os.PathLike, fsync: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.repaired = repair_jsonl_tail(self.path)
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = None
         self._fsync = fsync
 
     def write(self, row: dict) -> None:
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a", encoding="utf-8")
         self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
         self._f.flush()
         if self._fsync:
             os.fsync(self._f.fileno())
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
     def __enter__(self) -> "JsonlAppender":
         return self

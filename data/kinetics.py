@@ -6,6 +6,7 @@ YouTube ids may start with `-`, so names are never parsed as command-line option
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -41,12 +42,24 @@ def find_videos(folder: Path) -> dict[str, Path]:
     return found
 
 
+def quiet_decoder() -> None:
+    """Silence FFmpeg's and OpenCV's own logging: an undecodable clip is counted as a skip with its
+    reason, not a line of C-library noise per clip. The environment can turn them back on
+    (OPENCV_FFMPEG_LOGLEVEL, read at each capture; OPENCV_LOG_LEVEL)."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def middle_frame(video: str | Path) -> np.ndarray | None:
     """The middle frame of a clip as a BGR uint8 array [H, W, 3], or None when OpenCV cannot decode
     it. Seeks to frame count // 2; when the container reports no frame count (or the seek fails),
     counts the frames with `grab` (no decoding) and reopens the clip to read the middle one."""
     import cv2
 
+    quiet_decoder()
     count = _frame_count(video)
     if count == 0:
         return None

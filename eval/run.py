@@ -19,6 +19,7 @@ import numpy as np
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, report_path_for
+from focusclip.data.preflight import writable_file
 from focusclip.eval.metrics import classification_metrics
 from focusclip.eval.model import EvalModel, load_model, resolve_device
 from focusclip.eval.readers import MissingData, read_for_task
@@ -75,15 +76,23 @@ def task_samples(task: Task, split: DatasetSplit,
     return samples, labels, skipped
 
 
-def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print,
-                  cache: EmbeddingCache | None = None) -> dict:
-    """One task → its results entry (metrics, or `missing` with the path expected). `cache` holds the
-    previous task's image embeddings, reused where this task scores the same images."""
-    t0 = time.perf_counter()
+def read_task_data(task: Task, data_root: Path) -> DatasetSplit | MissingData:
+    """The task's dataset split, or the MissingData that says where it was expected."""
     try:
-        split = read_for_task(task, opts.data_root)
+        return read_for_task(task, data_root)
     except MissingData as e:
-        return {"status": "missing", "expected": e.expected}
+        return e
+
+
+def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print,
+                  cache: EmbeddingCache | None = None, data: DatasetSplit | MissingData | None = None) -> dict:
+    """One task → its results entry (metrics, or `missing` with the path expected). `cache` holds the
+    previous task's image embeddings, reused where this task scores the same images; `data` is the
+    task's split when it was read already (`read_task_data`)."""
+    t0 = time.perf_counter()
+    split = data if data is not None else read_task_data(task, opts.data_root)
+    if isinstance(split, MissingData):
+        return {"status": "missing", "expected": split.expected}
     samples, labels, skipped = task_samples(task, split, opts.limit)
     base = {"dataset": task.dataset, "split": task.split, "classes": task.class_names,
             "source": split.source, "templates": task.templates(opts.ensemble),
@@ -107,6 +116,23 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     return {"status": "ok", **base, **metrics, "skipped": _skipped(skipped),
             "seconds": round(time.perf_counter() - t0, 3),
             "images_per_s": round(len(samples) / max(seconds, 1e-9), 1)}
+
+
+def _reusable(old: dict | None, opts: EvalOptions, model: EvalModel) -> bool:
+    """A stored task result of these weights that a rerun keeps (same options, not --force); the
+    results it comes from were kept by `_start_results` only for the same sha256."""
+    return bool(old) and ran(old) and old.get("options") == _fingerprint(opts, model) and not opts.force
+
+
+def _check_data(tasks: list[Task], data: dict, data_root: Path) -> None:
+    """No dataset for any selected task, and no stored result either, is no input: a user error
+    before the model loads. (Some tasks missing is fine: they are recorded as missing, the others
+    run; a rerun whose tasks are all stored has nothing left to do, and succeeds.)"""
+    if len(data) == len(tasks) and all(isinstance(d, MissingData) for d in data.values()):
+        expected = sorted({os.path.relpath(d.expected, data_root) for d in data.values()})
+        shown = ", ".join(expected[:2]) + (f" and {len(expected) - 2} more" if len(expected) > 2 else "")
+        raise fail(f"no dataset of the {len(tasks)} selected task(s) is here (expected {shown})", str(data_root),
+                   "pass the folder holding the datasets in their official layouts (docs/eval.md), or --task IDs")
 
 
 def _skipped(c: Counter) -> dict:
@@ -147,19 +173,26 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     tasks = select_tasks(list(opts.tasks))
     if not Path(opts.data_root).is_dir():
         raise fail("data root not found", str(opts.data_root), "pass the folder holding the datasets")
+    for path in (opts.output, opts.output.with_suffix(".png"), report_path_for(opts.output)):
+        writable_file(path)   # before the model loads and any task is scored
     others = [_read_other(p) for p in opts.compare]
     report = Report("eval", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
     device = resolve_device(opts.device)
+    stored = (read_results(opts.output) or {}).get("tasks", {})
+    # Read before the model loads, so no dataset at all fails in seconds. A stored result is only
+    # reusable for the same weights and options, which needs the model; a task stored but then
+    # recomputed reads its data when it runs.
+    data = {t.id: read_task_data(t, opts.data_root) for t in tasks if opts.force or not ran(stored.get(t.id) or {})}
+    _check_data(tasks, data, opts.data_root)
     model = model or load_model(opts.checkpoint, opts.hf_clip, device, opts.resize, opts.revision)
     results = _start_results(opts, model, log)
     cache = EmbeddingCache()   # image embeddings of the last task evaluated, for the next one
     for task in tasks:
-        old = results["tasks"].get(task.id)
-        if old and ran(old) and old.get("options") == _fingerprint(opts, model) and not opts.force:
+        if _reusable(results["tasks"].get(task.id), opts, model):
             report.count("tasks_reused")
             continue
         t0 = time.perf_counter()
-        entry = evaluate_task(task, model, opts, device, log, cache)
+        entry = evaluate_task(task, model, opts, device, log, cache, data.pop(task.id, None))
         report.time(task.id, time.perf_counter() - t0)
         report.count(f"tasks_{entry['status']}")
         if entry["status"] == "missing":
@@ -170,7 +203,11 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
         results["tasks"][task.id] = entry
         results["tasks"] = {t: results["tasks"][t] for t in _ordered(results["tasks"])}
         _set_mean(results)
-        write_results(opts.output, results)
+        if any(ran(e) for e in results["tasks"].values()):   # a results file only once it holds results
+            write_results(opts.output, results)
+    if not any(ran(e) for e in results["tasks"].values()):
+        raise fail("no task had a usable sample", str(opts.data_root),
+                   "check the datasets' layouts (docs/eval.md); the skip reasons are per task in the log")
     _set_mean(results)
     if others:
         results["comparison"] = {"files": [str(p) for p in opts.compare], **comparison([results, *others])}

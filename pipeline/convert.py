@@ -18,6 +18,7 @@ from focusclip.converters.mpii_json import read_mpii_json, read_val_images
 from focusclip.converters.mpii_mat import read_mpii_mat
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, read_json, report_path_for, write_jsonl
+from focusclip.data.preflight import writable_dir, writable_file
 from focusclip.data.records import Annotation
 from focusclip.data.splits import VAL_FRACTION, assign_val
 
@@ -41,6 +42,7 @@ def run_convert_mpii(src: str | os.PathLike, output: str | os.PathLike,
         raise fail("output would overwrite the source", str(output), "pass another -o path")
     if output.is_dir():
         raise fail("output is a folder", str(output), "pass a file path such as out/annotations.jsonl")
+    writable_file(output)
     with gc_paused():
         _convert_mpii(src, output, split_json_dir, images, report)
     report.save(report_path_for(output))
@@ -151,11 +153,10 @@ def run_convert_emotic(mat: str | os.PathLike, out_dir: str | os.PathLike, force
     done = None if force else _reusable(out_dir, report, outputs)
     if done is not None:
         return done
+    writable_dir(out_dir)
     t0 = time.perf_counter()
     splits = read_emotic(mat, report)
     report.time("read_s", time.perf_counter() - t0)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise fail("output exists and is not a folder", str(out_dir), "pass a folder path with -o")
     for split, path in zip(EMOTIC_SPLITS, outputs):
         with _writing(path):
             write_jsonl(path, splits[split])

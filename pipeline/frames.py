@@ -18,6 +18,7 @@ from pathlib import Path
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, atomic_write_bytes, report_path_for
+from focusclip.data.preflight import writable_dir
 from focusclip.data.kinetics import find_videos, middle_frame, parse_clip_stem
 from focusclip.data.progress import progress
 
@@ -56,7 +57,7 @@ def run_frames(cfg: FramesConfig) -> Report:
     if not videos:
         raise fail("no video clips found", str(videos_dir),
                    "put the Kinetics clips (<id>_<start>_<end>.mp4) there, flat or in class folders")
-    out_dir = frames_dir(cfg.data_root, cfg.split)
+    out_dir = writable_dir(frames_dir(cfg.data_root, cfg.split), "--data-root")
     report = Report("frames", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()})
     todo = _plan(videos, out_dir, cfg, report)
     t0 = time.perf_counter()
@@ -68,8 +69,18 @@ def run_frames(cfg: FramesConfig) -> Report:
             else:
                 report.count("extracted")
     report.time("extract_s", time.perf_counter() - t0)
+    _check_outcome(report, videos_dir)
     report.save(report_path_for(out_dir))
     return report
+
+
+def _check_outcome(report: Report, videos_dir: Path) -> None:
+    """Clips of which none gave a frame, and none was done before, is no input: a user error (no
+    frame file and no report is written then)."""
+    if not report.counts.get("extracted") and not report.skipped.get("already done"):
+        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.items())
+        raise fail(f"no frame could be extracted from the {report.counts.get('clips', 0)} clips ({reasons})",
+                   str(videos_dir), "check that the clips are Kinetics .mp4 files that OpenCV can decode")
 
 
 def _plan(videos: dict[str, Path], out_dir: Path, cfg: FramesConfig, report: Report) -> list[tuple[Path, Path]]:

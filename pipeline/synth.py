@@ -19,6 +19,7 @@ from pathlib import Path
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, read_json
+from focusclip.data.preflight import writable_dir
 from focusclip.data.synthetic.world import MAT_NAME, WorldConfig, generate_mpii
 from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, generate_stanford40, generate_utkface, stanford40_counts
 from focusclip.data.progress import progress as progress_bar
@@ -38,6 +39,7 @@ def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, se
         raise fail(f"--n-train must be ≥ 1 and --n-eval ≥ 0 (got {n_train}, {n_eval})", "focus-data synth")
     if clutter < 0:
         raise fail(f"--clutter must be ≥ 0 (got {clutter})", "focus-data synth")
+    writable_dir(out)
     cfg = WorldConfig(clutter=clutter)
     options = {"out": str(out), "n_train": n_train, "n_eval": n_eval, "seed": seed, "world": asdict(cfg)}
     paths = world_paths(out)

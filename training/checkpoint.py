@@ -195,7 +195,7 @@ def load_model(ckpt: Path):
             model, info = FocusCLIPModel.from_pretrained(str(ckpt), local_files_only=True,
                                                          output_loading_info=True)
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise fail(f"cannot load the model ({' '.join(str(e).split())[:200]})", str(ckpt),
+            raise fail(f"cannot read the checkpoint's model ({' '.join(str(e).split())[:200]})", str(ckpt),
                        "re-save the checkpoint with focus-train") from None
     missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
     if missing or unexpected or info.get("mismatched_keys"):

@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from focusclip.data.errors import fail
+from focusclip.data.preflight import writable_dir
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise fail("config file not found", str(path), "pass a YAML file such as configs/tiny-focusclip.yaml")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise fail(f"is not UTF-8 text (byte {e.start})", str(path), "save the config as UTF-8") from None
     except yaml.YAMLError as e:
         raise fail(f"not valid YAML ({' '.join(str(e).split())})", str(path), "fix the YAML syntax") from None
     if not isinstance(raw, dict):
@@ -261,6 +264,7 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     from focusclip.data.hub_repo import names_hub_repo
 
     d, t = cfg.data, cfg.train
+    writable_dir(cfg.output_dir, "output_dir")
     if not Path(d.dataset).exists() and not names_hub_repo(d.dataset):
         raise fail(f"data.dataset does not exist: {d.dataset}", where,
                    "build it with `focus-data publish`/`describe`, or --set data.dataset=PATH or a hub "

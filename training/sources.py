@@ -95,8 +95,6 @@ def _published_rows(root: Path, describers: tuple[str, ...]) -> list[dict]:
 
 def _hub_rows(repo_id: str, describers: tuple[str, ...]) -> list[dict]:
     """A published dataset on the hub: its configs from the card, each loaded (and cached) by datasets."""
-    import datasets
-
     configs = sorted(_from_hub(repo_id, lambda: _hub_configs(repo_id)))
     wanted = _select(configs, describers, Path(repo_id))
     return [row for config in wanted for row in _from_hub(repo_id, lambda c=config: _config_rows(repo_id, c))]

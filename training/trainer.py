@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
-from focusclip.data.errors import FocusError, fail
+from focusclip.data.errors import FocusError, fail, reading
 from focusclip.data.hub import Source
 from focusclip.data.io import Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
@@ -158,7 +158,8 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
                pre: Optional[Pretrained]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        return load_tokenizer(ck.tokenizer_dir(resume_dir))
+        with reading(ck.tokenizer_dir(resume_dir), "the checkpoint's tokenizer", _DAMAGED):
+            return load_tokenizer(ck.tokenizer_dir(resume_dir))
     if d.is_main:
         tok, source = build_tokenizer(cfg, pre, texts)
         tok.save_pretrained(str(run_dir / "tokenizer"))
@@ -168,26 +169,54 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
     return load_tokenizer(run_dir / "tokenizer")
 
 
-def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], resume_dir: Optional[Path]):
-    """(model, where its initial weights came from). On resume the checkpoint's config.json and
-    weights rebuild it: no tower is fetched again."""
-    if resume_dir is None:
-        return build_model(cfg, tokenizer, pre), {k: s.to_dict() for k, s in pre.sources.items()}
+@dataclass
+class Saved:
+    """A checkpoint to resume from, read (and so checked) before anything is written."""
+    dir: Path
+    model: torch.nn.Module      # the FocusCLIPModel it holds, on the CPU
+    state: dict
+
+
+_DAMAGED = "resume from another checkpoint (checkpoints/<step>), or start over with --force"
+
+
+def _read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
+    """The model and resume state of `--resume`, parsed up front: a damaged or foreign file is one
+    line naming it, before the run directory is touched."""
+    from safetensors import SafetensorError
+
+    ckpt = ck.find_resume_dir(run_dir, resume)
+    if ckpt is None:
+        return None
     # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
-    model = ck.load_model(resume_dir)
-    prov = model.config.provenance or {}
-    init = {k: prov[k] for k in ("vision", "text", "tokenizer") if k in prov} or ck.read_meta(resume_dir).get("init", {})
-    return model, {**init, "resumed_from": str(resume_dir)}
+    with reading(ckpt / ck.WEIGHTS, "the checkpoint's weights", _DAMAGED, (SafetensorError,)):
+        model = ck.load_model(ckpt)
+    with reading(ck.state_file(ckpt), "the resume state", _DAMAGED):
+        state = ck.load_state(ckpt)
+    if not isinstance(state, dict):
+        raise fail(f"holds a {type(state).__name__}, not a resume state", str(ck.state_file(ckpt)), _DAMAGED)
+    return Saved(ckpt, model, state)
+
+
+def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], saved: Optional[Saved]):
+    """(model, where its initial weights came from). On resume the checkpoint's model is used: no
+    tower is fetched again, and the sources are those of the run it continues."""
+    if saved is None:
+        return build_model(cfg, tokenizer, pre), {k: s.to_dict() for k, s in pre.sources.items()}
+    prov = saved.model.config.provenance or {}
+    init = {k: prov[k] for k in ("vision", "text", "tokenizer") if k in prov} or ck.read_meta(saved.dir).get("init", {})
+    return saved.model, {**init, "resumed_from": str(saved.dir)}
 
 
 def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
            sources: Optional[dict[str, Source]] = None) -> Run:
     _refuse_clobber(cfg, d, resume, force)
-    resume_dir = ck.find_resume_dir(Path(cfg.output_dir), resume) if resume else None
+    saved = _read_resume(Path(cfg.output_dir), resume) if resume else None
+    resume_dir = saved.dir if saved else None
     if resume == "latest" and resume_dir is None and d.is_main:
         print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
               file=sys.stderr)
-    pre = _pretrained(cfg, d, sources) if resume_dir is None else None    # before any data work or write
+    pre = _pretrained(cfg, d, sources) if saved is None else None    # before any data work or write
     run_dir = _prepare_dir(cfg, d, resume, force)
     report = Report("train", to_dict(cfg))
     seed_all(cfg.train.seed + d.rank)
@@ -195,7 +224,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     train_set, val_set = _datasets(cfg, report, cfg.model.triple, v.image_mean, v.image_std)
     tokenizer = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
                            resume_dir, pre)
-    model, init = _model(cfg, tokenizer, pre, resume_dir)
+    model, init = _model(cfg, tokenizer, pre, saved)
     report.extra["init"] = init
     model.config.provenance = _provenance(cfg, init, train_set, val_set)
     if resume_dir is not None:
@@ -223,8 +252,9 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
-    if resume_dir is not None:
-        _restore(run, ck.load_state(resume_dir))
+    if saved is not None:
+        with reading(saved.dir / ck.STATE, "the resume state", _DAMAGED, (TypeError,)):
+            _restore(run, saved.state)
     _trim_metrics(run)
     return run
 

@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
                                                                        "coordinates (as describe did).")] = False,
         timeout: Annotated[Optional[float], typer.Option(help="--regenerate: seconds per HTTP request.")] = None,
         max_retries: Annotated[Optional[int], typer.Option(help="--regenerate: retries per image.")] = None,
+        server_wait: Annotated[Optional[float], typer.Option(
+            "--server-wait", help="--regenerate: seconds to wait for the server's /v1/models.")] = None,
         device: Device = None,
     ) -> None:
         from focusclip.pipeline.filter import config_with, run_filter
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
         opts = _describe_options(backend=backend.value if backend else None, model=model, base_url=base_url, concurrency=concurrency,
                                  seed=seed, temperature=temperature, max_tokens=max_tokens, prompt_id=prompt,
                                  with_coords=with_coords, timeout_s=timeout, max_retries=max_retries,
-                                 device=device)
+                                 server_wait_s=server_wait, device=device)
         report = run_filter(descriptions, annotations, output, config=config_with(set_ or ()),
                             checks=check or None, skip_checks=skip_check or (), regenerate=regenerate,
                             describe_options=opts)

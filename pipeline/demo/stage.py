@@ -21,6 +21,7 @@ from typing import Callable
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, write_json
+from focusclip.data.preflight import writable_dir
 from focusclip.pipeline.demo.layout import MARKER, DemoOptions, Layout, Outcome, Runner, Step
 from focusclip.pipeline.demo.plans import PLANNERS
 
@@ -90,6 +91,7 @@ def run_step(name: str, step: Step, runner: Runner, lay: Layout, echo: Callable[
 def prepare(opt: DemoOptions, lay: Layout) -> None:
     """--force starts from nothing, but only ever deletes a folder an earlier demo made."""
     options = {k: str(v) for k, v in opt.__dict__.items() if k not in ("force", "until")}
+    writable_dir(lay.out)
     marker = lay.out / MARKER
     if opt.force and lay.out.exists():
         if not marker.is_file():

@@ -9,6 +9,9 @@ from focusclip.data.errors import fail
 from focusclip.pipeline.describe.types import Answer, Backend, Emit, GenParams, Job
 
 BACKENDS = ("template", "openai", "vllm", "transformers")
+# --concurrency when not given: requests in flight (openai), sequences vLLM schedules at once
+# (its own default), the generate() batch (transformers)
+DEFAULT_CONCURRENCY = {"template": 1, "openai": 8, "vllm": 256, "transformers": 8}
 
 
 class TemplateBackend:
@@ -17,6 +20,9 @@ class TemplateBackend:
 
     def __init__(self, params: GenParams):
         self.params = params
+
+    def prepare(self) -> None:
+        """Needs nothing."""
 
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         from focusclip.pipeline.describe.template import template_description

@@ -1,7 +1,11 @@
 """Local-model backends: `vllm` (offline batched `LLM.chat`) and `transformers` (a model with a chat
 template, batched `generate`). Both import their library only when they run. `--model` is a hub id
 (downloaded and cached the way transformers does: HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN for gated
-models) or a save_pretrained folder; `focusclip.data.hub` checks it before any work starts."""
+models) or a save_pretrained folder; `focusclip.data.hub` checks it before any work starts.
+
+Both sample each image from its own seeded generator, so the seed a record names reproduces its text
+whatever else was in the batch: vLLM takes a seed per request; for transformers, `SeededSampling`
+draws each row's token with its own `torch.Generator`."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,7 +16,7 @@ from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
 MODEL = dict(what="describer model", key="--model")
 
-VLLM_CHUNK = 256  # conversations per LLM.chat call: answers are written after each chunk
+VLLM_CHUNK = 256  # conversations per LLM.chat call (at least): answers are written after each chunk
 
 
 def _chunks(items: Sequence, n: int):
@@ -26,6 +30,16 @@ def vllm_requests(jobs: Sequence[Job], params: GenParams) -> tuple[list[list[dic
     sampling = [{"temperature": params.temperature, "max_tokens": params.max_tokens, "seed": job.seed}
                 for job in jobs]
     return conversations, sampling
+
+
+def vllm_engine_args(model: str, params: GenParams) -> dict:
+    """Keyword arguments for `vllm.LLM`: `--concurrency` is the number of sequences it schedules at
+    once (`max_num_seqs`); the context length, tensor parallelism and dtype are the user's."""
+    args = {"model": model, "seed": params.seed, "max_num_seqs": params.concurrency,
+            "tensor_parallel_size": params.tensor_parallel_size, "dtype": params.dtype}
+    if params.max_model_len is not None:
+        args["max_model_len"] = params.max_model_len
+    return args
 
 
 def import_vllm():
@@ -52,12 +66,15 @@ class VLLMBackend:
         self.model, self.params = model, params
         self.source = resolve(model, **MODEL)        # a missing folder, an unknown id, offline and uncached
 
+    def prepare(self) -> None:
+        """The model loads in `run` (vLLM reports its own loading)."""
+
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return
         vllm = import_vllm()
-        llm = vllm.LLM(model=_vllm_model(self.source), seed=self.params.seed)
-        for chunk in _chunks(list(jobs), VLLM_CHUNK):
+        llm = vllm.LLM(**vllm_engine_args(_vllm_model(self.source), self.params))
+        for chunk in _chunks(list(jobs), max(VLLM_CHUNK, self.params.concurrency)):
             conversations, sampling = vllm_requests(chunk, self.params)
             outputs = llm.chat(conversations, [vllm.SamplingParams(**kw) for kw in sampling], use_tqdm=False)
             for job, out in zip(chunk, outputs):
@@ -111,6 +128,9 @@ class TransformersBackend:
         model = load(self.source, AutoModelForCausalLM.from_pretrained, dtype="auto", **MODEL).to(device).eval()
         return tok, model, device
 
+    def prepare(self) -> None:
+        """The model loads in `run`."""
+
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return
@@ -126,11 +146,12 @@ class TransformersBackend:
                  for j in batch]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         p = self.params
-        sample = p.temperature > 0
-        torch.manual_seed(batch[0].seed)  # one seed per batch: generate() samples the batch jointly
+        # Greedy over scores that SeededSampling has turned into one sample per row: each image is
+        # sampled at `temperature` from its own generator, so its text does not depend on the batch.
+        sampler = [SeededSampling([j.seed for j in batch], p.temperature, device)] if p.temperature > 0 else []
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=p.max_tokens, min_new_tokens=1, do_sample=sample,
-                                 temperature=p.temperature if sample else None,
+            out = model.generate(**enc, max_new_tokens=p.max_tokens, min_new_tokens=1, do_sample=False,
+                                 temperature=None, top_p=None, top_k=None, logits_processor=sampler,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # (B, generated) — the prompt is cut off
         return [self._result(tok, row, int(mask.sum()), p.max_tokens) for row, mask in
@@ -145,3 +166,25 @@ class TransformersBackend:
             return None, "the model returned no text"
         finish = "stop" if eos in row else "length"
         return Answer(text, finish, {"prompt_tokens": prompt_tokens, "completion_tokens": n}, max_tokens), None
+
+
+class SeededSampling:
+    """A logits processor that makes greedy decoding sample: each row's scores [V] become
+    `scores / T + Gumbel noise` drawn from that row's own generator, whose argmax is a draw from
+    softmax(scores / T) (the Gumbel-max trick). Row i draws one [V] vector per step from
+    `torch.Generator().manual_seed(seeds[i])`, whatever the other rows are."""
+
+    def __init__(self, seeds: Sequence[int], temperature: float, device):
+        import torch
+
+        self.temperature = float(temperature)
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids, scores):   # scores [B, V]
+        import torch
+
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device, dtype=torch.float32)
+                         for g in self.generators])                                  # [B, V] in [0, 1)
+        tiny = torch.finfo(torch.float32).tiny
+        gumbel = -torch.log(-torch.log(u.clamp(min=tiny, max=1 - 1e-7)))
+        return scores.float() / self.temperature + gumbel

@@ -1,24 +1,41 @@
 """The `openai` backend: any OpenAI-compatible chat-completions endpoint (OpenAI, `vllm serve`,
 Ollama, llama.cpp server) through `openai.AsyncOpenAI`.
 
-At most `concurrency` requests are in flight (that many workers share one queue). The SDK's own
-retries are off: this module retries 429, 5xx, dropped connections, timeouts and malformed or empty
-answers with exponential backoff that honours `Retry-After`, and stops at once on 401/403/404.
-The API key comes from OPENAI_API_KEY and never appears in output: messages are scrubbed of it.
+Before the first job, `prepare` waits (bounded, with a progress bar) for the server's `/v1/models`
+and checks that the model is listed, so a server still loading or never coming up (a gated model, a
+typo in --model) costs one clear line instead of hours of retries. At most `concurrency` requests are
+then in flight (that many workers share one queue). The SDK's own retries are off: this module retries
+429, 5xx, dropped connections, timeouts and malformed or empty answers with exponential backoff that
+honours `Retry-After`, stops at once on 401/403/404, and stops the run after a run of consecutive
+connection failures (the server went away). The API key comes from OPENAI_API_KEY and never appears
+in output: messages are scrubbed of it.
 """
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
+import re
 import time
 from typing import Sequence
 
 from focusclip.data.errors import FocusError, fail
+from focusclip.data.progress import progress
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
 _PLACEHOLDER_KEY = "EMPTY"  # local servers (vllm serve, Ollama) accept any key
+# OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family) refuse `max_tokens` and any temperature
+# but the default: they take `max_completion_tokens`, which also counts the hidden reasoning tokens.
+_REASONING = re.compile(r"^(?:[\w.-]+/)?(?:o\d+|gpt-5)(?:[-.][\w.-]*)?$", re.IGNORECASE)
+_POLL_S = 1.0  # how often a server that is not up yet is asked again
+_STARTING = (502, 503, 504)  # a proxy or server still waiting for the model: ask again
+
+
+def is_reasoning_model(model: str) -> bool:
+    """o1, o1-mini, o3-mini, o4-mini-2025-04-16, gpt-5, gpt-5-mini, openai/o3, …"""
+    return bool(_REASONING.match(model.strip()))
 
 
 class GiveUp(Exception):
@@ -64,23 +81,80 @@ class OpenAIBackend:
                        "export OPENAI_API_KEY=… (or pass --base-url for a local server that needs none)")
         self._key = key or _PLACEHOLDER_KEY
         self._rng = random.Random(params.seed)
+        self.reasoning = is_reasoning_model(model)
+        self._refused_in_a_row = 0   # connection failures since the last answer of any kind
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key != _PLACEHOLDER_KEY else text
+
+    def _client(self, timeout: float):
+        import openai
+
+        return openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url, timeout=timeout, max_retries=0)
+
+    def prepare(self) -> None:
+        """Wait for the server, then check it serves `model` (docs/describe.md, "A server that is not up")."""
+        asyncio.run(self._check_server())
+
+    async def _check_server(self) -> None:
+        async with self._client(min(10.0, self.params.timeout_s)) as client:
+            served = await self._wait_for_models(client)
+        if served and self.model not in served and f"{self.model}:latest" not in served:
+            shown = ", ".join(sorted(served)[:8]) + (", …" if len(served) > 8 else "")
+            raise fail(f"the server does not serve model '{self.model}' (it lists: {shown})", self._where(),
+                       "pass one of those to --model (vllm serve lists its --served-model-name, "
+                       "else the path or hub id it was started with)")
+
+    async def _wait_for_models(self, client) -> list[str] | None:
+        """The model ids `GET /models` lists, asking every second until the server answers or
+        `server_wait_s` have passed (a user error then); None when it answers without a list."""
+        import openai
+
+        wait, t0, bar, last = self.params.server_wait_s, time.monotonic(), None, ""
+        try:
+            while True:
+                try:
+                    page = await client.models.list()
+                    return [m.id for m in page.data if isinstance(getattr(m, "id", None), str)]
+                except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+                    raise self._refused(e) from None
+                except openai.APIStatusError as e:
+                    if e.status_code not in _STARTING:
+                        return None   # it is up, but lists no models (the first request checks the model)
+                    last = f"HTTP {e.status_code}"
+                except openai.APIConnectionError as e:
+                    last = "timed out" if isinstance(e, openai.APITimeoutError) else "connection refused"
+                except (ValueError, TypeError, KeyError, openai.APIResponseValidationError):
+                    return None
+                waited = time.monotonic() - t0
+                if waited >= wait:
+                    raise self._no_server(wait, last)
+                if bar is None:
+                    bar = progress(total=math.ceil(wait), desc=f"waiting for the server at {self._where()}",
+                                   unit="s", leave=False)
+                await asyncio.sleep(min(_POLL_S, wait - waited))
+                bar.update(min(math.ceil(wait), int(time.monotonic() - t0)) - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _no_server(self, waited: float, last: str) -> FocusError:
+        return fail(f"no server answered at {self._where()}/models in {waited:.0f} s ({last})", "--base-url",
+                    "start the server first and check --base-url; `vllm serve` answers once the model is "
+                    "loaded (a gated model needs HF_TOKEN, see its log); wait longer with --server-wait")
+
+    def _refused(self, e) -> FocusError:
+        return fail(f"the server refused the API key (HTTP {e.status_code})", self._where(), "check OPENAI_API_KEY")
 
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if jobs:
             asyncio.run(self._run(list(jobs), emit))
 
     async def _run(self, jobs: list[Job], emit: Emit) -> None:
-        import openai
-
         queue: asyncio.Queue[Job] = asyncio.Queue()
         for job in jobs:
             queue.put_nowait(job)
-        client = openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url,
-                                    timeout=self.params.timeout_s, max_retries=0)
-        async with client:
+        async with self._client(self.params.timeout_s) as client:
             workers = [asyncio.create_task(self._worker(client, queue, emit))
                        for _ in range(min(self.params.concurrency, len(jobs)))]
             done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
@@ -131,29 +205,55 @@ class OpenAIBackend:
         base = min(p.max_backoff_s, p.backoff_s * 2 ** attempt)
         return base * (0.5 + 0.5 * self._rng.random())
 
+    def sent_params(self, max_tokens: int) -> dict:
+        """The generation parameters of a request: reasoning models take `max_completion_tokens`
+        and no temperature (the API accepts only its default)."""
+        if self.reasoning:
+            return {"max_completion_tokens": max_tokens}
+        return {"temperature": self.params.temperature, "max_tokens": max_tokens}
+
     async def _request(self, client, job: Job, max_tokens: int) -> Answer:
         """One HTTP request; raises Retry, GiveUp or FocusError (fatal for the whole run)."""
         import openai
 
+        sent = self.sent_params(max_tokens)
         try:
             completion = await client.chat.completions.create(
-                model=self.model, messages=job.prompt.messages, temperature=self.params.temperature,
-                max_tokens=max_tokens, seed=job.seed)
+                model=self.model, messages=job.prompt.messages, seed=job.seed, **sent)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-            raise fail(f"the server refused the API key (HTTP {e.status_code})", self._where(),
-                       "check OPENAI_API_KEY") from None
+            raise self._refused(e) from None
         except openai.NotFoundError:
             raise fail(f"model '{self.model}' or the chat-completions route was not found (HTTP 404)",
                        self._where(), "check --model and --base-url (it usually ends in /v1)") from None
         except openai.APIStatusError as e:
+            self._refused_in_a_row = 0   # the server is there
             if e.status_code in (408, 409, 429) or e.status_code >= 500:
                 raise Retry(f"HTTP {e.status_code}", retry_after_seconds(e.response.headers)) from None
             raise GiveUp(f"HTTP {e.status_code}: {self._scrub(str(e.message))[:200]}") from None
-        except openai.APIConnectionError as e:  # includes timeouts and dropped connections
+        except openai.APITimeoutError as e:   # slow, not gone: not counted as a lost server
+            raise Retry(f"connection failed ({type(e).__name__})") from None
+        except openai.APIConnectionError as e:  # refused, reset or dropped
+            self._count_connection_failure()
             raise Retry(f"connection failed ({type(e).__name__})") from None
         except (ValueError, TypeError, KeyError, openai.APIResponseValidationError) as e:
+            self._refused_in_a_row = 0
             raise Retry(f"malformed response ({type(e).__name__})") from None
-        return self._answer(completion, max_tokens)
+        self._refused_in_a_row = 0
+        answer = self._answer(completion, max_tokens)
+        if self.reasoning:
+            answer = Answer(answer.text, answer.finish_reason, answer.usage, max_tokens,
+                            sent={"temperature": None, **sent})
+        return answer
+
+    def _count_connection_failure(self) -> None:
+        """Many connection failures in a row, with no answer between them, mean the server is gone:
+        stop the whole run with one line instead of retrying every image for minutes."""
+        self._refused_in_a_row += 1
+        n = self.params.max_connection_failures
+        if self._refused_in_a_row >= n:
+            raise fail(f"lost the server: {n} connection failures in a row", self._where(),
+                       "check that the server still runs (its log), then rerun the same command: "
+                       "described images are kept")
 
     @staticmethod
     def _answer(completion, max_tokens: int) -> Answer:
@@ -175,4 +275,4 @@ class OpenAIBackend:
         return self.base_url or "api.openai.com"
 
 
-__all__ = ["OpenAIBackend", "GiveUp", "Retry", "retry_after_seconds", "FocusError"]
+__all__ = ["OpenAIBackend", "GiveUp", "Retry", "retry_after_seconds", "is_reasoning_model", "FocusError"]

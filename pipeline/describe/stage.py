@@ -17,10 +17,11 @@ from typing import Iterable, Sequence
 
 from focusclip.data.errors import fail
 from focusclip.data.io import JsonlAppender, Report, read_jsonl, report_path_for
+from focusclip.data.preflight import writable_file
 from focusclip.data.records import SPLITS, Annotation, Description, read_annotations
 from focusclip.data.sharding import parse_shard, take_shard
 from focusclip.data.progress import progress as progress_bar
-from focusclip.pipeline.describe.backends import make_backend
+from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job
 from focusclip.prompts import build_prompt
 
@@ -78,7 +79,7 @@ class _Writer:
     """Turns answers into records, appends them, and keeps the report and the progress bar."""
 
     def __init__(self, out: JsonlAppender, report: Report, bar, describer: str, backend: str,
-                 params: dict):
+                 params: dict):   # `bar` may be set later, before the first answer
         self.out, self.report, self.bar = out, report, bar
         self.describer, self.backend, self.params = describer, backend, params
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
@@ -95,6 +96,9 @@ class _Writer:
         params = dict(self.params, seed=job.seed)
         if answer.max_tokens and answer.max_tokens != params.get("max_tokens"):
             params["max_tokens"] = answer.max_tokens  # raised after a finish_reason "length"
+        if answer.sent is not None:   # sent under other names (reasoning models): record what was sent
+            params = {k: v for k, v in params.items() if k not in ("temperature", "max_tokens")}
+            params.update(answer.sent)
         rec = Description(image=job.image, describer=self.describer, backend=self.backend,
                           description=answer.text, prompt_id=job.prompt.prompt_id, prompt_sha=job.prompt.sha,
                           params=params, finish_reason=answer.finish_reason, usage=dict(answer.usage),
@@ -125,21 +129,32 @@ def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], rep
 
 def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: str | os.PathLike,
                  backend: str = "template", model: str | None = None, base_url: str | None = None,
-                 concurrency: int = 8, split: str | None = None, limit: int | None = None,
+                 concurrency: int | None = None, split: str | None = None, limit: int | None = None,
                  shard: str | None = None, seed: int = 0, temperature: float = 0.5, max_tokens: int = 512,
                  prompt_id: str = "pose-v1", describer: str | None = None,
                  redo_images: set[str] | None = None, round: int = 0, with_coords: bool = False,
                  force: bool = False, timeout_s: float = 120.0, max_retries: int = 8,
-                 backoff_s: float = 1.0, device: str = "auto", backend_obj: Backend | None = None,
-                 progress: bool = True) -> Report:
+                 backoff_s: float = 1.0, device: str = "auto", server_wait_s: float = 600.0,
+                 max_model_len: int | None = None, tensor_parallel_size: int = 1, dtype: str = "auto",
+                 backend_obj: Backend | None = None, progress: bool = True) -> Report:
     """Describe each selected image once per (image, describer, prompt_sha) and append the records to
     `output`; write the report at `describe_report_path(output, shard, round)`.
-    `force` asks again for every selected image (like `redo_images` for all); `backend_obj` replaces
-    the backend built from `backend`/`model` (tests, custom clients)."""
+    `concurrency` None takes the backend's default (`DEFAULT_CONCURRENCY`). `force` asks again for
+    every selected image (like `redo_images` for all); `backend_obj` replaces the backend built from
+    `backend`/`model` (tests, custom clients). Everything a run needs (a writable output, input to
+    describe, the server) is checked before the first request; a run that describes nothing writes
+    nothing."""
+    concurrency = DEFAULT_CONCURRENCY.get(backend, 8) if concurrency is None else concurrency
     if concurrency < 1 or max_tokens < 1:
         raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
+    if Path(output).suffix != ".jsonl":
+        raise fail(f"output '{output}' does not end in .jsonl", "-o", "name it like descriptions/NAME.jsonl")
+    output = writable_file(output, "-o", append=True)
+    writable_file(describe_report_path(output, shard, round), "-o")
     params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-                       timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, device=device)
+                       timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, device=device,
+                       server_wait_s=server_wait_s, max_model_len=max_model_len,
+                       tensor_parallel_size=tensor_parallel_size, dtype=dtype)
     engine = backend_obj or make_backend(backend, model, base_url, params)
     describer = describer or describer_name(backend, model)
     options = dict(annotations=str(annotations) if isinstance(annotations, (str, os.PathLike)) else "<list>",
@@ -148,10 +163,9 @@ def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: 
                    max_tokens=max_tokens, prompt_id=prompt_id, describer=describer, round=round,
                    with_coords=with_coords, force=force, redo_images=len(redo_images or ()))
     report = Report("describe", options)
-    records = read_annotations(annotations) if isinstance(annotations, (str, os.PathLike)) else annotations
-    chosen = select_annotations(records, split, shard, limit)
+    chosen = _choose(annotations, split, shard, limit)
     report.count("images", len(chosen))
-    with JsonlAppender(output) as out:
+    with JsonlAppender(output) as out:   # opens the file at the first record
         if out.repaired:
             report.count("torn_lines_repaired")
         done = set(latest_descriptions(output))
@@ -160,18 +174,60 @@ def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: 
         jobs = _jobs(chosen, describer, done, report, prompt_id, with_coords, seed, redo, round)
         report.time("prompts_s", time.perf_counter() - t0)
         report.count("asked", len(jobs))
-        gen = {"temperature": temperature, "max_tokens": max_tokens}
-        if round:
-            gen["round"] = round
-        with progress_bar(total=len(jobs), desc=f"describe ({describer})", unit="img",
-                          disable=not progress) as bar:
-            writer = _Writer(out, report, bar, describer, engine.name, gen)
-            t0 = time.perf_counter()
-            engine.run(jobs, writer)
-            report.time("generate_s", time.perf_counter() - t0)
+        _check_work(chosen, jobs, report, str(annotations) if options["annotations"] != "<list>" else "annotations")
+        writer = _Writer(out, report, None, describer, engine.name, _gen_params(temperature, max_tokens, round))
+        if jobs:
+            prepare = getattr(engine, "prepare", None)   # optional for custom backends
+            if prepare is not None:
+                prepare()   # e.g. waits for the server and checks the model, before the first job
+            with progress_bar(total=len(jobs), desc=f"describe ({describer})", unit="img",
+                              disable=not progress) as writer.bar:
+                t0 = time.perf_counter()
+                engine.run(jobs, writer)
+                report.time("generate_s", time.perf_counter() - t0)
+    _check_answers(report, writer.failures)
     report.extra.update(usage=writer.usage, failures=writer.failures)
     report.save(describe_report_path(output, shard, round))
     return report
+
+
+def _gen_params(temperature: float, max_tokens: int, round_: int) -> dict:
+    gen = {"temperature": temperature, "max_tokens": max_tokens}
+    if round_:
+        gen["round"] = round_
+    return gen
+
+
+def _choose(annotations: str | os.PathLike | Sequence[Annotation], split: str | None, shard: str | None,
+            limit: int | None) -> list[Annotation]:
+    """The selected annotations; no input at all (an empty file, a split it does not have) is a user
+    error. An empty shard (more shards than images) is not: the other shards have the work."""
+    from_file = isinstance(annotations, (str, os.PathLike))
+    records = read_annotations(annotations) if from_file else list(annotations)
+    where = str(annotations) if from_file else "annotations"
+    if not records:
+        raise fail("holds no annotation records", where, "run `focus-data convert` first")
+    if split is not None and split in SPLITS and not any(a.split == split for a in records):
+        have = sorted({a.split for a in records})
+        raise fail(f"has no '{split}' images (it has: {', '.join(have)})", where, "pick another --split")
+    return select_annotations(records, split, shard, limit)
+
+
+def _check_work(chosen: list[Annotation], jobs: list[Job], report: Report, where: str) -> None:
+    """Selected images of which none can be described, and none is already done, is no input."""
+    if chosen and not jobs and not report.counts.get("already_described"):
+        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.items())
+        raise fail(f"none of the {len(chosen)} selected images can be described ({reasons})", where,
+                   "describe needs people with labelled joints; check the annotations and --split")
+
+
+def _check_answers(report: Report, failures: list[dict]) -> None:
+    """Every request failed: a user error naming the first failure (the file got nothing)."""
+    failed = report.counts.get("failed", 0)
+    if failed and not report.counts.get("described", 0):
+        first = (failures or [{}])[0].get("error", "unknown")
+        raise fail(f"no image could be described: {failed} failed, the first with: {first}", "describe",
+                   "check --base-url, --model and the server, then rerun the same command")
 
 
 def describe_report_path(output: str | os.PathLike, shard: str | None = None, round: int = 0) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, read_jsonl
-from focusclip.data.records import Annotation, Description
+from focusclip.data.records import Annotation
 
 Key = tuple[str, str, str]
 REQUIRED = ("image", "describer", "prompt_sha")
@@ -40,7 +40,9 @@ def _malformed(row: dict) -> str | None:
 def read_latest_descriptions(path: str | os.PathLike, report: Report) -> dict[Key, dict]:
     """The last record per (image, describer, prompt_sha) key, as raw dicts (extra fields kept) —
     the reading of `describe.stage.latest_descriptions`, but a torn last line and records
-    missing a key field are counted skips instead of errors."""
+    missing a key field are counted skips instead of errors. A keyed record with no usable
+    description (missing, not text) is kept here: the `empty` check rejects it with its reason,
+    and `--regenerate` asks for that image again."""
     path = Path(path)
     if path.is_file() and _torn_tail(path):
         report.skip(TORN, str(path))
@@ -52,7 +54,7 @@ def read_latest_descriptions(path: str | os.PathLike, report: Report) -> dict[Ke
         if why:
             report.skip(why, f"line {i + 1}")
             continue
-        out[Description.from_dict(row).key] = row
+        out[(row["image"], row["describer"], row["prompt_sha"])] = row
     report.count("superseded", len(rows) - len(out) - sum(1 for r in rows if _malformed(r)))
     return out
 
@@ -93,6 +95,8 @@ def regenerate_round(descriptions: Path, annotations: dict[str, Annotation], lat
         opts = {"backend": backend, "describer": describer, "prompt_id": prompt_id, "progress": False,
                 **options}
         anns = [annotations[i] for i in sorted(images) if i in annotations]
+        if not anns:
+            continue
         sub = run_describe(anns, descriptions, redo_images=set(images), round=round_, **opts)
         report.count(f"regenerate.round{round_}.asked", sub.counts.get("asked", 0))
         report.count(f"regenerate.round{round_}.failed", sub.counts.get("failed", 0))

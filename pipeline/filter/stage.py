@@ -14,6 +14,7 @@ from pathlib import Path
 
 from focusclip.data.errors import FocusError, fail
 from focusclip.data.io import Report, report_path_for, write_jsonl
+from focusclip.data.preflight import writable_file
 from focusclip.data.records import Annotation, read_annotations
 from focusclip.data.progress import progress
 from focusclip.pipeline.filter.checks import CHECKS, CheckContext, FilterConfig
@@ -116,6 +117,8 @@ def _check_paths(descriptions: Path, annotations: Path, output: Path) -> None:
     for p, what in ((descriptions, "descriptions"), (annotations, "annotations")):
         if not p.is_file():
             raise fail(f"{what} file not found", str(p), "check the path")
+    for p in (output, rejected_path_for(output), report_path_for(output)):
+        writable_file(p)
 
 
 def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
@@ -138,9 +141,12 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
         "checks": names, "config": dataclasses.asdict(config), "regenerate": regenerate,
         "describe_options": safe_options(describe_options or {})})
     anns = {a.image: a for a in read_annotations(annotations)}
+    if not anns:
+        raise fail("holds no annotation records", str(annotations), "pass the annotations.jsonl of `convert`")
     latest = read_latest_descriptions(descriptions, report)
     if not latest:
-        raise fail("holds no description records", str(descriptions), "run `focus-data describe` first")
+        skipped = "".join(f", {n} {why}" for why, n in report.skipped.items())
+        raise fail(f"holds no description records{skipped}", str(descriptions), "run `focus-data describe` first")
     if not any(r["image"] in anns for r in latest.values()):
         raise fail(f"none of the {len(latest)} descriptions is of an image in {annotations}",
                    str(descriptions), "pass the annotations.jsonl the descriptions were made from")

@@ -25,6 +25,7 @@ import torch
 from focusclip.data.errors import fail
 from focusclip.data.heatmaps import MODES, people_arrays, resolve_device, usable_joints
 from focusclip.data.io import Report, report_path_for
+from focusclip.data.preflight import writable_dir
 from focusclip.data.sharding import parse_shard
 from focusclip.data.progress import progress
 from focusclip.pipeline.heatmaps.preview import render_overlay, write_previews
@@ -199,7 +200,8 @@ def run_heatmaps(annotations: str | os.PathLike, images: str | os.PathLike, out_
                  mode: str = "parts", device: str = "auto", min_sigma: float = 1.0, force: bool = False,
                  shard: str | None = None, preview: int = 0, workers: int | None = None) -> Report:
     """Render one heatmap PNG per image of `annotations` into `out_dir` (+ `out_dir/report.json`).
-    Raises FocusError when nothing could be rendered and nothing was already done."""
+    Raises FocusError, before writing anything, when there is nothing to render and nothing was
+    already done."""
     cfg = HeatmapsConfig(Path(annotations), Path(images), Path(out_dir), mode, device, float(min_sigma),
                          force, shard, int(preview or 0), workers)
     dev, n_workers = _check_config(cfg)
@@ -208,13 +210,13 @@ def run_heatmaps(annotations: str | os.PathLike, images: str | os.PathLike, out_
     report.count("rendered", 0)
     seen, todo = collect_items(cfg, report)
     report.count("images_in_shard", len(seen))
+    _check_input(seen, todo, report, cfg)
     _render_all(todo, cfg, dev, n_workers, report)
     if cfg.preview > 0:
         done = ((it.src, it.size, it.kpts, it.vis) for it in seen if it.size and os.path.isfile(it.dst))
         report.count("previews", write_previews(done, cfg.out_dir / "preview", cfg.preview, cfg.mode,
                                                 cfg.min_sigma))
     report.save(report_path_for(cfg.out_dir))
-    _check_outcome(seen, report, cfg)
     return report
 
 
@@ -243,6 +245,7 @@ def _check_config(cfg: HeatmapsConfig) -> tuple[torch.device, int]:
         raise fail(f"--min-sigma must be a positive number, got {cfg.min_sigma}", None, "e.g. --min-sigma 1")
     if not cfg.images.is_dir():
         raise fail("image folder not found", str(cfg.images), "pass --images DIR with the MPII images")
+    writable_dir(cfg.out_dir)
     if cfg.workers is not None and cfg.workers < 1:
         raise fail(f"--workers must be at least 1, got {cfg.workers}", None, "e.g. --workers 4")
     if cfg.preview < 0:
@@ -252,14 +255,15 @@ def _check_config(cfg: HeatmapsConfig) -> tuple[torch.device, int]:
     return resolve_device(cfg.device), cfg.workers or cores or 1
 
 
-def _check_outcome(seen: list[Item], report: Report, cfg: HeatmapsConfig) -> None:
-    """Exit 1 (FocusError) when this run rendered nothing and left nothing done."""
+def _check_input(seen: list[Item], todo: list[Item], report: Report, cfg: HeatmapsConfig) -> None:
+    """No input is a user error, raised before anything is written: no annotation record, or
+    nothing to render and nothing already done (no usable record, no readable image). An empty
+    shard (more shards than images) has nothing to do and is not an error."""
     if report.counts.get("records", 0) == 0:
-        raise fail("no annotation records", str(cfg.annotations), "run `focus-data convert` first")
-    nothing = report.counts["rendered"] == 0 and report.skipped.get("already done", 0) == 0
-    # An empty shard (more shards than images) has nothing to do; anything else that rendered
-    # nothing, from no usable record or no readable image, is an error.
+        raise fail("holds no annotation records", str(cfg.annotations), "run `focus-data convert` first")
+    nothing = not todo and report.skipped.get("already done", 0) == 0
     if nothing and (seen or report.counts.get("images", 0) == 0):
         reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.items() if n)
-        raise fail(f"no heatmap could be rendered ({reasons})", str(cfg.images),
-                   f"check --images; details in {report_path_for(cfg.out_dir)}")
+        where = cfg.images if seen else cfg.annotations
+        raise fail(f"no heatmap can be rendered ({reasons})", str(where),
+                   "check --images" if seen else "pass the annotations.jsonl of `focus-data convert`")

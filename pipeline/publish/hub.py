@@ -5,12 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from huggingface_hub import get_token
+from focusclip.data.hub_repo import check_repo_id, commit_files, write_token
 
-from focusclip.data.errors import fail
-from focusclip.data.hub_repo import check_repo_id, commit_files
-
-__all__ = ["check_repo_id", "folder_files", "push_folder"]
+__all__ = ["check_repo_id", "check_token", "folder_files", "push_folder"]
 
 # Files of the local folder that stay local: the run report names local paths.
 LOCAL_ONLY = {"report.json"}
@@ -29,13 +26,16 @@ def _stale_shards(remote: list[str], new: set[str]) -> list[str]:
     return [p for p in remote if _SHARD.match(p) and p not in new]
 
 
+def check_token() -> str:
+    """The token `--push` will use (HF_TOKEN, else the saved `hf auth login`); a user error when
+    there is none. Asked before the folder is built, so a missing token costs no build. Never shown."""
+    return write_token("--push")
+
+
 def push_folder(folder: Path, repo_id: str, private: bool, message: str, description: str) -> dict:
     """Create the dataset repo if needed and commit the folder's files in a single commit.
     Returns what the report records: repo, commit id and url, files added and stale shards deleted."""
-    token = get_token()  # HF_TOKEN, else the saved `hf auth login`
-    if not token:
-        raise fail("no Hugging Face token for --push", "HF_TOKEN",
-                   "set HF_TOKEN to a write token or run `hf auth login`")
+    token = check_token()
     files = {f: folder / f for f in folder_files(folder)}
     done = commit_files(repo_id, "dataset", files, token=token, private=private, message=message,
                         description=description, delete=_stale_shards)

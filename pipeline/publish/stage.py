@@ -17,9 +17,10 @@ from typing import Iterator
 
 from focusclip.data.errors import FocusError, fail
 from focusclip.data.io import Report, read_json, report_path_for
+from focusclip.data.preflight import writable_dir
 from focusclip.data.progress import progress
 from focusclip.pipeline.publish.card import PRETTY_NAME, ConfigSummary, render_card
-from focusclip.pipeline.publish.hub import check_repo_id, push_folder
+from focusclip.pipeline.publish.hub import check_repo_id, check_token, push_folder
 from focusclip.pipeline.publish.rows import (HUB_SPLITS, ConfigInput, check_config_names, features,
                                    index_annotations, load_config, to_row)
 from focusclip.pipeline.publish.shards import parse_shard_size, write_split
@@ -115,9 +116,9 @@ def resolve_options(annotations, descriptions, out_dir, splits, include_test, wi
         raise fail("--push needs a repository", "--repo-id", "pass --repo-id USER/NAME")
     if repo_id:
         check_repo_id(repo_id)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise fail("output exists and is not a folder", str(out_dir), "choose another -o")
+    if push:
+        check_token()
+    out_dir = writable_dir(out_dir, beside=True)   # built in DIR.incomplete beside it, then renamed
     return PublishOptions(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
                           bool(with_images), _dir(images_dir, "--images"), _dir(heatmaps_dir, "--heatmaps"),
                           parse_shard_size(max_shard_size), repo_id, bool(push), bool(private),

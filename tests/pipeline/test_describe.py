@@ -132,10 +132,16 @@ def test_shards_split_and_limit(ann_file, tmp_path):
 
 def test_images_without_labelled_joints_are_skipped(tmp_path):
     anns = [Annotation(image="a.jpg", split="test", people=[make_person({}, center=[5.0, 5.0])]),
-            Annotation(image="b.jpg", split="test", people=[])]
+            Annotation(image="b.jpg", split="test", people=[]),
+            Annotation(image="c.jpg", split="test", people=[make_person(STANDING)])]
     report = run_describe(anns, tmp_path / "o.jsonl", progress=False)
     assert report.skipped == {"no labelled joints": 1, "no people": 1}
-    assert read_jsonl(tmp_path / "o.jsonl") == []
+    assert [r["image"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["c.jpg"]
+    # Nothing describable at all is no input: an error that says why, and no file.
+    with pytest.raises(FocusError, match=r"none of the 2 selected images can be described "
+                                         r"\(1 no labelled joints, 1 no people\)"):
+        run_describe(anns[:2], tmp_path / "none.jsonl", progress=False)
+    assert not (tmp_path / "none.jsonl").exists() and not (tmp_path / "none.report.json").exists()
 
 
 _VALUE = "|".join(sorted({*ARMS, *BENDS, *HANDS, *LEG_ORIENTATIONS}, key=len, reverse=True))
@@ -200,6 +206,48 @@ def test_vllm_requests_are_built_without_vllm(tmp_path):
         VLLMBackend("some/model", GenParams()).run(jobs, lambda *a: None)
 
 
+class FakeVLLM:
+    """The two names of vLLM's offline API the backend uses (vllm is not installable here): `LLM(**engine
+    args)` and `LLM.chat(conversations, sampling_params)`, answering each conversation with its seed."""
+
+    def __init__(self):
+        self.engines, self.calls = [], []
+        fake = self
+
+        class LLM:
+            def __init__(self, **kwargs):
+                fake.engines.append(kwargs)
+
+            def chat(self, conversations, sampling, use_tqdm=True):
+                fake.calls.append(len(conversations))
+                return [SimpleNamespace(prompt_token_ids=[1] * 9, outputs=[SimpleNamespace(
+                    text=f"seed {p.seed}: {c[-1]['content'][:12]}", token_ids=[2] * 3, finish_reason="stop")])
+                    for c, p in zip(conversations, sampling)]
+
+        self.module = SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: SimpleNamespace(**kw),
+                                      __spec__=__import__("importlib").machinery.ModuleSpec("vllm", None))
+
+
+def test_vllm_backend_passes_concurrency_context_parallelism_and_dtype(tmp_path, monkeypatch):
+    fake = FakeVLLM()
+    monkeypatch.setitem(__import__("sys").modules, "vllm", fake.module)
+    model = tmp_path / "Qwen2.5-7B-Instruct"    # a save_pretrained folder (its config is all the check reads)
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    anns = random_annotations(300)
+    run_describe(anns, tmp_path / "v.jsonl", backend="vllm", model=str(model), concurrency=300,
+                 max_model_len=4096, tensor_parallel_size=2, dtype="bfloat16", seed=3, progress=False)
+    assert fake.engines == [{"model": str(model), "seed": 3, "max_num_seqs": 300,
+                             "tensor_parallel_size": 2, "dtype": "bfloat16", "max_model_len": 4096}]
+    assert fake.calls == [300]       # one chunk of at least --concurrency conversations
+    rows = read_jsonl(tmp_path / "v.jsonl")
+    assert len(rows) == 300 and all(r["description"].startswith("seed 3:") and r["params"]["seed"] == 3
+                                    for r in rows)
+    run_describe(anns[:2], tmp_path / "d.jsonl", backend="vllm", model=str(model), progress=False)   # the defaults
+    assert fake.engines[-1] == {"model": str(model), "seed": 0, "max_num_seqs": 256, "tensor_parallel_size": 1,
+                                "dtype": "auto"}
+
+
 def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
     exe = console_script("focus-data")
     out = tmp_path / "d" / "template.jsonl"
@@ -237,20 +285,25 @@ def test_latest_descriptions_names_a_record_missing_fields(tmp_path):
         latest_descriptions(path)
 
 
-def test_cli_exits_1_when_no_image_could_be_described(ann_file, tmp_path):
-    """An unreachable server: every request fails, so the run is a user error (exit 1), not a success."""
+def test_cli_exits_1_when_no_server_answers(ann_file, tmp_path):
+    """A closed port: describe waits --server-wait seconds for /v1/models, then stops with one line
+    and leaves no output file (not an empty one)."""
     import socket
+    import time
 
     with socket.socket() as s:      # a loopback port with nothing listening on it
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     key = "test-key-never-printed"
+    t0 = time.monotonic()
     r = subprocess.run([console_script("focus-data"), "describe", str(ann_file), "-o", str(tmp_path / "d.jsonl"),
                         "--backend", "openai", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1",
-                        "--limit", "2", "--max-retries", "0", "--timeout", "2"],
+                        "--limit", "2", "--max-retries", "0", "--timeout", "2", "--server-wait", "2"],
                        capture_output=True, text=True, timeout=60, env={**__import__("os").environ,
                                                                          "OPENAI_API_KEY": key})
     assert r.returncode == 1, r.stderr
+    assert time.monotonic() - t0 < 30
     err_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(err_lines) == 1 and "no image could be described: 2 failed" in err_lines[0]
+    assert len(err_lines) == 1 and f"no server answered at http://127.0.0.1:{port}/v1/models in 2 s" in err_lines[0]
     assert "Traceback" not in r.stderr and key not in r.stderr + r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.jsonl"]

@@ -34,11 +34,13 @@ class ChatServer:
     Content-Length, then the connection closes), drop (connection closed with no response), empty
     (a 200 with no text), 401, 404. `length_below`: finish_reason 'length' while max_tokens is smaller."""
 
-    def __init__(self, faults=(), delay=0.0, always=None, length_below=0):
+    def __init__(self, faults=(), delay=0.0, always=None, length_below=0, models=("test-model",), port=0):
         self.faults, self.delay, self.always, self.length_below = list(faults), delay, always, length_below
+        self.models = models        # what GET /v1/models lists (None: the route answers 404)
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
-        self.log: list[dict] = []   # one entry per request: time, prompt tag, fault, auth header
+        self.log: list[dict] = []   # one entry per chat request: time, prompt tag, fault, auth header, body
+        self.gets: list[float] = []  # times of GET /v1/models
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +48,14 @@ class ChatServer:
 
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):
+                server.gets.append(time.monotonic())
+                if server.always in ("401", "drop") or server.models is None or self.path != "/v1/models":
+                    return server.respond(self, {}, server.always or "404")
+                payload = json.dumps({"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in server.models]})
+                server.send(self, 200, payload.encode())
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -55,7 +65,7 @@ class ChatServer:
                     fault = server.always or (server.faults.pop(0) if server.faults else None)
                     server.log.append({"t": time.monotonic(), "tag": tag(body["messages"][-1]["content"]),
                                        "fault": fault, "auth": self.headers.get("Authorization", ""),
-                                       "max_tokens": body.get("max_tokens")})
+                                       "max_tokens": body.get("max_tokens"), "body": body})
                 try:
                     time.sleep(server.delay)
                     server.respond(self, body, fault)
@@ -63,7 +73,7 @@ class ChatServer:
                     with server.lock:
                         server.in_flight -= 1
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -77,7 +87,8 @@ class ChatServer:
             payload = json.dumps({"error": {"message": f"injected {fault}", "type": "x", "code": status}}).encode()
             return self.send(h, status, payload, {"Retry-After": "1"} if status == 429 else {})
         text = "" if fault == "empty" else f"There is one person in the image. [{tag(body['messages'][-1]['content'])}]"
-        finish = "length" if (body.get("max_tokens") or 0) < self.length_below else "stop"
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        finish = "length" if limit < self.length_below else "stop"
         payload = json.dumps({
             "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
@@ -211,7 +222,7 @@ def test_cli_401_is_one_line_and_never_shows_the_key(server_factory, tmp_path):
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "OPENAI_API_KEY" in errors[0] and "401" in errors[0]
     assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr
-    assert 1 <= len(server.log) <= 4  # the workers in flight, then stop: no retries
+    assert len(server.gets) == 1 and not server.log  # refused at the model list: not one chat request
 
 
 def test_sigkill_mid_run_then_resume_loses_nothing_and_duplicates_nothing(server_factory, tmp_path):
@@ -261,3 +272,108 @@ def test_a_fatal_error_in_every_worker_at_once_leaves_no_unretrieved_task(caplog
     gc.collect()
     assert len(calls) == 4  # all four workers failed in the same step
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_starts_late_is_waited_for_then_used(server_factory, tmp_path):
+    # As after `vllm serve … &`: describe starts first, the server comes up 3 s later on its port.
+    port = _free_port()
+    anns = random_annotations(4)
+    ann, out = tmp_path / "a.jsonl", tmp_path / "o.jsonl"
+    write_annotations(ann, anns)
+    env = {**os.environ, "OPENAI_API_KEY": SECRET}
+    cmd = [console_script("focus-data"), "describe", str(ann), "-o", str(out), "--backend", "openai",
+           "--model", "test-model", "--base-url", f"http://127.0.0.1:{port}/v1", "--server-wait", "30"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    assert proc.poll() is None and not out.exists()   # still waiting, and nothing written yet
+    server = server_factory(port=port)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "waiting for the server at" in err and "Traceback" not in err
+    assert {r["image"] for r in read_jsonl(out)} == {a.image for a in anns}
+    assert len(server.gets) == 1 and server.gets[0] - started < 2.5   # polled about every second
+    assert len(server.log) == 4 and min(e["t"] for e in server.log) > server.gets[0]
+    assert started - t0 >= 3
+
+
+def test_a_model_the_server_does_not_list_stops_before_any_request(server_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory(models=("Qwen/Qwen2.5-7B-Instruct", "other"))
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(FocusError, match=r"does not serve model 'test-model' \(it lists: Qwen/Qwen2.5-7B-Instruct, "
+                                         r"other\)"):
+        describe(random_annotations(3), out, server)
+    assert not server.log and not out.exists() and not out.with_suffix(".report.json").exists()
+    # Ollama lists 'llama3:latest' for a model asked for as 'llama3'.
+    tagged = server_factory(models=("llama3:latest",))
+    describe(random_annotations(2), tmp_path / "l.jsonl", tagged, model="llama3")
+    assert len(tagged.log) == 2
+
+
+def test_a_server_that_goes_away_stops_the_run_after_consecutive_connection_failures(server_factory, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory(delay=0.05)
+    anns = random_annotations(40)
+    out = tmp_path / "o.jsonl"
+    answered = []
+
+    def kill_after_five():
+        while len(server.log) < 5:
+            time.sleep(0.01)
+        server.always = "drop"          # open connections are dropped without an answer …
+        server.httpd.shutdown()         # … and new ones are refused
+        server.httpd.server_close()
+        answered.append(len(server.log))
+    threading.Thread(target=kill_after_five, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(FocusError, match=r"lost the server: 16 connection failures in a row"):
+        describe(anns, out, server, concurrency=2, max_retries=8, backoff_s=0.05)
+    assert time.monotonic() - t0 < 20     # not 40 images × 8 retries with backoff
+    kept = read_jsonl(out)
+    assert 3 <= len(kept) <= answered[0] and len({r["image"] for r in kept}) == len(kept)
+
+
+def test_reasoning_models_get_max_completion_tokens_and_no_temperature(server_factory, tmp_path, monkeypatch):
+    from focusclip.pipeline.describe.openai_api import is_reasoning_model
+
+    assert all(map(is_reasoning_model, ["o1", "o1-mini", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-mini",
+                                        "GPT-5.1", "openai/o3"]))
+    assert not any(map(is_reasoning_model, ["gpt-4o-mini", "gpt-4.1", "Qwen/Qwen2.5-7B-Instruct", "llama3",
+                                            "olmo-2", "gpt-50x"]))
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory(models=("o3-mini", "gpt-4o-mini"), length_below=600)
+    anns = random_annotations(2)
+    describe(anns, tmp_path / "r.jsonl", server, model="o3-mini", max_tokens=400, concurrency=1, temperature=0.7)
+    bodies = [e["body"] for e in server.log]
+    assert [b.get("max_completion_tokens") for b in bodies] == [400, 800, 400, 800]   # 'length' → doubled
+    assert all("max_tokens" not in b and "temperature" not in b and b["seed"] == 0 for b in bodies)
+    rows = read_jsonl(tmp_path / "r.jsonl")
+    assert [r["params"] for r in rows] == [{"temperature": None, "max_completion_tokens": 800, "seed": 0}] * 2
+    server.log.clear()
+    describe(anns[:1], tmp_path / "g.jsonl", server, model="gpt-4o-mini", max_tokens=700, temperature=0.7)
+    assert {k: server.log[0]["body"].get(k) for k in ("max_tokens", "temperature", "max_completion_tokens")} == \
+        {"max_tokens": 700, "temperature": 0.7, "max_completion_tokens": None}
+    assert read_jsonl(tmp_path / "g.jsonl")[0]["params"] == {"temperature": 0.7, "max_tokens": 700, "seed": 0}
+
+
+def test_a_rerun_with_nothing_left_to_do_succeeds_without_the_server(server_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory()
+    anns, out = random_annotations(3), tmp_path / "o.jsonl"
+    describe(anns, out, server)
+    before = out.read_bytes()
+    server.close()                                   # gone: but there is nothing left to ask it
+    report = describe(anns, out, server, server_wait_s=0)
+    assert report.counts["asked"] == 0 and report.counts["already_described"] == 3
+    assert out.read_bytes() == before

@@ -120,3 +120,37 @@ def test_hub_id_downloads_through_the_hub_and_cold_offline_is_one_line(tiny_mode
         assert r.stderr.strip().splitlines()[-1].startswith(
             "error: --model: describer model: org/tiny-gpt2 is not in the Hugging Face cache"), r.stderr
         assert not cold.exists()
+
+
+def test_sampled_text_depends_on_the_recorded_seed_not_on_the_batch(tiny_model, tmp_path):
+    anns = random_annotations(3)
+    kw = dict(backend="transformers", model=str(tiny_model), max_tokens=8, temperature=1.0, device="cpu",
+              progress=False)
+    run_describe(anns, tmp_path / "batch.jsonl", concurrency=3, **kw)
+    batched = {r["image"]: r for r in read_jsonl(tmp_path / "batch.jsonl")}
+    for i, a in enumerate(anns):   # each image alone, with the seed its record names
+        alone = tmp_path / f"alone{i}.jsonl"
+        run_describe([a], alone, concurrency=1, seed=batched[a.image]["params"]["seed"], **kw)
+        assert read_jsonl(alone)[0]["description"] == batched[a.image]["description"]
+    run_describe(anns, tmp_path / "seed1.jsonl", concurrency=3, seed=1, **kw)
+    other = {r["image"]: r["description"] for r in read_jsonl(tmp_path / "seed1.jsonl")}
+    assert other != {k: r["description"] for k, r in batched.items()}     # the seed matters
+
+
+def test_seeded_sampling_draws_from_softmax_over_temperature():
+    import torch
+
+    from focusclip.pipeline.describe.local import SeededSampling
+
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0, -float("inf")]]).repeat(200, 1)   # [B, V]
+    temperature = 0.7
+    sampler = SeededSampling(range(200), temperature, "cpu")
+    counts = torch.zeros(5)
+    for _ in range(100):            # 200 rows × 100 steps = 20,000 draws
+        counts += torch.bincount(sampler(None, scores).argmax(-1), minlength=5)
+    expected = torch.softmax(scores[0] / temperature, -1)
+    assert counts[4] == 0
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.01), (counts / counts.sum(), expected)
+    # Row i's draws come from generator seed i alone: the same row in a smaller batch draws the same.
+    again = SeededSampling([5], temperature, "cpu")(None, scores[:1])
+    assert torch.equal(again, SeededSampling(range(200), temperature, "cpu")(None, scores)[5:6])

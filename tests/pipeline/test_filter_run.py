@@ -274,3 +274,22 @@ def test_cli(world, tmp_path):
     r = subprocess.run([exe, "filter", str(tmp_path / "missing.jsonl"), "--annotations",
                         str(world["annotations"]), "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_malformed_records_are_skipped_or_rejected_never_a_crash(world, tmp_path):
+    rows = _rows(world["descriptions"])[:6]
+    a, b, c, d = (dict(r) for r in rows[:4])
+    del a["description"]                        # keyed, no text: rejected by `empty` (regenerate redoes it)
+    b["description"] = {"text": "x"}            # keyed, not text: rejected by `empty`
+    del c["backend"], c["prompt_id"]            # keyed, full text: judged as any other
+    del d["describer"]                          # no key: skipped and counted
+    src = _write(tmp_path / "mixed.jsonl", [a, b, c, d, *rows[4:]])
+    out = tmp_path / "mixed.kept.jsonl"
+    report = run_filter(src, world["annotations"], out)
+    rejected = {r["image"]: r for r in _rows(rejected_path_for(out))}
+    assert rejected[a["image"]]["reason_detail"] == "no description field"
+    assert rejected[b["image"]]["reason_detail"] == "description is a dict, not text"
+    kept = {r["image"] for r in _rows(out)}
+    assert c["image"] in kept | set(rejected) and d["image"] not in kept | set(rejected)
+    assert report.skipped == {"record without describer": 1}
+    assert report.counts["kept"] + report.counts["rejected"] == 5

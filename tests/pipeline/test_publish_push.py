@@ -162,8 +162,9 @@ def test_push_without_a_token_is_a_user_error(tmp_path, monkeypatch):
     from focusclip.data.errors import FocusError
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("focusclip.pipeline.publish.hub.get_token", lambda: None)
+    monkeypatch.setattr("focusclip.data.hub_repo.get_token", lambda: None)
     inputs = make_inputs(tmp_path / "in")
     with pytest.raises(FocusError, match="no Hugging Face token"):
         run_publish(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, tmp_path / "out",
                     repo_id=REPO, push=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]   # checked before building anything
