@@ -42,6 +42,10 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     limit: Optional[int] = None             # use only the first N training images (smoke runs)
+    prepared: Optional[str] = None          # a folder for the prepared set (images and heatmaps decoded
+                                            # once at training size; built or completed before training);
+                                            # null: decode the source files every step
+    prepared_shard: int = 1024              # images per prepared shard
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,9 @@ class TrainConfig:
     device: str = "auto"                    # auto, cpu, cuda or cuda:N (one process; torchrun: LOCAL_RANK)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"   # auto: bf16 autocast on GPUs with
                                             # native bf16, fp16 + grad scaler on older GPUs, fp32 on CPU
-    log_every: int = 1
+    log_every: int = 1                      # a metric row (and the one host read of the step numbers)
+                                            # every N optimizer steps: means over those steps
+    prefetch: int = 4                       # batches each data worker keeps ready
     checkpoint_every: int = 500             # optimizer steps; 0 = only at the end of training
     keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
     val_batches: Optional[int] = None       # cap validation batches per epoch (None = all)
@@ -277,12 +283,16 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     if d.heatmaps not in ("render", "embedded") and not Path(d.heatmaps).is_dir():
         raise fail(f"data.heatmaps is not 'render', 'embedded' or a folder: {d.heatmaps}", where,
                    "run `focus-data heatmaps` or --set data.heatmaps=render")
+    if d.prepared is not None:
+        writable_dir(d.prepared, "data.prepared")
+        if d.prepared_shard < 1:
+            raise fail("data.prepared_shard must be at least 1", where, "e.g. 1024")
     if d.random_crop and d.resize != "crop":
         raise fail(f"data.random_crop needs data.resize: crop (it is {d.resize})", where,
                    "--set data.resize=crop, or --set data.random_crop=false")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
         raise fail(f"train.device is {t.device!r}, not auto, cpu, cuda or cuda:N", where, "e.g. --set train.device=cuda:1")
-    for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every"):
+    for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every", "prefetch"):
         if getattr(t, key) < 1:
             raise fail(f"train.{key} must be at least 1", where, "fix the value")
     if t.image_size % cfg.model.vision.patch_size:

@@ -3,6 +3,11 @@
 Every random choice of a sample (which description, crop offset, flip) comes from a generator
 seeded by (seed, epoch, index), and the sampler's order from (seed, epoch): a run resumed at any
 step sees exactly the samples the uninterrupted run would have, with any number of workers.
+
+The pixels and heatmaps come from the source files (decoded and resized per sample), or from the
+prepared set (`data.prepared`, `training/prepared.py`: uint8 frames already at training size). Both
+paths draw the same random numbers in the same order and run the same pixel formula, so they give
+the same tensors (docs/training.md gives the tolerance: 0 for images and PNG heatmaps).
 """
 from __future__ import annotations
 
@@ -19,11 +24,12 @@ from PIL import Image
 from focusclip.data.errors import fail
 from focusclip.data.heatmaps import render_heatmaps
 from focusclip.data.io import Report
-from focusclip.data.skeleton import flip_index
-from focusclip.training.config import DataConfig
-from focusclip.training.sources import Item
+from focusclip.training.config import DataConfig, FocusConfig
+from focusclip.training.prepared import PreparedFrames
+from focusclip.training.sources import Item, load_items
 from focusclip.training.text import swap_left_right
-from focusclip.training.transforms import Plan, heatmap_png_to_tensor, image_to_pixels, plan_resize, window
+from focusclip.training.transforms import (Plan, array_to_pixels, heatmap_png_to_tensor, image_to_pixels, plan_resize,
+                                           window)
 
 MAX_FALLBACKS = 16   # an unreadable image is replaced by the next readable one, at most this far on
 
@@ -41,10 +47,12 @@ class SampleSpec:
 
 class FocusDataset(torch.utils.data.Dataset):
     """Indexed by (epoch, index) pairs from `EpochBatchSampler`; returns a dict per sample:
-    pixels [3, S, S], heatmap [S, S] (FocusCLIP only), text, image name, skipped (names)."""
+    pixels [3, S, S], heatmap [S, S] (FocusCLIP only), text, image name, skipped (names).
+    `frames`: the items' prepared frames (None: decode the source files)."""
 
-    def __init__(self, items: list[Item], cfg: DataConfig, spec: SampleSpec):
-        self.items, self.cfg, self.spec = items, cfg, spec
+    def __init__(self, items: list[Item], cfg: DataConfig, spec: SampleSpec,
+                 frames: Optional[PreparedFrames] = None):
+        self.items, self.cfg, self.spec, self.frames = items, cfg, spec, frames
         self.images = Path(cfg.images) if cfg.images else None
         self.heatmaps = None if cfg.heatmaps in ("render", "embedded") else Path(cfg.heatmaps)
 
@@ -59,7 +67,7 @@ class FocusDataset(torch.utils.data.Dataset):
             try:
                 sample = self._load(epoch, i)
             except (OSError, ValueError, SyntaxError) as e:   # PIL raises all three for bad files
-                skipped.append(f"{self.items[i].image}: {type(e).__name__}")
+                skipped.append(f"{self.items[i].image}: {getattr(e, 'kind', type(e).__name__)}")
                 continue
             sample["skipped"] = skipped
             return sample
@@ -70,16 +78,38 @@ class FocusDataset(torch.utils.data.Dataset):
         item, spec = self.items[i], self.spec
         rng = np.random.default_rng([spec.seed, epoch, i])
         text = item.descriptions[int(rng.integers(len(item.descriptions)))] if spec.train else item.descriptions[0]
-        image = self._open_image(item)
-        plan = plan_resize(image.width, image.height, spec.image_size, self.cfg.resize,
-                           rng if (spec.train and self.cfg.random_crop) else None)
-        pixels = image_to_pixels(image, plan, spec.mean, spec.std)                       # [3, S, S]
+        crop_rng = rng if (spec.train and self.cfg.random_crop) else None
+        if self.frames is None:
+            pixels, heatmap = self._decoded(item, crop_rng)
+        else:
+            pixels, heatmap = self._prepared(item, i, crop_rng)
         flip = spec.train and self.cfg.flip and bool(rng.random() < 0.5)
         out = {"pixels": pixels.flip(-1) if flip else pixels, "image": item.image,
                "text": swap_left_right(text) if flip else text}
-        if spec.with_heatmaps:
-            out["heatmap"] = self._heatmap(item, plan, flip)
+        if heatmap is not None:
+            out["heatmap"] = heatmap.flip(-1) if flip else heatmap
         return out
+
+    def _decoded(self, item: Item, crop_rng) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """pixels [3, S, S] and heatmap [S, S] (or None) from the source files."""
+        spec = self.spec
+        image = self._open_image(item)
+        plan = plan_resize(image.width, image.height, spec.image_size, self.cfg.resize, crop_rng)
+        pixels = image_to_pixels(image, plan, spec.mean, spec.std)                       # [3, S, S]
+        return pixels, (self._heatmap(item, plan) if spec.with_heatmaps else None)
+
+    def _prepared(self, item: Item, i: int, crop_rng) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The same from the prepared uint8 frames: the plan (and its random crop offset) is made
+        from the source size, as `_decoded` makes it, then its window is cut from the stored frame."""
+        spec, s = self.spec, self.spec.image_size
+        rgb, row = self.frames.frame("images", i, item.image)                        # [h, w, 3] uint8
+        plan = plan_resize(row.width, row.height, s, self.cfg.resize, crop_rng)
+        x0, y0 = (0, 0) if row.padded else (plan.x0, plan.y0)
+        pixels = array_to_pixels(rgb[y0:y0 + s, x0:x0 + s], spec.mean, spec.std)         # [3, S, S]
+        if not spec.with_heatmaps:
+            return pixels, None
+        hm, _ = self.frames.frame("heatmaps", i, item.image)                          # [h, w] uint8
+        return pixels, torch.from_numpy(np.asarray(hm[y0:y0 + s, x0:x0 + s], dtype=np.float32) / 255.0)
 
     def _open_image(self, item: Item) -> Image.Image:
         if item.image_bytes is not None:
@@ -89,32 +119,25 @@ class FocusDataset(torch.utils.data.Dataset):
         img.load()
         return img.convert("RGB")
 
-    def _heatmap(self, item: Item, plan: Plan, flip: bool) -> torch.Tensor:
-        """[S, S] in [0, 1], aligned with the resized (and flipped) image."""
+    def _heatmap(self, item: Item, plan: Plan) -> torch.Tensor:
+        """[S, S] in [0, 1], aligned with the resized image (a flip mirrors it afterwards)."""
         if self.cfg.heatmaps == "render" or item.render_heatmap:
-            return self._render(item, plan, flip)
+            return self._render(item, plan)
         if self.heatmaps is None:   # "embedded": the published folder's heatmap column
             if item.heatmap_bytes is None:
                 raise ValueError("no embedded heatmap (publish --with-images)")
             png = Image.open(io.BytesIO(item.heatmap_bytes))
         else:
             png = Image.open(self.heatmaps / (Path(item.image).stem + ".png"))
-        hm = heatmap_png_to_tensor(png, plan)
-        return hm.flip(-1) if flip else hm
+        return heatmap_png_to_tensor(png, plan)
 
-    def _render(self, item: Item, plan: Plan, flip: bool) -> torch.Tensor:
+    def _render(self, item: Item, plan: Plan) -> torch.Tensor:
         """Render at the resized frame's resolution with keypoints scaled to it, then take the same
         window as the image: a part half outside a crop keeps its true shape."""
         kpts = plan.resized_kpts(item.kpts)                                  # [P, 16, 2]
-        vis = item.kpts_vis
-        if flip:   # mirror x and swap left/right joints, so parts keep their names
-            kpts[..., 0] = plan.new_width - 1 - kpts[..., 0]
-            perm = flip_index()
-            kpts, vis = kpts[:, perm], vis[:, perm]
-        hm = render_heatmaps((kpts, vis), (plan.new_height, plan.new_width), self.cfg.heatmap_mode,
+        hm = render_heatmaps((kpts, item.kpts_vis), (plan.new_height, plan.new_width), self.cfg.heatmap_mode,
                              min_sigma=self.cfg.min_sigma)                   # [H', W']
-        x0 = (plan.new_width - plan.size - plan.x0) if flip else plan.x0   # the mirrored window
-        return window(hm, x0, plan.y0, plan.size)
+        return window(hm, plan.x0, plan.y0, plan.size)
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -166,11 +189,60 @@ class Collate:
         return batch
 
 
-def make_loader(dataset: FocusDataset, sampler: EpochBatchSampler, collate: Collate,
-                num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                       num_workers=num_workers, pin_memory=pin_memory,
-                                       persistent_workers=False)
+class RunBatchSampler(torch.utils.data.Sampler):
+    """Every micro-batch of the run from micro-batch `start` of `epoch` on, epoch after epoch (each
+    as `EpochBatchSampler` orders it): one DataLoader iterator, and so one set of workers, serves
+    the whole run, and they keep loading across an epoch's end while validation runs."""
+
+    def __init__(self, n: int, per_rank: int, rank: int, world: int, seed: int, epochs: int,
+                 epoch: int = 0, start: int = 0):
+        self.args, self.epochs, self.epoch, self.start = (n, per_rank, rank, world, seed), epochs, epoch, start
+
+    def _epochs(self) -> Iterator[EpochBatchSampler]:
+        for e in range(self.epoch, self.epochs):
+            yield EpochBatchSampler(*self.args, epoch=e, start=self.start if e == self.epoch else 0)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._epochs())
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for sampler in self._epochs():
+            yield from sampler
+
+
+def make_loader(dataset: FocusDataset, sampler: torch.utils.data.Sampler, collate: Collate, num_workers: int,
+                pin_memory: bool = False, seed: int = 0, prefetch: int = 4) -> torch.utils.data.DataLoader:
+    """Persistent workers, each `prefetch` batches ahead; pinned batches for a GPU. The workers'
+    base seed comes from a generator seeded with `seed`, not from torch's global one: creating the
+    iterator then draws nothing a training step draws from (samples take their randomness from
+    (seed, epoch, index) anyway)."""
+    extra = {"persistent_workers": True, "prefetch_factor": prefetch} if num_workers > 0 else {}
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed), **extra)
+
+
+def select_items(cfg: FocusConfig, report: Report, with_heatmaps: bool) -> tuple[list[Item], list[Item]]:
+    """(train, val) items of the config: described images whose files exist (missing ones skipped
+    and counted), their heatmaps checked (`check_heatmaps`), counted in `report`."""
+    items = load_items(cfg.data.dataset, cfg.data.describers, cfg.data.annotations, report)
+    images = Path(cfg.data.images) if cfg.data.images else None
+    present = []
+    for it in items:   # files absent on disk are skipped and counted once, up front
+        if it.image_bytes is None and not ((images / it.image) if images else Path(it.image)).is_file():
+            report.skip("image file missing", it.image)
+        else:
+            present.append(it)
+    train = split_items(present, cfg.data.train_split, cfg.data.limit)
+    val = split_items(present, cfg.data.val_split)
+    if not train:
+        raise fail(f"no '{cfg.data.train_split}' images with descriptions and image files", cfg.data.dataset,
+                   "check data.images, data.annotations and data.train_split")
+    if with_heatmaps:
+        check_heatmaps(train + val, cfg.data, report)
+    report.count("train_images", len(train))
+    report.count("train_descriptions", sum(len(it.descriptions) for it in train))
+    report.count("val_images", len(val))
+    return train, val
 
 
 def split_items(items: list[Item], split: str, limit: Optional[int] = None) -> list[Item]:

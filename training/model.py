@@ -59,10 +59,21 @@ class TextTower(nn.Module):
         self.proj = nn.Linear(encoder.config.hidden_size, embed_dim, bias=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # [B, T] → [B, D]
-        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, T, H]
+        h = self.encoder(input_ids=input_ids,
+                         attention_mask=encoder_mask(self.encoder, attention_mask)).last_hidden_state  # [B, T, H]
         m = attention_mask.unsqueeze(-1).float()                                              # [B, T, 1]
         pooled = (h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)   # fp32 sum: bf16 drifts over 500 tokens
         return self.proj(pooled.to(self.proj.weight.dtype))
+
+
+def encoder_mask(encoder: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The padding mask [B, T] as the encoder's attention takes it without a host sync. Given a 2-D
+    mask, transformers' SDPA path first asks `mask.all()` (a GPU→host read every forward) to drop a
+    mask without padding; a ready 4-D boolean mask [B, 1, 1, T] (True = attend) is passed through as
+    is, and gives the same attention. Other attention implementations get the 2-D mask."""
+    if getattr(encoder.config, "_attn_implementation", None) == "sdpa":
+        return attention_mask[:, None, None, :].bool()
+    return attention_mask
 
 
 def vision_model_from_config(d: dict) -> nn.Module:

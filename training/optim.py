@@ -58,3 +58,12 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_step(seed: int, rank: int, step: int) -> None:
+    """Seed torch's global generators (CPU and every GPU) for one optimizer step from (seed, rank,
+    step): dropout, the only thing a step draws, then depends on nothing but the step a checkpoint
+    holds, whatever else drew from the global generator before (a DataLoader iterator's base seed,
+    validation, a resume). Seeding is host-side only: no sync."""
+    state = np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint32)
+    torch.manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -10,23 +9,22 @@ import numpy as np
 import torch
 
 from focusclip.data.errors import fail
-from focusclip.training.dist import Dist, all_true
+from focusclip.training.dist import Dist
 from focusclip.training.loss import FocusLoss
 
 # Parameters every rank uses on the whole gathered batch (see `_unscale_replicated`).
 REPLICATED = ("log_temperature",)
 
 
-class NonFiniteLoss(Exception):
-    """The loss (or gradient norm) became NaN/Inf: the step was not applied."""
-
-
 @dataclass
 class StepResult:
-    loss: float
-    parts: dict[str, float]
-    grad_norm: float
-    samples: int
+    """One optimizer step's numbers, left on the device (reading them is a host sync; the loop reads
+    them once per `train.log_every` steps, `training/stats.py`)."""
+    loss: torch.Tensor              # 0-d float32: the weighted sum, mean over the micro-batches
+    parts: dict[str, torch.Tensor]  # pair → 0-d float32, mean over the micro-batches
+    grad_norm: torch.Tensor         # 0-d float32: global norm before clipping (inf/nan: an fp16 overflow)
+    finite: torch.Tensor            # 0-d bool: the loss is finite, and so is the norm (fp16: the scaler's call)
+    samples: int                    # summed over ranks
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -87,15 +85,17 @@ def forward_loss(model, loss_fn: FocusLoss, batch: dict, amp: Amp):
 
 def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dict], d: Dist,
                amp: Amp, grad_clip: float) -> StepResult:
-    """Forward/backward over `micro` (accumulated), then one optimizer step.
+    """Forward/backward over `micro` (accumulated), then one optimizer step, without a host sync
+    (bf16/fp32; fp16's grad scaler reads its overflow flag, as torch's GradScaler does).
 
     Each rank's loss is over the global batch (gathered embeddings) but only its local embeddings
     carry gradients; DDP averages gradients over ranks, so the loss is scaled by world_size to make
     the step equal to one process on the whole batch (the temperature is the exception: see
-    `_unscale_replicated`). Raises NonFiniteLoss before touching weights; under fp16 an overflowing
-    gradient is the scaler's business (it skips that step and lowers the scale), not an error."""
+    `_unscale_replicated`). A non-finite loss or norm is not checked here: `finite` says so, and the
+    loop acts on it before anything is logged or saved (`training/stats.py`). Under fp16 an
+    overflowing gradient is the scaler's business (it skips that step and lowers the scale)."""
     model.train()
-    totals, parts_sum, n = 0.0, {}, 0
+    total_sum, parts_sum, n = None, {}, 0
     for j, batch in enumerate(micro):
         batch = to_device(batch, d.device)
         last = j == len(micro) - 1
@@ -103,24 +103,29 @@ def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dic
         with sync:
             total, parts, _ = forward_loss(model, loss_fn, batch, amp)
             amp.scaler.scale(total * (d.world_size / len(micro))).backward()
-        totals += float(total.detach()) / len(micro)
+        total_sum = _add(total_sum, total.detach().float() / len(micro))
         for k, v in parts.items():
-            parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) / len(micro)
+            parts_sum[k] = _add(parts_sum.get(k), v.detach().float() / len(micro))
         n += batch["pixels"].shape[0] * d.world_size
     _unscale_replicated(raw_model, d)
     amp.scaler.unscale_(opt)
-    norm = _clip(raw_model, grad_clip)
-    finite = math.isfinite(totals) and (math.isfinite(norm) or amp.scaler.is_enabled())
-    if not all_true(d, finite):
-        opt.zero_grad(set_to_none=True)
-        raise NonFiniteLoss(f"loss {totals}, grad norm {norm}")
-    scale = amp.scaler.get_scale() if amp.scaler.is_enabled() else None
-    amp.scaler.step(opt)
-    amp.scaler.update()
-    if scale is None or amp.scaler.get_scale() >= scale:   # a lowered scale: the step was skipped
+    norm = _clip(raw_model, grad_clip, total_sum)
+    finite = torch.isfinite(total_sum) & (torch.isfinite(norm) | amp.scaler.is_enabled())
+    if amp.scaler.is_enabled():
+        scale = amp.scaler.get_scale()
+        amp.scaler.step(opt)
+        amp.scaler.update()
+        if amp.scaler.get_scale() >= scale:   # a lowered scale: the step was skipped
+            sched.step()
+    else:
+        opt.step()
         sched.step()
     opt.zero_grad(set_to_none=True)
-    return StepResult(totals, parts_sum, norm, n)
+    return StepResult(total_sum, parts_sum, norm, finite, n)
+
+
+def _add(acc: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return x if acc is None else acc + x
 
 
 def _unscale_replicated(raw_model: torch.nn.Module, d: Dist) -> None:
@@ -134,13 +139,15 @@ def _unscale_replicated(raw_model: torch.nn.Module, d: Dist) -> None:
             p.grad.div_(d.world_size)
 
 
-def _clip(model: torch.nn.Module, max_norm: float) -> float:
+def _clip(model: torch.nn.Module, max_norm: float, like: torch.Tensor) -> torch.Tensor:
+    """Clip the gradients to `max_norm` (0: only measure) → their global norm before clipping, a 0-d
+    float32 tensor on the device (clip_grad_norm_ scales on the device: no host read)."""
     params = [p for p in model.parameters() if p.grad is not None]
     if not params:
-        return 0.0
+        return torch.zeros_like(like)
     if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        return torch.nn.utils.clip_grad_norm_(params, max_norm).float()
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])).float()
 
 
 @torch.no_grad()

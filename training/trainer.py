@@ -6,8 +6,6 @@ report.json and checkpoints/<step>/ + checkpoints/last/ (docs/design.md §3.5).
 from __future__ import annotations
 
 import gc
-import json
-import math
 import shutil
 import sys
 import time
@@ -24,16 +22,19 @@ from focusclip.data.io import Report, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
-from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, SampleSpec, check_heatmaps,
-                                     count_skips, make_loader, split_items)
+from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, RunBatchSampler, SampleSpec,
+                                     count_skips, make_loader, select_items)
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
-from focusclip.training.factory import Pretrained, build_model, build_tokenizer, load_pretrained, resolve_sources
+from focusclip.training.factory import Pretrained, build_tokenizer, load_pretrained, resolve_sources
 from focusclip.training.loggers import MetricLog
-from focusclip.training.loss import FocusLoss
-from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, set_rng_state
+from focusclip.training.loss import PAIRS, FocusLoss
+from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, seed_step, set_rng_state
 from focusclip.training.plots import plot_losses, plot_similarity
-from focusclip.training.sources import load_items
-from focusclip.training.steps import Amp, NonFiniteLoss, make_amp, train_step, validate
+from focusclip.training.prepare import prepare_set
+from focusclip.training.prepared import open_prepared
+from focusclip.training.resume import DAMAGED, initial_model, provenance, read_resume, resumed_provenance
+from focusclip.training.stats import StepStats, Window
+from focusclip.training.steps import Amp, make_amp, train_step, validate
 from focusclip.training.text import load_tokenizer
 
 
@@ -62,6 +63,8 @@ class Run:
     micro_start: int = 0            # micro-batches of `epoch` already trained (resume)
     last_saved: Optional[int] = None
     skipped: Counter = field(default_factory=Counter)
+    stats: Optional[StepStats] = None   # the step numbers on the device between metric rows
+    val_loader: Optional[object] = None
 
 
 def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = False,
@@ -129,36 +132,26 @@ def _pretrained(cfg: FocusConfig, d: Dist, sources: Optional[dict[str, Source]])
     return pre if d.is_main else load_pretrained(cfg, sources)
 
 
-def _datasets(cfg: FocusConfig, report: Report, with_heatmaps: bool, mean, std):
-    items = load_items(cfg.data.dataset, cfg.data.describers, cfg.data.annotations, report)
-    images = Path(cfg.data.images) if cfg.data.images else None
-    present = []
-    for it in items:   # files absent on disk are skipped and counted once, up front
-        if it.image_bytes is None and not ((images / it.image) if images else Path(it.image)).is_file():
-            report.skip("image file missing", it.image)
-        else:
-            present.append(it)
-    train = split_items(present, cfg.data.train_split, cfg.data.limit)
-    val = split_items(present, cfg.data.val_split)
-    if not train:
-        raise fail(f"no '{cfg.data.train_split}' images with descriptions and image files", cfg.data.dataset,
-                   "check data.images, data.annotations and data.train_split")
-    if with_heatmaps:
-        check_heatmaps(train + val, cfg.data, report)
-    report.count("train_images", len(train))
-    report.count("train_descriptions", sum(len(it.descriptions) for it in train))
-    report.count("val_images", len(val))
+def _datasets(cfg: FocusConfig, d: Dist, report: Report, with_heatmaps: bool, mean, std):
+    """(train, val) datasets; with `data.prepared` they read the prepared set, built first where
+    shards are missing (every rank builds its share)."""
+    train, val = select_items(cfg, report, with_heatmaps)
+    frames = (None, None)
+    if cfg.data.prepared:
+        plans = prepare_set(cfg, train + val, report, with_heatmaps, d.rank, d.world_size, lambda: barrier(d))
+        root = Path(cfg.data.prepared)
+        frames = (open_prepared(root, plans, train), open_prepared(root, plans, val) if val else None)
     spec = dict(image_size=cfg.train.image_size, mean=mean, std=std, with_heatmaps=with_heatmaps,
                 seed=cfg.train.seed)
-    return (FocusDataset(train, cfg.data, SampleSpec(train=True, **spec)),
-            FocusDataset(val, cfg.data, SampleSpec(train=False, **spec)) if val else None)
+    return (FocusDataset(train, cfg.data, SampleSpec(train=True, **spec), frames[0]),
+            FocusDataset(val, cfg.data, SampleSpec(train=False, **spec), frames[1]) if val else None)
 
 
 def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resume_dir: Optional[Path],
                pre: Optional[Pretrained]):
     """From the checkpoint on resume; else built by rank 0, saved to RUN/tokenizer, read by all."""
     if resume_dir is not None:
-        with reading(ck.tokenizer_dir(resume_dir), "the checkpoint's tokenizer", _DAMAGED):
+        with reading(ck.tokenizer_dir(resume_dir), "the checkpoint's tokenizer", DAMAGED):
             return load_tokenizer(ck.tokenizer_dir(resume_dir))
     if d.is_main:
         tok, source = build_tokenizer(cfg, pre, texts)
@@ -169,49 +162,10 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
     return load_tokenizer(run_dir / "tokenizer")
 
 
-@dataclass
-class Saved:
-    """A checkpoint to resume from, read (and so checked) before anything is written."""
-    dir: Path
-    model: torch.nn.Module      # the FocusCLIPModel it holds, on the CPU
-    state: dict
-
-
-_DAMAGED = "resume from another checkpoint (checkpoints/<step>), or start over with --force"
-
-
-def _read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
-    """The model and resume state of `--resume`, parsed up front: a damaged or foreign file is one
-    line naming it, before the run directory is touched."""
-    from safetensors import SafetensorError
-
-    ckpt = ck.find_resume_dir(run_dir, resume)
-    if ckpt is None:
-        return None
-    # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
-    with reading(ckpt / ck.WEIGHTS, "the checkpoint's weights", _DAMAGED, (SafetensorError,)):
-        model = ck.load_model(ckpt)
-    with reading(ck.state_file(ckpt), "the resume state", _DAMAGED):
-        state = ck.load_state(ckpt)
-    if not isinstance(state, dict):
-        raise fail(f"holds a {type(state).__name__}, not a resume state", str(ck.state_file(ckpt)), _DAMAGED)
-    return Saved(ckpt, model, state)
-
-
-def _model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained], saved: Optional[Saved]):
-    """(model, where its initial weights came from). On resume the checkpoint's model is used: no
-    tower is fetched again, and the sources are those of the run it continues."""
-    if saved is None:
-        return build_model(cfg, tokenizer, pre), {k: s.to_dict() for k, s in pre.sources.items()}
-    prov = saved.model.config.provenance or {}
-    init = {k: prov[k] for k in ("vision", "text", "tokenizer") if k in prov} or ck.read_meta(saved.dir).get("init", {})
-    return saved.model, {**init, "resumed_from": str(saved.dir)}
-
-
 def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
            sources: Optional[dict[str, Source]] = None) -> Run:
     _refuse_clobber(cfg, d, resume, force)
-    saved = _read_resume(Path(cfg.output_dir), resume) if resume else None
+    saved = read_resume(Path(cfg.output_dir), resume) if resume else None
     resume_dir = saved.dir if saved else None
     if resume == "latest" and resume_dir is None and d.is_main:
         print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
@@ -221,14 +175,14 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     report = Report("train", to_dict(cfg))
     seed_all(cfg.train.seed + d.rank)
     t, v = cfg.train, cfg.model.vision
-    train_set, val_set = _datasets(cfg, report, cfg.model.triple, v.image_mean, v.image_std)
+    train_set, val_set = _datasets(cfg, d, report, cfg.model.triple, v.image_mean, v.image_std)
     tokenizer = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
                            resume_dir, pre)
-    model, init = _model(cfg, tokenizer, pre, saved)
+    model, init = initial_model(cfg, tokenizer, pre, saved)
     report.extra["init"] = init
-    model.config.provenance = _provenance(cfg, init, train_set, val_set)
+    model.config.provenance = provenance(cfg, init, train_set, val_set)
     if resume_dir is not None:
-        model.config.provenance = _resumed_provenance(resume_dir, model.config.provenance)
+        model.config.provenance = resumed_provenance(resume_dir, model.config.provenance)
     amp = make_amp(d.device, t.precision)
     report.extra["precision"] = amp.precision
     model.to(d.device)
@@ -252,25 +206,13 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
+    keys = ("loss", *(f"loss_{k}" for k in _pairs(cfg)), "grad_norm")
+    run.stats = StepStats(keys, d.device)
     if saved is not None:
-        with reading(saved.dir / ck.STATE, "the resume state", _DAMAGED, (TypeError,)):
+        with reading(saved.dir / ck.STATE, "the resume state", DAMAGED, (TypeError,)):
             _restore(run, saved.state)
     _trim_metrics(run)
     return run
-
-
-def _provenance(cfg: FocusConfig, init: dict, train_set: FocusDataset, val_set: Optional[FocusDataset]) -> dict:
-    """Where the model's starting weights and its data came from (config.json; the model card)."""
-    describers = Counter(d for it in train_set.items for d in it.describers)
-    return {**init, "dataset": cfg.data.dataset, "describers": dict(sorted(describers.items())),
-            "train_images": len(train_set), "val_images": len(val_set) if val_set is not None else 0}
-
-
-def _resumed_provenance(resume_dir: Path, fresh: dict) -> dict:
-    """A resumed run keeps the tower sources of the run it continues (this start only reloaded them)."""
-    config = resume_dir / ck.MODEL_CONFIG
-    old = json.loads(config.read_text(encoding="utf-8")).get("provenance") or {}
-    return {**fresh, **{k: v for k, v in old.items() if k in ("vision", "text", "tokenizer")}}
 
 
 def _restore(run: Run, state: dict) -> None:
@@ -284,6 +226,7 @@ def _restore(run: Run, state: dict) -> None:
     run.skipped.update(skipped[run.d.rank] if run.d.rank < len(skipped) else {})
     rngs = state["rng"]
     set_rng_state(rngs[run.d.rank] if run.d.rank < len(rngs) else rngs[0])
+    run.stats.load_state(state.get("window"))
     if state.get("steps_per_epoch") != run.steps_per_epoch:
         print(f"warning: steps per epoch changed ({state.get('steps_per_epoch')} → {run.steps_per_epoch}); "
               "the data order after resume differs from an uninterrupted run", file=sys.stderr)
@@ -307,21 +250,27 @@ def _loop(run: Run, on_step) -> None:
     # a resumed run drops what a killed run logged past its checkpoint (metrics.jsonl: _trim_metrics)
     log = MetricLog(run.run_dir, ("jsonl", *t.log_to), to_dict(run.cfg),
                     resume_step=run.step + 1 if run.step else None) if d.is_main else None
+    # one loader, one iterator, one set of workers for the whole run (and its resume point)
+    sampler = RunBatchSampler(len(run.train_set), run.per_rank, d.rank, d.world_size, t.seed, t.epochs,
+                              epoch=run.epoch, start=run.micro_start)
+    loader = make_loader(run.train_set, sampler, run.collate, t.num_workers, d.device.type == "cuda",
+                         seed=t.seed + d.rank, prefetch=t.prefetch)
+    batches = iter(loader)
     try:
         while run.step < run.total_steps and run.epoch < t.epochs:
-            _epoch(run, bar, log, on_step)
+            _epoch(run, batches, bar, log, on_step)
     finally:
+        del batches                     # shuts the workers down
+        run.val_loader = None
         bar.close()
         if log:
             log.close()
 
 
-def _epoch(run: Run, bar, log, on_step) -> None:
+def _epoch(run: Run, batches, bar, log, on_step) -> None:
+    """The rest of the current epoch. No host read of a device value except at a metric row (every
+    `train.log_every` steps), before validation and before a checkpoint (`training/stats.py`)."""
     t, d = run.cfg.train, run.d
-    sampler = EpochBatchSampler(len(run.train_set), run.per_rank, d.rank, d.world_size, t.seed,
-                                epoch=run.epoch, start=run.micro_start)
-    loader = make_loader(run.train_set, sampler, run.collate, t.num_workers, d.device.type == "cuda")
-    batches = iter(loader)
     first = run.micro_start // t.grad_accum
     for k in range(first, run.steps_per_epoch):
         if run.step >= run.total_steps:
@@ -330,57 +279,71 @@ def _epoch(run: Run, bar, log, on_step) -> None:
         for b in micro:
             count_skips(run.skipped, b)
         t0 = time.perf_counter()
-        try:
-            res = train_step(run.model, run.raw, run.loss_fn, run.opt, run.sched, micro, d, run.amp,
-                             run.cfg.optim.grad_clip)
-        except NonFiniteLoss as e:
-            raise _nan_error(run, str(e)) from None
+        seed_step(t.seed, d.rank, run.step)     # this step's dropout, from state the checkpoint holds
+        res = train_step(run.model, run.raw, run.loss_fn, run.opt, run.sched, micro, d, run.amp,
+                         run.cfg.optim.grad_clip)
         run.step += 1
         run.micro_start = (k + 1) * t.grad_accum
+        run.stats.add(run.step, res)
         run.report.count("samples", res.samples)
         run.report.time("train_s", time.perf_counter() - t0)
-        row = _row(run, res)
-        if log and (run.step % t.log_every == 0 or run.step == run.total_steps):
-            log.write(row)
+        last = run.step == run.total_steps
+        row = _log_row(run, log, bar) if (run.step % t.log_every == 0 or last) else None
         bar.update(1)
-        bar.set_postfix(loss=f"{res.loss:.4f}", epoch=run.epoch + 1, refresh=False)
-        epoch_done = k + 1 == run.steps_per_epoch
-        if epoch_done:
+        if k + 1 == run.steps_per_epoch:
             run.epoch, run.micro_start = run.epoch + 1, 0
+            _guard(run, run.stats.check(d))
             _validate(run, log)
-        if run.step == run.total_steps or (t.checkpoint_every and run.step % t.checkpoint_every == 0):
+        if last or (t.checkpoint_every and run.step % t.checkpoint_every == 0):
+            _guard(run, run.stats.check(d))
             _save(run)
-        if on_step:
+        if on_step and row is not None:
             on_step(run.step, row)
 
 
-def _row(run: Run, res) -> dict:
-    lr = run.opt.param_groups[0]["lr"]
-    row = {"step": run.step, "epoch": run.epoch + 1, "loss": res.loss,
-           **{f"loss_{k}": v for k, v in res.parts.items()}, "lr": lr,
-           "grad_norm": res.grad_norm if math.isfinite(res.grad_norm) else None}   # fp16: a skipped step
-    alpha = run.raw.alpha
-    row["alpha"] = float(alpha.detach()) if alpha is not None else None
-    row["temperature"] = float(run.raw.log_temperature.detach().exp())
+def _pairs(cfg: FocusConfig) -> list[str]:
+    """The loss pairs a run logs (FocusLoss computes those with a weight; CLIP: image–text only)."""
+    views = {"image", "text"} | ({"masked"} if cfg.model.triple else set())
+    return [name for name, a, b in PAIRS if a in views and b in views and getattr(cfg.loss.weights, name) != 0.0]
+
+
+def _log_row(run: Run, log, bar) -> dict:
+    """Read the window (one host read), stop on a non-finite step, write the row (rank 0)."""
+    w = run.stats.read(run.d, run.raw.alpha, run.raw.log_temperature)
+    _guard(run, w)
+    row = {"step": run.step, "epoch": run.epoch + 1, **w.means, "lr": run.opt.param_groups[0]["lr"],
+           "alpha": w.alpha, "temperature": w.temperature}
+    row = {k: row[k] for k in ("step", "epoch", "loss", *(k for k in w.means if k.startswith("loss_")), "lr",
+                               "grad_norm", "alpha", "temperature")}   # the column order of metrics.jsonl
+    if log:
+        log.write(row)
+    bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=run.epoch + 1, refresh=False)
     return row
 
 
-def _nan_error(run: Run, what: str):
+def _guard(run: Run, w: Optional[Window]) -> None:
+    """Stop before anything carries a non-finite step: it was applied to the weights in memory, but
+    no row, validation or checkpoint after it is written."""
+    if w is None or w.bad_step is None:
+        return
     last = (f"the last good checkpoint is {run.run_dir / 'checkpoints' / ck.LAST} (step {run.last_saved})"
             if run.last_saved is not None else "no checkpoint was saved yet")
-    return fail(f"non-finite training loss at step {run.step + 1} ({what}); stopped without saving; {last}",
-                str(run.run_dir), "resume with a lower LR: --resume latest --set optim.lr=…")
+    raise fail(f"non-finite training loss at step {w.bad_step} (loss {w.bad_loss}, grad norm {w.bad_norm}); "
+               f"stopped without saving; {last}", str(run.run_dir),
+               "resume with a lower LR: --resume latest --set optim.lr=…")
 
 
 def _validate(run: Run, log) -> None:
     """Rank 0 scores the validation split (batches of the global micro-batch size); others wait."""
     if run.d.is_main and run.val_set is not None:
         t = run.cfg.train
-        size = min(run.per_rank * run.d.world_size, len(run.val_set))
-        sampler = EpochBatchSampler(len(run.val_set), size, shuffle=False)
-        loader = make_loader(run.val_set, sampler, run.collate, t.num_workers)
+        if run.val_loader is None:      # built once: its persistent workers serve every epoch
+            size = min(run.per_rank * run.d.world_size, len(run.val_set))
+            sampler = EpochBatchSampler(len(run.val_set), size, shuffle=False)
+            run.val_loader = make_loader(run.val_set, sampler, run.collate, t.num_workers,
+                                         run.d.device.type == "cuda", seed=t.seed, prefetch=t.prefetch)
         t0 = time.perf_counter()
-        losses, sim = validate(run.raw, loader, run.d.device, run.amp, run.cfg.loss.kind,
+        losses, sim = validate(run.raw, run.val_loader, run.d.device, run.amp, run.cfg.loss.kind,
                                vars(run.cfg.loss.weights), t.val_batches)
         run.report.time("val_s", time.perf_counter() - t0)
         if losses is not None:
@@ -398,7 +361,7 @@ def _save(run: Run) -> None:
         state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
                  "epoch": run.epoch, "micro_start": run.micro_start, "rng": rngs,
                  "steps_per_epoch": run.steps_per_epoch, "world_size": run.d.world_size,
-                 "skipped": skipped, "scaler": run.amp.scaler.state_dict()}
+                 "skipped": skipped, "scaler": run.amp.scaler.state_dict(), "window": run.stats.state()}
         ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
                            keep=run.cfg.train.keep_checkpoints)
         plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")

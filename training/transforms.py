@@ -102,7 +102,13 @@ def mean_fill(mean) -> tuple[int, int, int]:
 
 def to_pixels(img: Image.Image, mean, std) -> torch.Tensor:
     """RGB PIL (S×S) → normalised FloatTensor [3, S, S]."""
-    arr = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)  # [S, S, 3]
+    return array_to_pixels(np.asarray(img.convert("RGB")), mean, std)
+
+
+def array_to_pixels(rgb: np.ndarray, mean, std) -> torch.Tensor:
+    """uint8 [S, S, 3] → normalised FloatTensor [3, S, S]: the one pixel formula of the decoding and
+    the prepared paths, so both give the same bits."""
+    arr = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)  # [S, S, 3]
     x = arr.permute(2, 0, 1)
     m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
@@ -121,9 +127,39 @@ def pil_to_pixels(image: Image.Image, size: int, mean, std, resize: str = "squas
 
 def heatmap_png_to_tensor(png: Image.Image, plan: Plan) -> torch.Tensor:
     """8-bit heatmap PNG at the image's size → [S, S] in [0, 1], transformed like the image."""
+    return torch.from_numpy(np.asarray(apply_plan(_heatmap_on_image(png, plan), plan, Image.BILINEAR, 0),
+                                       dtype=np.float32) / 255.0)
+
+
+def _heatmap_on_image(png: Image.Image, plan: Plan) -> Image.Image:
     hm = png.convert("L")
     if hm.size != (plan.width, plan.height):
         # a PNG at another size than the image: stretch it onto the image first
         hm = hm.resize((plan.width, plan.height), resample=Image.BILINEAR)
-    hm = apply_plan(hm, plan, Image.BILINEAR, 0)
-    return torch.from_numpy(np.asarray(hm, dtype=np.float32) / 255.0)
+    return hm
+
+
+# ------------------------------------------------------------------ what a prepared set stores
+
+
+def pads(plan: Plan) -> bool:
+    """Whether the plan's window reaches outside the resized frame (letterbox)."""
+    return plan.x0 < 0 or plan.y0 < 0 or plan.x0 + plan.size > plan.new_width or plan.y0 + plan.size > plan.new_height
+
+
+def stored_image(image: Image.Image, plan: Plan, fill) -> Image.Image:
+    """What the prepared set keeps of an RGB image: the resized frame (squash: S×S; crop: the shorter
+    side S, its window drawn per sample), or the padded S×S canvas where the plan pads (letterbox).
+    The same PIL calls as `image_to_pixels`, so a window of it is the decoding path's image, bit for bit."""
+    image = image.convert("RGB")
+    if pads(plan):
+        return apply_plan(image, plan, Image.BICUBIC, fill)
+    return image.resize((plan.new_width, plan.new_height), resample=Image.BICUBIC)
+
+
+def stored_heatmap_png(png: Image.Image, plan: Plan) -> Image.Image:
+    """The heatmap PNG's twin of `stored_image` (bilinear, padding 0), as `heatmap_png_to_tensor`."""
+    hm = _heatmap_on_image(png, plan)
+    if pads(plan):
+        return apply_plan(hm, plan, Image.BILINEAR, 0)
+    return hm.resize((plan.new_width, plan.new_height), resample=Image.BILINEAR)
