@@ -1,5 +1,6 @@
 """The `focus-train` console script: `focus-train CONFIG.yaml [--set KEY=VALUE ...] [--resume latest|PATH]`,
-plus `focus-train push CHECKPOINT --repo-id ID` and `focus-train export CHECKPOINT -o DIR`.
+plus `focus-train prepare CONFIG.yaml` (only build the prepared set), `focus-train push CHECKPOINT
+--repo-id ID` and `focus-train export CHECKPOINT -o DIR`.
 
 One process, or many with `torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml` (DDP).
 The config is read and checked before torch is imported, so a bad config fails in a blink.
@@ -20,11 +21,12 @@ from focusclip.data.errors import run_cli
 
 HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml; docs/training.md). "
         "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml. "
-        "Also: focus-train push CHECKPOINT --repo-id USER/NAME (upload the model to the hub) and "
+        "Also: focus-train prepare CONFIG.yaml (decode the training set once into data.prepared), "
+        "focus-train push CHECKPOINT --repo-id USER/NAME (upload the model to the hub) and "
         "focus-train export CHECKPOINT -o DIR (the towers as plain ViT/BERT folders); each takes --help.")
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
-tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's checkpoint tools: push, export.")
-TOOLS = ("push", "export")
+tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's tools: prepare, push, export.")
+TOOLS = ("prepare", "push", "export")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
@@ -58,6 +60,26 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
     report = run_train(cfg, resume=resume, force=force, sources=sources)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"trained {report.counts.get('steps', 0)} steps → {report.extra.get('checkpoint')}", err=True)
+
+
+@tools.command("prepare", help="Decode the config's training and validation images and heatmaps once, at "
+                               "training size, into memory-mapped shards in data.prepared (resumable; shards "
+                               "are keyed by the sources and the geometry, so a changed config builds new "
+                               "ones). focus-train does this itself when data.prepared is set; this runs only it.")
+def prepare_command(config: ConfigArg, set_: SetOpt = None,
+                    force: Annotated[bool, typer.Option("--force", help="Rebuild this config's shards.")] = False,
+                    ) -> None:
+    from focusclip.training.config import check_config, load_config
+
+    cfg = load_config(config, set_ or [])
+    check_config(cfg, str(config))
+    from focusclip.training.prepare import run_prepare
+
+    report = run_prepare(cfg, force=force)
+    p = report.extra["prepared"]
+    per = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in p["bytes_per_1000_images"].items())
+    typer.echo(f"prepared {p['images']} images in {p['shards']} shards ({p['built']} built, {p['reused']} "
+               f"reused) → {p['folder']}; per 1,000 images: {per}")
 
 
 CheckpointArg = Annotated[Path, typer.Argument(help="A focus-train run dir or checkpoints/<step> dir.")]

@@ -14,6 +14,7 @@ the keypoints, so they stay aligned.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,13 +107,22 @@ def to_pixels(img: Image.Image, mean, std) -> torch.Tensor:
 
 
 def array_to_pixels(rgb: np.ndarray, mean, std) -> torch.Tensor:
-    """uint8 [S, S, 3] → normalised FloatTensor [3, S, S]: the one pixel formula of the decoding and
-    the prepared paths, so both give the same bits."""
-    arr = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)  # [S, S, 3]
-    x = arr.permute(2, 0, 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (x - m) / s
+    """uint8 [S, S, 3] → normalised FloatTensor [3, S, S], (v / 255 − mean) / std per channel: the one
+    pixel formula of the decoding and the prepared paths. A table of the 256 values per channel
+    (computed with the same float32 operations, so the same bits) makes it one gather per channel."""
+    lut = _pixel_table(tuple(mean), tuple(std))                              # [3, 256] float32
+    out = np.empty((3, *rgb.shape[:2]), np.float32)
+    for c in range(3):
+        np.take(lut[c], rgb[..., c], out=out[c])
+    return torch.from_numpy(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    v = torch.from_numpy(np.arange(256, dtype=np.float32) / 255.0)          # [256]
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1)
+    return ((v[None] - m) / s).numpy()
 
 
 def image_to_pixels(image: Image.Image, plan: Plan, mean, std) -> torch.Tensor:
