@@ -1,7 +1,9 @@
 """Two gloo processes on the CPU train exactly like one process on the same global batch: the
 embedding gather (with gradients) makes negatives span both ranks, and the loss scaling makes the
 DDP-averaged gradient the full-batch gradient — for the learnable temperature too, which every rank
-applies to the whole gathered batch (its gradient is not multiplied by the world size)."""
+applies to the whole gathered batch (its gradient is not multiplied by the world size). The two
+ranks read a prepared set they built together (each its share of the shards), the one process
+decodes the files: the same samples either way."""
 from __future__ import annotations
 
 import json
@@ -41,7 +43,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
              "optim.warmup_steps": 0, "optim.grad_clip": 0.0, "loss.learn_temperature": True}
     one, two = tmp_path / "one", tmp_path / "two"
     run_train(load_config(CONFIG, tiny_overrides(world, one, **extra)))
-    mp.spawn(train_rank, args=(2, _free_port(), CONFIG, tiny_overrides(world, two, **extra)), nprocs=2)
+    prepared = {"data.prepared": tmp_path / "prepared", "data.prepared_shard": 8}
+    mp.spawn(train_rank, args=(2, _free_port(), CONFIG, tiny_overrides(world, two, **extra, **prepared)), nprocs=2)
 
     r1 = [r for r in _rows(one) if "loss" in r]
     r2 = [r for r in _rows(two) if "loss" in r]
@@ -59,4 +62,6 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert w1.keys() == w2.keys()
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-3, atol=1e-5, msg=k)
-    assert json.loads((two / "report.json").read_text())["world_size"] == 2
+    report = json.loads((two / "report.json").read_text())
+    assert report["world_size"] == 2 and report["prepared"]["shards"] == 14 and report["prepared"]["built"] == 14
+    assert len(list((tmp_path / "prepared" / "images").iterdir())) == 7      # 56 images, 8 per shard

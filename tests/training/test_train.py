@@ -1,5 +1,6 @@
-"""A tiny FocusCLIP run on a generated world: the loss falls, a killed run resumes exactly, alpha
-learns, the checkpoint loads for evaluation, NaN stops cleanly, unreadable images are skipped."""
+"""A tiny FocusCLIP run on a generated world: the loss falls, a killed run resumes exactly (text
+dropout on: each step's dropout comes from (seed, rank, step)), alpha learns, the checkpoint loads for
+evaluation, NaN stops cleanly, unreadable images are skipped."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from focusclip.training.trainer import run_train
 
 CONFIG = "configs/tiny-focusclip.yaml"
 N_TRAIN, BATCH, EPOCHS = 64, 16, 6          # 4 steps per epoch, 24 steps
-RUN = {"train.batch_size": BATCH, "train.epochs": EPOCHS, "train.checkpoint_every": 5}
+RUN = {"train.batch_size": BATCH, "train.epochs": EPOCHS, "train.checkpoint_every": 5, "model.text.dropout": 0.1}
 
 
 def _rows(run: Path) -> list[dict]:
