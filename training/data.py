@@ -11,11 +11,13 @@ the same tensors (docs/training.md gives the tolerance: 0 for images and PNG hea
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -172,21 +174,71 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 
 class Collate:
     """Samples → a batch: pixels [B, 3, S, S], heatmaps [B, S, S], input_ids/attention_mask [B, T]
-    padded to the longest text of the batch (or always to max_length), and the skipped names."""
+    padded to the longest text of the batch (or always to max_length), and the skipped names.
 
-    def __init__(self, tokenizer, max_length: int, padding: str = "longest"):
+    `texts` (the training and validation descriptions, with their left/right-swapped twins when
+    flips are on) are tokenised once, here, in the main process: a worker then only pads (0.05 ms a
+    sample instead of 0.3 ms for a 200-word description). A text not among them is tokenised when it
+    comes; either way the batch is what `tokenizer(texts, padding, truncation, max_length)` gives."""
+
+    def __init__(self, tokenizer, max_length: int, padding: str = "longest", texts: Iterable[str] = ()):
         self.tokenizer, self.max_length, self.padding = tokenizer, max_length, padding
+        self.encoded = self._encode(sorted(set(texts)))          # text → int32 [T] token ids
+
+    def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if not texts:
+            return {}
+        with _tokenizer_threads():
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_attention_mask=False,
+                                 return_token_type_ids=False)["input_ids"]
+        return {t: np.asarray(i, dtype=np.int32) for t, i in zip(texts, ids)}
+
+    def _ids(self, text: str) -> list[int]:
+        ids = self.encoded.get(text)
+        if ids is None:
+            return self.tokenizer(text, truncation=True, max_length=self.max_length, return_attention_mask=False,
+                                  return_token_type_ids=False)["input_ids"]
+        return ids.tolist()
 
     def __call__(self, samples: list[dict]) -> dict:
-        tok = self.tokenizer([s["text"] for s in samples], padding=self.padding, truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
-        batch = {"pixels": torch.stack([s["pixels"] for s in samples]),
+        tok = self.tokenizer.pad({"input_ids": [self._ids(s["text"]) for s in samples]}, padding=self.padding,
+                                 max_length=self.max_length, return_tensors="pt")
+        batch = {"pixels": _stack([s["pixels"] for s in samples]),
                  "input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"],
                  "texts": [s["text"] for s in samples], "images": [s["image"] for s in samples],
                  "skipped": [name for s in samples for name in s["skipped"]]}
         if "heatmap" in samples[0]:
-            batch["heatmaps"] = torch.stack([s["heatmap"] for s in samples])
+            batch["heatmaps"] = _stack([s["heatmap"] for s in samples])
         return batch
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack; in a data worker straight into shared memory, as torch's default_collate does, so
+    sending the batch to the trainer copies nothing more (a [32, 3, 224, 224] batch is 19 MB)."""
+    out = None
+    if torch.utils.data.get_worker_info() is not None:
+        t = tensors[0]
+        storage = t._typed_storage()._new_shared(len(tensors) * t.numel(), device=t.device)
+        out = t.new(storage).resize_(len(tensors), *t.shape)
+    return torch.stack(tensors, out=out)
+
+
+@contextlib.contextmanager
+def _tokenizer_threads():
+    """Let the Rust tokenizer use every core for the one up-front batch, then switch it off again
+    before data workers fork (a tokenizer that used threads and then forks warns and may deadlock)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false" if before is None else before
+
+
+def training_texts(items: list[Item], flip: bool) -> list[str]:
+    """Every text a sample of `items` can carry: each description, and its mirror when flips are on."""
+    texts = [t for it in items for t in it.descriptions]
+    return texts + [swap_left_right(t) for t in texts] if flip else texts
 
 
 class RunBatchSampler(torch.utils.data.Sampler):

@@ -23,7 +23,7 @@ from focusclip.data.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
 from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, RunBatchSampler, SampleSpec,
-                                     count_skips, make_loader, select_items)
+                                     count_skips, make_loader, select_items, training_texts)
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
 from focusclip.training.factory import Pretrained, build_tokenizer, load_pretrained, resolve_sources
 from focusclip.training.loggers import MetricLog
@@ -203,7 +203,8 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
-    collate = Collate(tokenizer, model.max_text_length, cfg.data.padding)
+    texts = training_texts(train_set.items + (val_set.items if val_set is not None else []), cfg.data.flip)
+    collate = Collate(tokenizer, model.max_text_length, cfg.data.padding, texts)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
     keys = ("loss", *(f"loss_{k}" for k in _pairs(cfg)), "grad_norm")

@@ -198,6 +198,26 @@ def test_collate_pads_to_the_longest_text_in_the_batch(world):
     assert Collate(tok, 512, "max_length")(samples)["input_ids"].shape == (2, 512)
 
 
+@pytest.mark.parametrize("padding", ["longest", "max_length"])
+def test_texts_tokenised_up_front_give_the_batches_the_tokenizer_gives(world, padding):
+    from focusclip.training.data import training_texts
+
+    items = _items(world)
+    texts = [d for it in items for d in it.descriptions]
+    tok = train_wordpiece(texts, 200)
+    known = training_texts(items, flip=True)
+    assert len(known) == 2 * len(texts) and swap_left_right(texts[0]) in known
+    ahead = Collate(tok, 12, padding, known)                  # 12 tokens: the descriptions are truncated
+    assert len(ahead.encoded) == len(set(known))
+    batch = [{"pixels": torch.zeros(3, 2, 2), "image": "x", "skipped": [], "text": t}
+             for t in (texts[0], swap_left_right(texts[1]), "an unseen text, tokenised when it comes")]
+    got, ref = ahead(batch), tok([b["text"] for b in batch], padding=padding, truncation=True, max_length=12,
+                                 return_tensors="pt")
+    for key in ("input_ids", "attention_mask"):
+        assert torch.equal(got[key], ref[key]), key
+    assert got["input_ids"].shape[1] == 12 and got["attention_mask"].sum(1).tolist()[:2] == [12, 12]
+
+
 def _png_heatmaps(world, folder: Path, skip: set[str] = frozenset()) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for a in map(json.loads, world["annotations"].read_text().splitlines()):
