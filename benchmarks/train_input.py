@@ -16,7 +16,17 @@ describers' descriptions of real length (60–220 words). The JPEGs are the real
             or PNG at that size, each through the same pixel formula; disk per 1,000 images.
 Paths alternate round by round so a busy machine slows both alike. Exit 1 when a target is missed.
 
+`--loop` instead runs focus-train's loop on a device (benchmarks/gpu/train.sh): the paper's model
+(configs/focusclip.yaml, random init), the prepared set of `--images` such inputs, `--workers`
+persistent workers with pinned memory, training.steps.train_step, the step numbers read every
+`train.log_every` steps as the trainer reads them. After `--warmup` steps it times `--steps` more:
+samples/s, MFU (model FLOPs / peak), and the fraction of the time the loop waited for a batch
+(time blocked in the loader's next(); the steps enqueue GPU work without a host sync, so the host
+only waits for data there). Target there: data wait ≤ 5% of step time.
+
     .venv/bin/python benchmarks/train_input.py [--images 64] [--size 224] [--batch-size 16] [--rounds 3]
+    .venv/bin/python benchmarks/train_input.py --loop --device cuda [--images 512] [--batch-size 32]
+        [--workers 8] [--steps 60] [--peak-tflops X]
 """
 from __future__ import annotations
 
@@ -207,6 +217,112 @@ def bench_storage(sets: dict, size: int, mean, std, rounds: int) -> dict:
     return {k: (best[k], disk[k]) for k in readers}
 
 
+def encoder_flops(n: int, d: int, f: int, layers: int) -> int:
+    """Forward FLOPs of a transformer encoder over n tokens (a multiply-add = 2): QKV and output
+    projections 8nd², QKᵀ and A·V 4n²d, the FFN 4ndf, per layer; norms, softmax, GELU ignored."""
+    return layers * (8 * n * d * d + 4 * n * n * d + 4 * n * d * f)
+
+
+def train_flops_per_sample(cfg, text_len: int) -> tuple[float, float, float]:
+    """(training FLOPs = 3 × forward, ViT forward, text forward) per sample; FocusCLIP runs the ViT
+    twice (image and weighted image). Vision/text shapes from the config (random-init shapes)."""
+    v, t, s = cfg.model.vision, cfg.model.text, cfg.train.image_size
+    patches = (s // v.patch_size) ** 2
+    vit = encoder_flops(patches + 1, v.hidden_size, v.intermediate_size, v.num_layers) \
+        + 2 * patches * 3 * v.patch_size ** 2 * v.hidden_size
+    text = encoder_flops(text_len, t.hidden_size, t.intermediate_size, t.num_layers)
+    views = 2 if cfg.model.triple else 1
+    return 3 * (views * vit + text), vit, text
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    """Dense bf16 peak: H100 SXM / H200 989.4 TFLOP/s, H100 PCIe 756; else --peak-tflops."""
+    if given is not None or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return 756.0 if "PCIe" in name else 989.4 if ("H100" in name or "H200" in name) else None
+
+
+def bench_loop(args) -> int:
+    """focus-train's loop (prepared set → persistent pinned workers → train_step, reads every
+    log_every steps) on `--device`; samples/s, MFU, and the share of time spent waiting for data."""
+    from focusclip.data.io import Report
+    from focusclip.training.data import (Collate, FocusDataset, RunBatchSampler, SampleSpec, make_loader,
+                                         select_items, training_texts)
+    from focusclip.training.dist import Dist
+    from focusclip.training.factory import build_model
+    from focusclip.training.loss import FocusLoss
+    from focusclip.training.optim import build_optimizer, build_scheduler, seed_step
+    from focusclip.training.prepare import prepare_set
+    from focusclip.training.prepared import open_prepared
+    from focusclip.training.stats import StepStats
+    from focusclip.training.steps import cpu_threads, make_amp, train_step
+    from focusclip.training.text import train_wordpiece
+
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        origin = build_inputs(root, args.images)
+        cfg = config(root, args.config, args.size, True, [
+            "model.vision.pretrained=null", "model.text.pretrained=null", f"train.num_workers={args.workers}",
+            f"train.precision={'bf16' if device.type == 'cuda' else 'fp32'}", "train.log_every=10"])
+        report = Report("bench")
+        items, _ = select_items(cfg, report, cfg.model.triple)
+        t0 = time.perf_counter()
+        plans = prepare_set(cfg, items, report, cfg.model.triple)
+        prep_s = time.perf_counter() - t0
+        v, t = cfg.model.vision, cfg.train
+        spec = SampleSpec(args.size, v.image_mean, v.image_std, cfg.model.triple, train=True, seed=t.seed)
+        ds = FocusDataset(items, cfg.data, spec, open_prepared(Path(cfg.data.prepared), plans, items))
+        tok = train_wordpiece(training_texts(items, False), cfg.model.text.vocab_size)
+        torch.manual_seed(0)
+        model = build_model(cfg, tok).to(device)
+        collate = Collate(tok, model.max_text_length, cfg.data.padding, training_texts(items, cfg.data.flip))
+        sampler = RunBatchSampler(len(ds), args.batch_size, 0, 1, t.seed, epochs=10**6)
+        batches = iter(make_loader(ds, sampler, collate, args.workers, device.type == "cuda", t.seed, t.prefetch))
+        amp, d = make_amp(device, t.precision), Dist(device=device)
+        opt, loss_fn = build_optimizer(model, cfg.optim), FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
+        sched = build_scheduler(opt, 10**9, cfg.optim)
+        keys = ("loss", *(f"loss_{k}" for k in loss_fn.weights if cfg.model.triple or k == "image_text"), "grad_norm")
+        stats = StepStats(keys, device)
+        wait, tokens = 0.0, 0
+        with cpu_threads(device, args.workers):      # as focus-train does on a CPU
+            for step in range(args.warmup + args.steps):
+                if step == args.warmup:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                tw = time.perf_counter()
+                batch = next(batches)
+                if step >= args.warmup:
+                    wait += time.perf_counter() - tw
+                    tokens += batch["input_ids"].shape[1]
+                seed_step(t.seed, 0, step)
+                res = train_step(model, model, loss_fn, opt, sched, [batch], d, amp, cfg.optim.grad_clip)
+                stats.add(step + 1, res)
+                if (step + 1) % t.log_every == 0:
+                    stats.read(d, model.alpha, model.log_temperature)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            total = time.perf_counter() - start
+        del batches
+    text_len = round(tokens / args.steps)
+    flops, vit, text = train_flops_per_sample(cfg, text_len)
+    sps = args.steps * args.batch_size / total
+    peak = peak_tflops(device, args.peak_tflops)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}; {os.cpu_count()} CPU cores; {cfg.model.name} {args.size}px, batch {args.batch_size}, "
+          f"{amp.precision}, {args.workers} workers; inputs: {args.images} × {origin}")
+    print(f"prepared set: {1e3 * prep_s / args.images:.1f} ms per image to build ({cfg.train.num_workers} workers)")
+    mfu = f"MFU {100 * sps * flops / 1e12 / peak:.1f}%" if peak else "MFU n/a (pass --peak-tflops)"
+    print(f"loop: {args.steps} steps after {args.warmup} warm-up: {sps:.1f} samples/s, step {1e3 * total / args.steps:.1f} ms, "
+          f"text {text_len} tokens → {flops / 1e9:.1f} GFLOP/sample, {sps * flops / 1e12:.2f} TFLOP/s, {mfu}")
+    share = wait / total
+    print(f"data wait: {1e3 * wait / args.steps:.2f} ms per step = {100 * share:.1f}% of step time (target <= 5%) "
+          f"{'OK' if share <= 0.05 else 'MISSED'}")
+    return 0 if share <= 0.05 or args.dry_run else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=64)
@@ -214,9 +330,19 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--e2e-steps", type=int, default=4)
+    ap.add_argument("--loop", action="store_true", help="time focus-train's loop on --device instead")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--config", default="configs/focusclip.yaml")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--peak-tflops", type=float, default=None)
+    ap.add_argument("--dry-run", action="store_true", help="with --loop: report, never fail on the target")
     args = ap.parse_args()
-    torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.loop:
+        return bench_loop(args)
+    torch.set_num_threads(1)
     from focusclip.training.data import Collate, EpochBatchSampler, training_texts
     from focusclip.training.text import train_wordpiece
 

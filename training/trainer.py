@@ -34,7 +34,7 @@ from focusclip.training.prepare import prepare_set
 from focusclip.training.prepared import open_prepared
 from focusclip.training.resume import DAMAGED, initial_model, provenance, read_resume, resumed_provenance
 from focusclip.training.stats import StepStats, Window
-from focusclip.training.steps import Amp, make_amp, train_step, validate
+from focusclip.training.steps import Amp, cpu_threads, make_amp, train_step, validate
 from focusclip.training.text import load_tokenizer
 
 
@@ -258,8 +258,9 @@ def _loop(run: Run, on_step) -> None:
                          seed=t.seed + d.rank, prefetch=t.prefetch)
     batches = iter(loader)
     try:
-        while run.step < run.total_steps and run.epoch < t.epochs:
-            _epoch(run, batches, bar, log, on_step)
+        with cpu_threads(d.device, t.num_workers):
+            while run.step < run.total_steps and run.epoch < t.epochs:
+                _epoch(run, batches, bar, log, on_step)
     finally:
         del batches                     # shuts the workers down
         run.val_loader = None
@@ -276,7 +277,9 @@ def _epoch(run: Run, batches, bar, log, on_step) -> None:
     for k in range(first, run.steps_per_epoch):
         if run.step >= run.total_steps:
             return
+        t0 = time.perf_counter()
         micro = [next(batches) for _ in range(t.grad_accum)]
+        run.report.time("data_wait_s", time.perf_counter() - t0)     # the loader fell behind (report.json)
         for b in micro:
             count_skips(run.skipped, b)
         t0 = time.perf_counter()

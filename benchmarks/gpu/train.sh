@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# FocusCLIP training throughput on one GPU, within 4 minutes: the paper's model (ViT-B/16 at 224 px,
-# shared for the image and heatmap-weighted views, + BERT-base, embed 512), bf16 autocast, SGD with
-# momentum, the real training step (training.steps.train_step: three views → NT-Xent over three
-# pairs → backward → clip 1.0 → step). Measures batch 32 (the paper's) and the largest batch that fits
-# (doubling from 32 until CUDA runs out of memory or the time budget ends), and prints samples/s,
-# peak memory and the model FLOPs utilisation (MFU) they imply.
+# FocusCLIP training throughput on one GPU, within 4 minutes, in two parts:
+#  1. focus-train's loop as it trains (benchmarks/train_input.py --loop): 512 MPII-size inputs (1280×720
+#     JPEGs + heatmap PNGs) prepared once at 224 px (data.prepared), persistent pinned data workers,
+#     the real step, the step numbers read every 10 steps. Prints samples/s, MFU, and the fraction of
+#     each step spent waiting for data (target ≤ 5%: the GPU never waits for the input pipeline).
+#  2. the step alone on synthetic batches: the paper's model (ViT-B/16 at 224 px, shared for the image
+#     and heatmap-weighted views, + BERT-base, embed 512), bf16 autocast, SGD with momentum, the real
+#     training step (training.steps.train_step: three views → NT-Xent over three pairs → backward →
+#     clip 1.0 → step) at batch 32 (the paper's) and the largest batch that fits (doubling from 32 until
+#     CUDA runs out of memory or the time budget ends): samples/s, peak memory and MFU.
 #
 # FLOP count (per sample, training = 3 × forward: forward + backward's two matmuls per forward one;
-# a multiply-add is 2 FLOPs; layer norms, softmax, GELU, embeddings lookups and the loss ignored):
+# a multiply-add is 2 FLOPs; layer norms, softmax, GELU, embeddings lookups and the loss ignored;
+# benchmarks/train_input.py train_flops_per_sample):
 #   encoder(n tokens, width d, FFN f, L layers) = L · (8·n·d² + 4·n²·d + 4·n·d·f)
 #       8nd²: Q, K, V and output projections;  4n²d: QKᵀ and A·V;  4ndf: the two FFN matmuls
 #   ViT-B/16 @224: n = 197, d = 768, f = 3072, L = 12, + patch embedding 2·196·(3·16²)·768  ≈ 35.1 GFLOP
@@ -15,18 +20,37 @@
 #   FocusCLIP forward = 2 × ViT (image + masked image) + BERT;   train FLOPs/sample = 3 × forward
 #   MFU = samples/s × train FLOPs/sample / peak bf16 dense FLOP/s (H100 SXM / H200: 989 TFLOP/s,
 #   H100 PCIe: 756; others: pass --peak-tflops).
-# Text is random token ids of a fixed length T (--text-len, default 256 ≈ a long pose description
-# after dynamic padding); tokenisation runs in data-loader workers in training and is not timed here.
+# Part 2's text is random token ids of a fixed length T (--text-len, default 256 ≈ a long pose
+# description after dynamic padding); part 1 tokenises real-length descriptions (60–220 words).
 #
 # usage: benchmarks/gpu/train.sh [--dry-run] [--text-len 256] [--peak-tflops X] [--budget-s 200]
-#   --dry-run: a tiny model on the CPU in fp32 (batches 4 and 8) to check the script without a GPU.
+#   --dry-run: both parts with the tiny model on the CPU in fp32 (32 inputs at 64 px; batches 4 and 8)
+#   to check the script without a GPU. Exit 1 when part 1 misses its target (not in a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
-exec timeout 240 "$PY" - "$@" <<'PYEOF'
+export PYTHONUNBUFFERED=1
+DRY=0; PEAK=()
+for ((i = 1; i <= $#; i++)); do
+  [ "${!i}" = "--dry-run" ] && DRY=1
+  if [ "${!i}" = "--peak-tflops" ]; then j=$((i + 1)); PEAK=(--peak-tflops "${!j}"); fi
+done
+if [ "$DRY" = 1 ]; then
+  LOOP=(--loop --dry-run --device cpu --config configs/tiny-focusclip.yaml --size 64 --images 32 --batch-size 8
+        --workers 2 --warmup 2 --steps 6)
+else
+  WORKERS=$(( $(nproc) > 10 ? 8 : ($(nproc) > 3 ? $(nproc) - 2 : 1) ))
+  LOOP=(--loop --device cuda --images 512 --batch-size 32 --workers "$WORKERS" --warmup 10 --steps 60)
+fi
+LOOP_RC=0
+timeout 150 "$PY" benchmarks/train_input.py "${LOOP[@]}" "${PEAK[@]}" || LOOP_RC=$?
+timeout 240 "$PY" - "$@" <<'PYEOF'
 import argparse, sys, time
 import torch
+
+sys.path.insert(0, "benchmarks")
+from train_input import peak_tflops, train_flops_per_sample
 
 from focusclip.training.config import load_config
 from focusclip.training.dist import Dist
@@ -42,20 +66,6 @@ ap.add_argument("--peak-tflops", type=float, default=None)
 ap.add_argument("--budget-s", type=float, default=200.0)
 args = ap.parse_args()
 t_start = time.perf_counter()
-
-
-def encoder_flops(n, d, f, layers):
-    return layers * (8 * n * d * d + 4 * n * n * d + 4 * n * d * f)
-
-
-def train_flops_per_sample(cfg, text_len):
-    v, t, s = cfg.model.vision, cfg.model.text, cfg.train.image_size
-    patches = (s // v.patch_size) ** 2
-    vit = encoder_flops(patches + 1, v.hidden_size, v.intermediate_size, v.num_layers) \
-        + 2 * patches * 3 * v.patch_size ** 2 * v.hidden_size
-    bert = encoder_flops(text_len, t.hidden_size, t.intermediate_size, t.num_layers)
-    views = 2 if cfg.model.triple else 1
-    return 3 * (views * vit + bert), vit, bert
 
 
 class FakeTokenizer:                      # build_model needs only the vocabulary size and pad id
@@ -89,9 +99,7 @@ loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
 d = Dist(device=device)
 flops, vit, bert = train_flops_per_sample(cfg, text_len)
 name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
-peak = args.peak_tflops
-if peak is None and device.type == "cuda":
-    peak = 756.0 if "PCIe" in name else 989.4 if ("H100" in name or "H200" in name) else None
+peak = peak_tflops(device, args.peak_tflops)
 print(f"device: {name}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
       f"{cfg.train.image_size}px, text {text_len} tokens, precision {amp.precision}")
 print(f"FLOPs/sample: ViT fwd {vit / 1e9:.2f} G, BERT fwd {bert / 1e9:.2f} G, train (3×fwd, 2 ViT views) {flops / 1e9:.1f} G")
@@ -160,3 +168,4 @@ largest = max(results)
 print(f"summary: batch {min(results)} → {results[min(results)][0]:.1f} samples/s; largest batch that fits {largest} → "
       f"{results[largest][0]:.1f} samples/s ({time.perf_counter() - t_start:.0f} s in all)")
 PYEOF
+exit $LOOP_RC
