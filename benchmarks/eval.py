@@ -1,34 +1,42 @@
-"""Images/s of focus-eval's batched zero-shot scoring vs the one-image-at-a-time loop, same tiny model,
-same images, same run. Target (issue 8): batched ≥ 10× on the CPU.
+"""focus-eval against its own limit: the slower of its two stages, each measured alone, and the whole
+command, all in the same run (issue 17; it replaces issue 8's unreachable "10× the one-image loop").
+
+focus-eval scores a task in two stages that run at once: decoding + preprocessing (a DataLoader over
+`--workers` processes) and the image encoder on the batches they deliver (with the torch threads the
+command leaves it: the cores less the workers, `eval.zeroshot._cpu_threads`). Neither can go faster
+together than alone, so the slower stage alone bounds the command:
+  decode    the command's DataLoader alone (same dataset, batch size, workers), encoder skipped;
+  encode    encode_images on batches of ready pixels (decoded beforehand), the command's thread count;
+  command   the `focus-eval` console script on the same task (`images_per_s` of results.json: the
+            task's scoring, both stages together, worker start-up included; interpreter start-up,
+            model loading and the classifier excluded), and in-process `score_samples` beside it.
+Reported: each rate and command / min(decode, encode). Target ≥ 0.8. The rounds interleave the
+three so a busy machine slows them alike; each figure is the best round.
 
 The model is a focus-train checkpoint with the shapes of configs/tiny-clip.yaml (64×64 input, ViT
-patch 8, 2 layers, width 64), saved with training.checkpoint.save_checkpoint and loaded with
-load_checkpoint, as focus-eval does. The images are a generated UTKFace folder (200×200 JPEG
-`.jpg.chip.jpg` files, docs/formats.md §6) read by the real reader for the `utkface-race` task.
-Batched: DataLoader with `--workers` processes, batches of `--batch-size`, torch.no_grad.
-Baseline: for each image, load → preprocess → encode_images(1 image) → score (text classifier
-built once for both). The two paths must give the same scores.
+patch 8, 2 layers, width 64), saved with training.checkpoint.save_checkpoint; the images a generated
+UTKFace folder (200×200 JPEG `.jpg.chip.jpg`, docs/formats.md §6) read by the real reader for the
+`utkface-race` task. The batched scores are checked against the one-image-at-a-time loop.
 
-Two ratios are printed. Per task: `utkface-race` alone, the issue's target. Per dataset: UTKFace's
-two tasks (age, race) as focus-eval runs them, where the second task reuses the first one's image
-embeddings (eval.zeroshot.EmbeddingCache), against the loop run once per task.
-
-    .venv/bin/python benchmarks/eval.py [--images 2048] [--baseline-images 256] [--batch-size 64] [--workers 2]
+    .venv/bin/python benchmarks/eval.py [--images 4096] [--batch-size 64] [--workers N] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 from PIL import Image
 
-TARGET = 10.0
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.8
 
 
 def write_utkface(root: Path, n: int, seed: int = 0) -> None:
@@ -64,34 +72,61 @@ def tiny_checkpoint(run_dir: Path):
     return load_checkpoint(run_dir, device="cpu")
 
 
-def time_model_only(model, samples, batch_size: int) -> tuple[float, float]:
-    """images/s of encode_images alone, one image per call vs batches (decoding excluded)."""
+def decode_alone(model, samples, batch_size: int, workers: int) -> tuple[float, float]:
+    """(images/s, worker CPU ms per image) of the command's DataLoader, nothing consuming the batches."""
     import torch
 
-    from focusclip.eval.readers import load_image
+    from focusclip.eval.zeroshot import image_loader
 
-    torch.set_num_threads(1)
-    pixels = torch.stack([model.preprocess(load_image(s.image)) for s in samples])   # [N, 3, S, S]
-    rates = []
-    for bs in (1, batch_size):
-        t0 = time.perf_counter()
-        for i in range(0, len(pixels), bs):
-            model.encode_images(pixels[i:i + bs])
-        rates.append(len(pixels) / (time.perf_counter() - t0))
-    return rates[0], rates[1]
+    c0, t0 = children_cpu(), time.perf_counter()
+    n = sum(len(index) for _, index, _ in image_loader(model, samples, batch_size, workers, torch.device("cpu")))
+    return n / (time.perf_counter() - t0), 1e3 * (children_cpu() - c0) / n
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the loader's workers, once it shut them down)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def encode_alone(model, batches, workers: int) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of encode_images on ready pixel batches, with the command's threads."""
+    import torch
+
+    from focusclip.eval.zeroshot import _cpu_threads
+
+    with torch.no_grad(), _cpu_threads(torch.device("cpu"), workers):
+        c0, t0 = time.process_time(), time.perf_counter()
+        for pixels in batches:
+            model.encode_images(pixels)
+        n = sum(len(b) for b in batches)
+        return n / (time.perf_counter() - t0), 1e3 * (time.process_time() - c0) / n
+
+
+def command(ckpt: Path, data_root: Path, out: Path, args) -> tuple[float, float]:
+    """(images/s of the task's scoring as focus-eval reports it, the process's wall seconds)."""
+    t0 = time.perf_counter()
+    res = subprocess.run([str(REPO / ".venv/bin/focus-eval"), str(ckpt), "--data-root", str(data_root),
+                          "--task", "utkface-race", "-o", str(out), "--batch-size", str(args.batch_size),
+                          "--workers", str(args.workers), "--device", "cpu", "--force"],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        sys.exit(f"focus-eval failed: {res.stderr[-2000:]}")
+    return json.loads(out.read_text())["tasks"]["utkface-race"]["images_per_s"], wall
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=2048)
-    ap.add_argument("--baseline-images", type=int, default=256)
+    ap.add_argument("--images", type=int, default=4096)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=None, help="default: focus-eval's default")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
     import torch
 
-    from focusclip.eval.readers import read_for_task
+    from focusclip.eval.readers import load_image, read_for_task
     from focusclip.eval.run import default_workers, task_samples
     from focusclip.eval.tasks import select_tasks
     from focusclip.eval.zeroshot import build_classifier, score_one_by_one, score_samples
@@ -103,62 +138,52 @@ def main() -> int:
         model = tiny_checkpoint(tmp / "run")
         task = select_tasks(["utkface-race"])[0]
         samples, _, _ = task_samples(task, read_for_task(task, tmp / "data"), None)
-        classifier = build_classifier(model, task.prompts())           # [D, C], shared by both paths
-        default_threads = torch.get_num_threads()
-        score_one_by_one(model, samples[:8], classifier)                # warm-up
-        t0 = time.perf_counter()
-        batched, bad = score_samples(model, samples, classifier, batch_size=args.batch_size,
-                                     workers=args.workers, device=torch.device("cpu"))
-        t_batched = time.perf_counter() - t0
-        base_samples = samples[: args.baseline_images]
-        naive, t_naive = {}, {}
-        for threads in sorted({torch.get_num_threads(), 1}, reverse=True):
-            torch.set_num_threads(threads)   # the loop's best thread count is its fair baseline
-            t0 = time.perf_counter()
-            naive[threads] = score_one_by_one(model, base_samples, classifier)
-            t_naive[threads] = time.perf_counter() - t0
-        model_only = time_model_only(model, base_samples, args.batch_size)
-        torch.set_num_threads(default_threads)   # as for the batched run above
-        t_dataset = time_dataset(model, tmp / "data", args)
+        classifier = build_classifier(model, task.prompts())                       # [D, C]
+        pixels = torch.stack([model.preprocess(load_image(s.image)) for s in samples])   # [N, 3, S, S]
+        batches = list(pixels.split(args.batch_size))
+        best = {"decode": 0.0, "encode": 0.0, "command": 0.0, "in-process": 0.0}
+        cpu = {"decode": [], "encode": [], "worker": [], "main": []}      # ms per image, per round
+        wall = float("inf")
+        for r in range(args.rounds):
+            ips, ms = decode_alone(model, samples, args.batch_size, args.workers)
+            best["decode"] = max(best["decode"], ips)
+            cpu["decode"].append(ms)
+            ips, ms = encode_alone(model, batches, args.workers)
+            best["encode"] = max(best["encode"], ips)
+            cpu["encode"].append(ms)
+            ips, w = command(tmp / "run", tmp / "data", tmp / "results.json", args)
+            best["command"], wall = max(best["command"], ips), min(wall, w)
+            c0, m0, t0 = children_cpu(), time.process_time(), time.perf_counter()
+            scores, bad = score_samples(model, samples, classifier, batch_size=args.batch_size,
+                                        workers=args.workers, device=torch.device("cpu"))
+            best["in-process"] = max(best["in-process"], len(samples) / (time.perf_counter() - t0))
+            cpu["worker"].append(1e3 * (children_cpu() - c0) / len(samples))
+            cpu["main"].append(1e3 * (time.process_time() - m0) / len(samples))
+        naive = score_one_by_one(model, samples[:256], classifier)
     assert not bad, bad
-    same = all(np.allclose(batched[: len(base_samples)], v, atol=1e-4) for v in naive.values())
-    ips_batched = len(samples) / t_batched
-    ips_naive = {th: len(base_samples) / t for th, t in t_naive.items()}
-    ratio = ips_batched / max(ips_naive.values())
-    print(f"model: {model.name} (64×64 ViT, 2 layers, width 64), {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"batched (batch {args.batch_size}, {args.workers} workers): {len(samples)} images in "
-          f"{t_batched:.2f} s = {ips_batched:.0f} img/s")
-    for th, ips in ips_naive.items():
-        print(f"one at a time, {th} torch thread(s): {len(base_samples)} images in {t_naive[th]:.2f} s = "
-              f"{ips:.0f} img/s")
-    print(f"model alone (pixels ready, 1 thread): batch 1 {model_only[0]:.0f} img/s, batch "
-          f"{args.batch_size} {model_only[1]:.0f} img/s ({model_only[1] / model_only[0]:.1f}x)")
-    print(f"same scores on the common images: {same}")
-    # the loop has no reuse: the dataset's two tasks cost it twice its per-task time
-    ratio_dataset = (2 * len(samples) / t_dataset) / max(ips_naive.values())
-    print(f"dataset (utkface-age + utkface-race, embeddings reused): {2 * len(samples)} image-tasks in "
-          f"{t_dataset:.2f} s = {2 * len(samples) / t_dataset:.0f} img/s; ratio vs the loop {ratio_dataset:.1f}x")
-    print(f"ratio per task vs the faster one-at-a-time loop: {ratio:.1f}x (target >= {TARGET:.0f}x) "
-          f"{'OK' if ratio >= TARGET and same else 'MISSED'}")
+    same = np.allclose(scores[:256], naive, atol=1e-4)
+    bound = min(best["decode"], best["encode"])
+    slower = "decode" if best["decode"] <= best["encode"] else "encode"
+    ratio = best["command"] / bound
+    print(f"model: {model.name} (64×64 ViT, 2 layers, width 64); {len(samples)} UTKFace 200×200 JPEGs; "
+          f"batch {args.batch_size}, {args.workers} worker(s), {os.cpu_count()} CPU cores, load average "
+          f"{os.getloadavg()[0]:.1f}; best of {args.rounds} rounds")
+    med = {k: float(np.median(v)) for k, v in cpu.items()}
+    print(f"  decode + preprocess alone ({args.workers} workers)   {best['decode']:8.0f} img/s   "
+          f"{med['decode']:.3f} ms CPU per image (the workers)")
+    print(f"  encoder alone (ready batches)               {best['encode']:8.0f} img/s   "
+          f"{med['encode']:.3f} ms CPU per image")
+    print(f"  focus-eval (the command, both at once)      {best['command']:8.0f} img/s   "
+          f"(process wall {wall:.1f} s with start-up and model loading)")
+    print(f"  score_samples in-process                    {best['in-process']:8.0f} img/s   "
+          f"{med['worker']:.3f} ms CPU per image in the workers, {med['main']:.3f} in the encoder's process")
+    print(f"same scores as the one-image loop: {same}")
+    # CPU time is what other processes on a shared machine cannot inflate: with a core per busy
+    # process the command runs at 1 / its busiest process's CPU per image
+    cpu_ratio = max(med["decode"], med["encode"]) / max(med["worker"], med["main"])
+    print(f"command / slower stage ({slower}): {ratio:.2f} wall (target >= {TARGET}) "
+          f"{'OK' if ratio >= TARGET and same else 'MISSED'}; in CPU time per image {cpu_ratio:.2f}")
     return 0 if ratio >= TARGET and same else 1
-
-
-def time_dataset(model, data_root: Path, args) -> float:
-    """Seconds to score UTKFace's two tasks in turn with one EmbeddingCache, as focus-eval does."""
-    import torch
-
-    from focusclip.eval.readers import read_for_task
-    from focusclip.eval.run import task_samples
-    from focusclip.eval.tasks import select_tasks
-    from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_samples
-
-    cache, t0 = EmbeddingCache(), time.perf_counter()
-    for task in select_tasks(["utkface-age", "utkface-race"]):
-        samples, _, _ = task_samples(task, read_for_task(task, data_root), None)
-        score_samples(model, samples, build_classifier(model, task.prompts()), batch_size=args.batch_size,
-                      workers=args.workers, device=torch.device("cpu"), cache=cache)
-    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

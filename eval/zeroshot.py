@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from focusclip.data.progress import progress
 from focusclip.eval.model import EvalModel
@@ -51,6 +51,13 @@ class ImageDataset(Dataset):
             return self.preprocess(load_image(self.samples[i].image)), i, ""
         except BadImage as e:
             return torch.zeros(3, self.image_size, self.image_size), i, str(e)
+
+
+def _collate(rows: list[tuple]) -> tuple[torch.Tensor, list[int], list[str]]:
+    """(pixels [B, 3, S, S], indices, reasons): one tensor per batch. Each tensor a worker sends costs
+    the trainer a socket round trip for its shared-memory handle; indices as a list cost none."""
+    pixels = default_collate([r[0] for r in rows])        # stacked straight into shared memory in a worker
+    return pixels, [r[1] for r in rows], [r[2] for r in rows]
 
 
 @contextlib.contextmanager
@@ -101,6 +108,14 @@ class EmbeddingCache:
         self.rows = rows
 
 
+def image_loader(model: EvalModel, samples: Sequence[Sample], batch_size: int, workers: int,
+                 device: torch.device) -> DataLoader:
+    """The decoding stage: batches (pixels [B, 3, S, S], indices, reasons) from `workers` processes."""
+    return DataLoader(ImageDataset(samples, model.preprocess, model.image_size), batch_size=batch_size,
+                      shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False, collate_fn=_collate)
+
+
 def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: int = 64, workers: int = 4,
                   device: torch.device, progress: str | None = None) -> tuple[np.ndarray | None, list[str]]:
     """Unit-norm image embeddings [N, D] (float32, CPU; None when N = 0) through a DataLoader
@@ -108,9 +123,7 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
     else why not (its row is then meaningless)."""
     if not samples:
         return None, []
-    loader = DataLoader(ImageDataset(samples, model.preprocess, model.image_size), batch_size=batch_size,
-                        shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = image_loader(model, samples, batch_size, workers, device)
     feats: np.ndarray | None = None
     reasons = [""] * len(samples)
     bar = _progress(len(samples), progress)
@@ -119,8 +132,8 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
             batch = model.encode_images(pixels).float().cpu().numpy()      # [B, D], unit norm
             if feats is None:
                 feats = np.zeros((len(samples), batch.shape[1]), np.float32)
-            feats[index.numpy()] = batch
-            for i, w in zip(index.tolist(), why):
+            feats[index] = batch
+            for i, w in zip(index, why):
                 reasons[i] = w
             bar.update(len(index))
     bar.close()
