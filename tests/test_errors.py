@@ -293,6 +293,11 @@ CASES = [
                                                             "latest"],
          "model.safetensors: cannot read the checkpoint's weights",
          setup=_train_run_with("model.safetensors")),
+    Case("prepare-unset", T, lambda w, d: ["prepare", w.config, *w.train_sets(d / "run")],
+         "data.prepared is not set"),
+    Case("prepare-folder-a-file", T, lambda w, d: ["prepare", w.config, *w.train_sets(d / "run"), "--set",
+                                                   f"data.prepared={_file(d)}"],
+         "afile: exists and is not a folder (pass a folder path with data.prepared)"),
     # focus-eval
     Case("eval-missing-checkpoint", E, lambda w, d: [w.root / "nope", "--data-root", w.eval_data, "-o",
                                                      d / "r.json", "--task", "utkface-age", *EVAL],

@@ -28,7 +28,7 @@ from focusclip.data.io import Report, write_json
 from focusclip.data.progress import progress
 from focusclip.training.config import DataConfig, FocusConfig, to_dict
 from focusclip.training.prepared import (FRAMES, INDEX, KINDS, Geometry, ShardPlan, incomplete_owner, is_complete,
-                                         pid_alive, plan_shards, renders_heatmap, shard_bytes, shard_dir)
+                                         is_damaged, pid_alive, plan_shards, renders_heatmap, shard_bytes, shard_dir)
 from focusclip.training.sources import Item
 from focusclip.training.transforms import mean_fill, pads, plan_resize, stored_heatmap_png, stored_image, window
 
@@ -47,14 +47,13 @@ def prepare_set(cfg: FocusConfig, items: list[Item], report: Report, with_heatma
     root, geo = Path(cfg.data.prepared), geometry(cfg)
     t0 = time.perf_counter()
     plans = plan_shards(items, cfg.data, geo, with_heatmaps, cfg.data.prepared_shard)
-    if force and rank == 0:
-        for p in plans:
-            shutil.rmtree(shard_dir(root, p), ignore_errors=True)
-    barrier()
-    missing = [p for p in plans if not is_complete(root, p)]
+    damaged = [p for p in plans if is_complete(root, p) and is_damaged(root, p)] if rank == 0 else []
     if rank == 0:
+        for p in plans if force else damaged:
+            shutil.rmtree(shard_dir(root, p), ignore_errors=True)
         _remove_dead_partials(root)
     barrier()
+    missing = [p for p in plans if not is_complete(root, p)]
     mine = missing[rank::world]
     if mine:
         _build(root, mine, {it.image: it for it in items}, cfg.data, geo, max(1, cfg.train.num_workers), rank == 0)
@@ -63,11 +62,12 @@ def prepare_set(cfg: FocusConfig, items: list[Item], report: Report, with_heatma
     if lost:
         raise fail(f"{len(lost)} prepared shard(s) are missing after the build", str(root),
                    "check that the folder is writable and not shared with a cleaner; rerun")
-    _report(report, root, plans, missing, time.perf_counter() - t0)
+    _report(report, root, plans, missing, len(damaged), time.perf_counter() - t0)
     return plans
 
 
-def _report(report: Report, root: Path, plans: list[ShardPlan], built: list[ShardPlan], seconds: float) -> None:
+def _report(report: Report, root: Path, plans: list[ShardPlan], built: list[ShardPlan], damaged: int,
+            seconds: float) -> None:
     sizes = {p.sha: shard_bytes(shard_dir(root, p)) for p in plans}
     n = len({name for p in plans for name in p.names})
     by_kind = {k: sum(sizes[p.sha] for p in plans if p.kind == k) for k in KINDS}
@@ -76,12 +76,13 @@ def _report(report: Report, root: Path, plans: list[ShardPlan], built: list[Shar
               if d.is_dir() and d.name not in known and ".incomplete-" not in d.name]
     report.extra["prepared"] = {
         "folder": str(root), "images": n, "shards": len(plans), "built": len(built),
-        "reused": len(plans) - len(built), "bytes": sum(sizes.values()),
+        "reused": len(plans) - len(built), "damaged_rebuilt": damaged, "bytes": sum(sizes.values()),
         "bytes_per_1000_images": {k: round(v * 1000 / max(1, n)) for k, v in by_kind.items() if v},
         "unused_shards": len(unused), "seconds": round(seconds, 2)}
     mb = sum(sizes.values()) / 2**20
     print(f"prepared set {root}: {len(plans)} shards of {n} images ({mb:.0f} MiB), {len(built)} built, "
-          f"{len(plans) - len(built)} reused" + (f"; {len(unused)} shards there serve other configs" if unused else ""),
+          f"{len(plans) - len(built)} reused" + (f" ({damaged} damaged ones built again)" if damaged else "")
+          + (f"; {len(unused)} shards there serve other configs" if unused else ""),
           file=sys.stderr)
 
 

@@ -123,6 +123,19 @@ def is_complete(root: Path, plan: ShardPlan) -> bool:
     return (shard_dir(root, plan) / INDEX).is_file()
 
 
+def is_damaged(root: Path, plan: ShardPlan) -> bool:
+    """A complete-looking shard that cannot serve its members: an index that does not parse or names
+    other images, or frames missing or cut short (a full disk, a partial copy). It is built again."""
+    folder = shard_dir(root, plan)
+    try:
+        index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+        names = [r["name"] for r in index["rows"]]
+        frames = np.load(folder / FRAMES, mmap_mode="r")
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return names != list(plan.names) or frames.shape[0] != len(names)
+
+
 # -------------------------------------------------------------------------------------- reading
 
 
@@ -190,14 +203,12 @@ def open_prepared(root: Path, plans: list[ShardPlan], items: list[Item]) -> Prep
 
 
 def _read_index(folder: Path) -> dict:
+    """The index of a shard `prepare_set` checked (`is_damaged`) a moment ago."""
     try:
-        index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
-        if not isinstance(index, dict) or not isinstance(index.get("rows"), list):
-            raise ValueError("no rows")
-        return index
+        return json.loads((folder / INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise fail(f"a damaged prepared shard ({type(e).__name__}: {e})", str(folder),
-                   "delete that folder; the next run builds it again") from None
+        raise fail(f"a prepared shard was damaged during the start ({type(e).__name__})", str(folder),
+                   "run again: a damaged shard is built again") from None
 
 
 def shard_bytes(folder: Path) -> int:

@@ -126,6 +126,24 @@ def test_prepared_set_is_keyed_by_size_mode_and_sources(mpii_samples, tmp_path):
     assert prepared[(0, 2)]["heatmap"].min() == 1.0
     report = r.extra["prepared"]
     assert report["images"] == 5 and report["unused_shards"] >= 4 and report["bytes"] > 0
+    # damaged shards (an index cut short, frames cut short) are built again, and say so
+    shard = {kind: next(d for d in (prep / kind).iterdir() if d.name in {p.sha for p in _plans(cfg, items)})
+             for kind in ("images", "heatmaps")}
+    (shard["images"] / "index.json").write_text('{"rows": [')
+    frames = shard["heatmaps"] / "frames.npy"
+    frames.write_bytes(frames.read_bytes()[:200])
+    direct, prepared, r = _pair(cfg, items, train=False)
+    assert (r.extra["prepared"]["built"], r.extra["prepared"]["damaged_rebuilt"]) == (2, 2)
+    for i in range(len(items)):
+        torch.testing.assert_close(prepared[(0, i)]["pixels"], direct[(0, i)]["pixels"], rtol=0, atol=0)
+        torch.testing.assert_close(prepared[(0, i)]["heatmap"], direct[(0, i)]["heatmap"], rtol=0, atol=0)
+
+
+def _plans(cfg, items):
+    from focusclip.training.prepare import geometry
+    from focusclip.training.prepared import plan_shards
+
+    return plan_shards(items, cfg.data, geometry(cfg), True, cfg.data.prepared_shard)
 
 
 def test_unreadable_images_are_counted_like_the_decoding_path(tmp_path):
