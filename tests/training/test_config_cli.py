@@ -31,6 +31,8 @@ def test_every_shipped_config_loads_with_the_paper_settings():
     for key in ("tiny-focusclip", "tiny-clip"):               # random init only where a config says so
         assert names[key].model.vision.pretrained is None and names[key].model.text.pretrained is None
     assert names["focusclip"].model.triple and not names["clip"].model.triple
+    for key in ("focusclip", "clip"):                         # GPU runs read the prepared set
+        assert names[key].data.prepared == "out/prepared" and names[key].train.log_every == 10
     assert names["tiny-focusclip"].model.triple and not names["tiny-clip"].model.triple
 
 
