@@ -13,6 +13,7 @@ from typing import Any, Optional
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from focusclip.data.citations import FOCUSCLIP_BIBTEX
 from focusclip.data.hub_repo import is_repo_id
 
 TAGS = ["focusclip", "clip", "contrastive-learning", "human-pose", "zero-shot-image-classification", "mpii"]
@@ -37,18 +38,7 @@ LIMITATIONS = """\
   template per task unless the results say otherwise.
 - Not for surveillance, identification of people, or decisions about individuals."""
 
-_CITATION = """\
-## Citation
-
-```bibtex
-@article{khan2024focusclip,
-  title   = {FocusCLIP: Multimodal Subject-Level Guidance for Zero-Shot Transfer in Human-Centric Tasks},
-  author  = {Khan, Muhammad Saif Ullah and Naeem, Muhammad Ferjad and Tombari, Federico and
-             Van Gool, Luc and Stricker, Didier and Afzal, Muhammad Zeshan},
-  journal = {arXiv preprint arXiv:2403.06904},
-  year    = {2024}
-}
-```"""
+_CITATION = f"## Citation\n\n```bibtex\n{FOCUSCLIP_BIBTEX}\n```"
 
 
 def hub_ids_in(note: Any) -> list[str]:

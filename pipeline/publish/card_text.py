@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from focusclip.data.citations import FOCUSCLIP_BIBTEX, MPII_BIBTEX
+
 INTRO = """\
 Natural-language descriptions of the people, poses and activities in the images of the
 [MPII Human Pose dataset](http://human-pose.mpi-inf.mpg.de/), joined with the MPII annotations
@@ -68,28 +70,10 @@ YouTube videos and keep their own terms: they are not included unless the folder
 `--with-images`; check those terms before redistributing or using the images. Descriptions written by
 a hosted model may also be subject to that provider's terms."""
 
-_FOCUSCLIP = """\
-@article{khan2024focusclip,
-  title   = {FocusCLIP: Multimodal Subject-Level Guidance for Zero-Shot Transfer in Human-Centric Tasks},
-  author  = {Khan, Muhammad Saif Ullah and Naeem, Muhammad Ferjad and Tombari, Federico and
-             Van Gool, Luc and Stricker, Didier and Afzal, Muhammad Zeshan},
-  journal = {arXiv preprint arXiv:2403.06904},
-  year    = {2024}
-}"""
-
-_MPII = """\
-@inproceedings{andriluka14cvpr,
-  title     = {2D Human Pose Estimation: New Benchmark and State of the Art Analysis},
-  author    = {Andriluka, Mykhaylo and Pishchulin, Leonid and Gehler, Peter and Schiele, Bernt},
-  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2014}
-}"""
-
-
 def citation() -> str:
     return ("## Citation\n\nFocusCLIP (Khan et al., 2024, [arXiv:2403.06904](https://arxiv.org/abs/2403.06904)), "
-            f"which introduced these descriptions:\n\n```bibtex\n{_FOCUSCLIP}\n```\n\n"
-            f"The MPII Human Pose dataset:\n\n```bibtex\n{_MPII}\n```")
+            f"which introduced these descriptions:\n\n```bibtex\n{FOCUSCLIP_BIBTEX}\n```\n\n"
+            f"The MPII Human Pose dataset:\n\n```bibtex\n{MPII_BIBTEX}\n```")
 
 
 def usage(repo_id: str | None, config: str, with_images: bool) -> str:

@@ -92,7 +92,7 @@ def test_hf_clip_by_hub_id_downloads_then_evaluates_offline_from_the_cache(tmp_p
         res = json.loads(out.read_text())
         assert res["model"] == "hf-clip:org/clip-tiny" and res["tasks"]["fer2013-emotion"]["n"] == 7
         assert res["checkpoint"]["sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-        assert f"/org/clip-tiny/resolve/{commit}/model.safetensors" in [p for m, p in hub.requests if m == "GET"]
+        assert f"/org/clip-tiny/resolve/{commit}/model.safetensors" in [r.path for r in hub.requests if r.method == "GET"]
         asked = len(hub.requests)
         r = focus_eval(*args, cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"})
         assert r.returncode == 0, r.stderr

@@ -113,7 +113,7 @@ def test_hub_id_downloads_through_the_hub_and_cold_offline_is_one_line(tiny_mode
         assert r.returncode == 0, r.stderr
         rows = read_jsonl(tmp_path / "d.jsonl")
         assert len(rows) == 3 and all(row["describer"] == "tiny-gpt2" and row["description"] for row in rows)
-        assert f"/org/tiny-gpt2/resolve/{commit}/model.safetensors" in [p for m, p in hub.requests if m == "GET"]
+        assert f"/org/tiny-gpt2/resolve/{commit}/model.safetensors" in [r.path for r in hub.requests if r.method == "GET"]
         cold = tmp_path / "cold.jsonl"
         r = describe(cold, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty"))
         assert r.returncode == 1 and "Traceback" not in r.stderr

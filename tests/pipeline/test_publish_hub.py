@@ -14,7 +14,7 @@ from datasets import load_dataset
 from focusclip.data.errors import FocusError
 from focusclip.pipeline.publish.stage import run_publish
 from tests.conftest import REPO, console_script
-from tests.hub_push_server import LoopbackHub
+from tests.hub_server import HubServer
 from tests.pipeline.test_publish import GPT, TEMPLATE, expected_rows, make_inputs
 from tests.training.fixtures import make_world, tiny_overrides
 
@@ -70,7 +70,7 @@ run_cli(main)
 
 def test_focus_train_reads_a_pushed_dataset_by_hub_id(tmp_path):
     world = make_world(tmp_path / "world", n_train=16, n_val=8)
-    with LoopbackHub(TOKEN) as hub:
+    with HubServer(TOKEN) as hub:
         env = _env(hub.url, tmp_path / "hf", HF_TOKEN=TOKEN)
         descs = [x for d in ("template", "second") for x in ("--descriptions", f"{d}={world['descriptions']}/{d}.jsonl")]
         r = subprocess.run([console_script("focus-data"), "publish", "--annotations", str(world["annotations"]), *descs,

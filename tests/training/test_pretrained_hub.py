@@ -70,7 +70,7 @@ def _train(world, out: Path, env: dict, *sets: str, check: bool = False):
 
 
 def _downloads(hub: HubServer) -> list[str]:
-    return [p for m, p in hub.requests if m == "GET" and p.endswith(".safetensors")]
+    return [r.path for r in hub.requests if r.method == "GET" and r.path.endswith(".safetensors")]
 
 
 def test_towers_download_train_and_come_from_the_cache_with_the_hub_gone(repos, hub, tmp_path):
@@ -161,7 +161,7 @@ def test_check_prints_each_source_and_downloads_nothing(repos, hub, tmp_path):
                          f"  text tower: hub tiny-bert@main (commit {hub.commits['bert'][:12]}, not in the cache: "
                          "downloads on first use)",
                          "  tokenizer: the text tower's"]
-    assert {m for m, _ in hub.requests} <= {"HEAD", "GET"} and _downloads(hub) == []
+    assert {r.method for r in hub.requests} <= {"HEAD", "GET"} and _downloads(hub) == []
     assert not (tmp_path / "run").exists()
 
 

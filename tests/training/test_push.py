@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from tests.conftest import console_script
 from tests.eval import fixtures as fx
 from tests.eval.tiny_models import save_tiny_checkpoint
-from tests.hub_push_server import LoopbackHub
+from tests.hub_server import HubServer
 
 TOKEN = "hf_TEST-token-NEVER-printed-0123456789"   # fake; dashes keep it from looking like a real token
 REPO = "someone/tiny-focusclip"
@@ -42,7 +42,7 @@ def pushed(tmp_path_factory):
     ckpt = save_tiny_checkpoint(root / "run")
     data = root / "data"
     fx.write_utkface(data)
-    with LoopbackHub(TOKEN) as hub:
+    with HubServer(TOKEN) as hub:
         env = _env(hub.url, root / "hf", HF_TOKEN=TOKEN)
         local = _run("focus-eval", ckpt, "--data-root", data, *TASKS, "-o", root / "local.json", "--workers", "0",
                      env=env)
@@ -65,8 +65,8 @@ def test_push_is_one_commit_of_the_model_folder(pushed):
             assert repo.files[name] == (ckpt / name).read_bytes(), name
     assert repo.lfs == {"model.safetensors"}                    # went through the LFS batch + upload route
     assert repo.commits[0]["summary"] == "Upload tiny-clip (FocusCLIP) at step 3"
-    writes = [(m, path, auth) for m, path, auth in hub.requests if m in ("POST", "PUT") and "lfs-upload" not in path]
-    assert writes and all(auth for _, _, auth in writes)       # the token was sent with every write …
+    writes = [r for r in hub.requests if r.method in ("POST", "PUT") and "lfs-upload" not in r.path]
+    assert writes and all(r.token == TOKEN for r in writes)    # the token was sent with every write …
     assert TOKEN not in push.stdout + push.stderr               # … and never shown
 
 
