@@ -1,176 +1,280 @@
-"""The paper's claim in miniature: does the heatmap branch help zero-shot accuracy?
+"""The paper's claim in miniature: does the heatmap branch help zero-shot accuracy, and if so, why?
 
-On the synthetic world, trains the tiny CLIP and the tiny FocusCLIP with the same budget (same data,
-epochs, batch size, optimizer and steps) for several seeds each and reports mean ± std zero-shot
-accuracy on the held-out synthetic tasks, as a markdown table on stdout and JSON.
+On the synthetic world (built by `focus-data demo`'s own data steps), trains configs/mini-clip.yaml and
+configs/mini-focusclip.yaml with the same budget (data, batch, optimizer, steps) for several seeds, plus
+FocusCLIP controls that say where a gain would come from:
 
-    .venv/bin/python benchmarks/focus_effect.py                  # 3 seeds, runs/focus_effect/
-    .venv/bin/python benchmarks/focus_effect.py --clutter 0      # the same without distractors
-    .venv/bin/python benchmarks/focus_effect.py --set loss.weights.masked_image=0 …
+  clip          the baseline (image–text only)
+  focusclip     the paper's three losses, alpha learnt from 0.5
+  uniform       the third view with a uniform heatmap (each heatmap replaced by its own mean): an
+                extra, dimmed view of the image with no focus on the person
+  alpha0        alpha frozen at 0: the weighted image is the heatmap region only
+  alpha05       alpha frozen at 0.5
+  no-masked-image   masked–image loss weight 0 (image–text and masked–text only)
 
-Everything goes through the console scripts, like `focus-data demo` (whose data steps it reuses);
-finished runs are kept, so an interrupted benchmark continues where it stopped.
+Each run is scored zero-shot on every held-out image of the synthetic Stanford 40 set (`--n-eval`
+test images: ≥ 1,000), in-process with focus-eval's own reader, prompts and scorer, keeping the
+per-image hits. Reported per arm: mean ± std over seeds of top-1 and top-3; per control a paired
+bootstrap 95% CI of (arm − clip) in top-1, resampling seeds and test images together (the same seeds
+and images for both arms), so both sources of spread are in the interval; alpha at the end of each
+run. Writes OUT/focus_effect.json, OUT/focus_effect.md and OUT/focus_effect.png (top-1 per arm with
+the CI, and the image–text validation loss and alpha curves).
+
+    .venv/bin/python benchmarks/focus_effect.py                         # 5 seeds × 6 arms, runs/focus_effect/
+    .venv/bin/python benchmarks/focus_effect.py --arms clip focusclip --seeds 0 1 2
+    .venv/bin/python benchmarks/focus_effect.py --steps 3000 --jobs 2   # a larger budget, 2 runs at a time
+
+Finished runs are kept (their folder names carry the budget), so an interrupted benchmark continues.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import statistics
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from focusclip.pipeline.demo import DemoOptions, run_demo
 from focusclip.pipeline.demo.layout import Layout
-from focusclip.pipeline.demo.plans import SYNTH_TASKS, plan_eval, plan_train
+from focusclip.pipeline.demo.plans import plan_train
 from focusclip.pipeline.demo.stage import SubprocessRunner, run_step
 
 REPO = Path(__file__).resolve().parents[1]
-
-MODELS = ("clip", "focusclip")
+TASK = "stanford40-action"
+ARMS: dict[str, tuple[str, tuple[str, ...]]] = {   # arm → (config, extra --set)
+    "clip": ("clip", ()),
+    "focusclip": ("focusclip", ()),
+    "uniform": ("focusclip", ("data.uniform_heatmap=true",)),
+    "alpha0": ("focusclip", ("model.alpha_trainable=false", "model.alpha_init=0.0")),
+    "alpha05": ("focusclip", ("model.alpha_trainable=false", "model.alpha_init=0.5")),
+    "no-masked-image": ("focusclip", ("loss.weights.masked_image=0.0",)),
+}
+RESAMPLES = 10_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "runs" / "focus_effect")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--n-train", type=int, default=6000)
-    p.add_argument("--n-eval", type=int, default=280)
-    p.add_argument("--epochs", type=int, default=12, help="both models (the tiny configs' own is 4)")
+    p.add_argument("--n-eval", type=int, default=1000, help="Stanford 40 test images (≥ 1,000 for ±3 points)")
+    p.add_argument("--steps", type=int, default=600, help="optimizer steps of every run (the same budget)")
     p.add_argument("--clutter", type=float, default=1.0)
-    p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for both models")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--tag", default="", help="suffix of the run names, to keep a variant's runs apart")
-    p.add_argument("--json", type=Path, default=None, help="default: OUT/focus_effect[-TAG].json")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each")
+    p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run")
     return p.parse_args(argv)
 
 
-def build_data(opt: DemoOptions) -> None:
+def build_data(args) -> Layout:
     """synth → convert → heatmaps → describe → filter → publish, through the demo's own steps."""
-    # only the data options: training variants of one benchmark folder share its dataset
-    data_opt = DemoOptions(out=opt.out, n_train=opt.n_train, n_eval=opt.n_eval, seed=opt.seed,
-                           clutter=opt.clutter, until="publish")
-    report = run_demo(data_opt, echo=lambda s: print(s, file=sys.stderr))
+    opt = DemoOptions(out=args.out, n_train=args.n_train, n_eval=args.n_eval, seed=0, clutter=args.clutter,
+                      until="publish")
+    report = run_demo(opt, echo=lambda s: print(s, file=sys.stderr))
     bad = [s for s in report.extra["steps"] if s["status"] not in ("ran", "reused")]
     if bad:
         sys.exit(f"data steps did not finish: {bad}")
+    return Layout(args.out)
 
 
-def train_and_eval(opt: DemoOptions, lay: Layout, model: str, seed: int, tag: str = "") -> dict:
-    """One run: `train/<model>-e<epochs>[-tag]-s<seed>` and its results JSON; returns {task: top-k}."""
-    # the name carries what differs between runs, so a finished run is only ever reused for the same budget
-    run = f"{model}-e{opt.epochs or 'cfg'}{'-' + tag if tag else ''}-s{seed}"
-    runner = SubprocessRunner()
-    planners = (lambda: plan_train(model, opt, lay, run=run, seed=seed), lambda: plan_eval(run, opt, lay))
-    for plan in planners:   # planned one at a time: evaluation needs the finished training
-        step = plan()
-        if isinstance(step, str):
-            sys.exit(f"{run}: {step}")
-        outcome = run_step(run, step, runner, lay, lambda s: print(s, file=sys.stderr))
-        print(f"{run}: {step.script} {outcome.status} {outcome.detail}", file=sys.stderr)
-        if outcome.status not in ("ran", "reused"):
-            sys.exit(f"{run} failed: {outcome.detail}")
-    results = json.loads((lay.out / f"results-{run}.json").read_text())["tasks"]
-    metrics = json.loads((lay.train / run / "metrics.jsonl").read_text().splitlines()[-1] or "{}")
-    alpha = _last_alpha(lay.train / run / "metrics.jsonl")
-    return {"run": run, "topk": {t: results[t]["topk"] for t in SYNTH_TASKS},
-            "n": {t: results[t]["n"] for t in SYNTH_TASKS}, "alpha": alpha, "last_row": metrics}
+def run_name(arm: str, seed: int, args) -> str:
+    extra = f"-x{hashlib.sha256(json.dumps(args.sets).encode()).hexdigest()[:8]}" if args.sets else ""
+    return f"{arm}-st{args.steps}{extra}-s{seed}"
 
 
-def heatmap_coverage(lay: Layout, n: int = 300) -> dict:
-    """How well the ROI heatmaps (docs/design.md §3.3) cover the drawn people: mean heatmap value on body
-    pixels and off them, and the share of body pixels above 0.5. Body pixels are approximated from the
-    keypoints: limbs as strokes of the generator's width (about 9% of the person's height), plus the head."""
-    import cv2
-    import numpy as np
-
-    from focusclip.data.io import read_jsonl
-    from focusclip.data.skeleton import LIMBS
-
-    on, off, above = [], [], []
-    for rec in read_jsonl(lay.world_truth)[:n]:
-        heat = cv2.imread(str(lay.heatmaps / (Path(rec["image"]).stem + ".png")), cv2.IMREAD_GRAYSCALE)
-        if heat is None or not any(v > 0 for p in rec["people"] for v in p["kpts_vis"]):
-            continue
-        body = np.zeros(heat.shape, np.uint8)
-        for p in rec["people"]:
-            width = max(2, int(0.09 * 200 * (p["scale"] or 0)))
-            for a, b in LIMBS:
-                if p["kpts_vis"][a] > 0 and p["kpts_vis"][b] > 0:
-                    cv2.line(body, tuple(map(int, p["kpts"][a])), tuple(map(int, p["kpts"][b])), 1, width)
-        h = heat.astype(np.float32) / 255
-        on.append(h[body > 0].mean())
-        off.append(h[body == 0].mean())
-        above.append((h[body > 0] > 0.5).mean())
-    mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
-    return {"images": len(on), "mean_on_body": mean(on), "mean_off_body": mean(off),
-            "body_share_above_0.5": mean(above)}
+def train(arm: str, seed: int, args, lay: Layout) -> str:
+    """One training run (reused when finished); returns its folder name under train/."""
+    config, sets = ARMS[arm]
+    run = run_name(arm, seed, args)
+    opt = DemoOptions(out=args.out, steps=args.steps, seed=seed, train_sets=tuple(sets) + tuple(args.sets))
+    step = plan_train(config, opt, lay, run=run, seed=seed)
+    if isinstance(step, str):
+        sys.exit(f"{run}: {step}")
+    t0 = time.time()
+    outcome = run_step(run, step, SubprocessRunner(), lay, lambda s: None)
+    print(f"{run}: {outcome.status} {outcome.detail} ({time.time() - t0:.0f} s)", file=sys.stderr)
+    if outcome.status not in ("ran", "reused"):
+        sys.exit(f"{run} failed: {outcome.detail} (log: {lay.logs})")
+    return run
 
 
-def _budget(lay: Layout, runs: dict) -> str:
-    """The training budget both models had: optimizer steps per run (from the runs' reports)."""
-    steps = {json.loads((lay.train / r["run"] / "report.json").read_text())["counts"].get("steps")
-             for by_seed in runs.values() for r in by_seed.values()}
-    return f"optimizer steps per run: {', '.join(str(s) for s in sorted(steps, key=str))}"
+def score(run: str, lay: Layout) -> dict:
+    """Per-image top-1 / top-k hits of train/<run> on the synthetic Stanford 40 test set, scored as
+    focus-eval scores (its reader, prompt ensemble off, classifier and scorer); cached beside the run."""
+    cache = lay.train / run / f"hits-{TASK}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    import torch
 
+    from focusclip.eval.metrics import hits_at, top_predictions
+    from focusclip.eval.model import load_model
+    from focusclip.eval.run import read_task_data, task_samples
+    from focusclip.eval.tasks import select_tasks
+    from focusclip.eval.zeroshot import build_classifier, score_samples
 
-def _last_alpha(path: Path) -> float | None:
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    alphas = [r["alpha"] for r in rows if r.get("alpha") is not None]
-    return alphas[-1] if alphas else None
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def summarise(runs: dict[str, dict[int, dict]]) -> dict:
-    """mean ± std over seeds per model and task, and of the mean over tasks."""
-    out = {}
-    for model, by_seed in runs.items():
-        tasks = {t: _mean_std([r["topk"][t] for r in by_seed.values()]) for t in SYNTH_TASKS}
-        overall = _mean_std([statistics.fmean(r["topk"].values()) for r in by_seed.values()])
-        out[model] = {"tasks": tasks, "mean": overall, "seeds": sorted(by_seed)}
+    task = select_tasks([TASK])[0]
+    model = load_model(lay.train / run / "checkpoints" / "last", None, torch.device("cpu"))
+    samples, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
+    with torch.no_grad():
+        classifier = build_classifier(model, task.prompts(False))
+        scores, _ = score_samples(model, samples, classifier, batch_size=64, workers=0, device=torch.device("cpu"))
+    preds = top_predictions(scores, task.k)
+    # the same scores over only the classes the world draws (those with test images): separates
+    # "looks at the image" from prompts of words no training text holds, which the 40-way top-1 mixes
+    drawn = sorted({lab for labs in labels for lab in labs})
+    sub = top_predictions(scores[:, drawn], 1)[:, 0]
+    out = {"images": [s.key for s in samples],
+           "top1_drawn": [int(drawn[j] in labs) for j, labs in zip(sub, labels)], "drawn": len(drawn),
+           "absent_top1": int(sum(p not in drawn for p in preds[:, 0])),
+           "top1": hits_at(preds, labels, 1).astype(int).tolist(), "topk": hits_at(preds, labels, task.k).astype(int).tolist(),
+           "k": task.k, "classes": len(task.class_names)}
+    cache.write_text(json.dumps(out))
     return out
 
 
-def markdown(summary: dict, runs: dict, args: argparse.Namespace, lay: Layout) -> str:
-    models = [m for m in MODELS if m in summary]
-    names = {"clip": "CLIP", "focusclip": "FocusCLIP"}
-    both = len(models) == 2
-    head = ("| task | " + " | ".join(names[m] for m in models) + (" | Δ (FocusCLIP − CLIP) |" if both else " |")
-            + "\n|---|" + "---|" * (len(models) + both))
-    rows = []
-    for t in (*SYNTH_TASKS, "mean"):
-        vals = [summary[m]["tasks"][t] if t != "mean" else summary[m]["mean"] for m in models]
-        cells = " | ".join(f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}" for v in vals)
-        delta = f" | {100 * (vals[1][0] - vals[0][0]):+.1f}" if both else ""
-        rows.append(f"| {t} | {cells}{delta} |")
-    alphas = [r["alpha"] for r in runs.get("focusclip", {}).values() if r["alpha"] is not None]
-    n = next(iter(runs[models[0]].values()))["n"]
-    note = (f"\nZero-shot top-k accuracy (%) on the held-out synthetic sets ({', '.join(f'{t}: n={v}' for t, v in n.items())}); "
-            f"mean ± std over seeds {args.seeds}; n_train={args.n_train}, clutter={args.clutter}, "
-            f"extra sets={args.sets or 'none'}; {_budget(lay, runs)}. FocusCLIP's final alpha: "
-            f"{', '.join(f'{a:.3f}' for a in alphas) or 'n/a'}.")
-    return head + "\n" + "\n".join(rows) + "\n" + note
+def curves(run: str, lay: Layout) -> dict:
+    rows = [json.loads(ln) for ln in (lay.train / run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    val = [(r["step"], r["val_loss_image_text"]) for r in rows if r.get("val_loss_image_text") is not None]
+    alpha = [(r["step"], r["alpha"]) for r in rows if r.get("alpha") is not None]
+    return {"val_image_text": val, "alpha": alpha}
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> list[float]:
+    """95% percentile interval of mean(a − b) for hits [seeds, images] of two arms on the same seeds
+    and images: each resample draws seeds and images with replacement, the same for both arms."""
+    rng = np.random.default_rng(seed)
+    s, n = a.shape
+    d = (a - b).astype(np.float64)
+    per_seed = []
+    for _ in range(RESAMPLES):
+        si, ii = rng.integers(0, s, s), rng.integers(0, n, n)
+        per_seed.append(d[np.ix_(si, ii)].mean())
+    lo, hi = np.percentile(per_seed, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
+    out = {}
+    for arm, by_seed in hits.items():
+        t1 = [statistics.fmean(by_seed[s]["top1"]) for s in seeds]
+        tk = [statistics.fmean(by_seed[s]["topk"]) for s in seeds]
+        td = [statistics.fmean(by_seed[s]["top1_drawn"]) for s in seeds]
+        out[arm] = {"top1": t1, "topk": tk, "top1_drawn": td, "top1_drawn_mean": statistics.fmean(td),
+                    "top1_drawn_std": statistics.stdev(td) if len(td) > 1 else 0.0,
+                    "absent_top1_share": statistics.fmean(by_seed[s]["absent_top1"] / len(by_seed[s]["top1"]) for s in seeds),
+                    "top1_mean": statistics.fmean(t1), "topk_mean": statistics.fmean(tk),
+                    "top1_std": statistics.stdev(t1) if len(t1) > 1 else 0.0,
+                    "topk_std": statistics.stdev(tk) if len(tk) > 1 else 0.0}
+        if arm != "clip" and "clip" in hits:
+            a = np.array([hits[arm][s]["top1"] for s in seeds])
+            b = np.array([hits["clip"][s]["top1"] for s in seeds])
+            out[arm]["delta_top1"] = float((a - b).mean())
+            out[arm]["delta_top1_ci95"] = paired_bootstrap(a, b)
+            a = np.array([hits[arm][s]["top1_drawn"] for s in seeds])
+            b = np.array([hits["clip"][s]["top1_drawn"] for s in seeds])
+            out[arm]["delta_top1_drawn"] = float((a - b).mean())
+            out[arm]["delta_top1_drawn_ci95"] = paired_bootstrap(a, b)
+    return out
+
+
+def markdown(summary: dict, meta: dict) -> str:
+    def ci(s: dict, key: str) -> str:
+        if key not in s:
+            return "—"
+        lo, hi = s[key + "_ci95"]
+        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+    lines = ["| arm | top-1 of 40 | top-3 of 40 | top-1 − CLIP [paired 95% CI] | predictions on absent classes | "
+             f"top-1 of the {meta['drawn']} drawn | its − CLIP [paired 95% CI] | final alpha |",
+             "|---|---|---|---|---|---|---|---|"]
+    for arm, s in summary.items():
+        alphas = meta["alpha"].get(arm) or []
+        alpha = f"{statistics.fmean(alphas):.2f} ({min(alphas):.2f}–{max(alphas):.2f})" if alphas else "—"
+        lines.append(f"| {arm} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
+                     f"{100 * s['topk_mean']:.1f} ± {100 * s['topk_std']:.1f} | {ci(s, 'delta_top1')} | "
+                     f"{100 * s['absent_top1_share']:.0f}% | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
+                     f"{ci(s, 'delta_top1_drawn')} | {alpha} |")
+    return ("\n".join(lines) + f"\n\nZero-shot accuracy (%, mean ± std over seeds) on the synthetic Stanford 40 test set "
+            f"(n = {meta['n']} images; {meta['classes']} candidate classes, {meta['drawn']} of them drawn; chance "
+            f"{100 / meta['classes']:.1f} top-1 of 40, {100 / meta['drawn']:.1f} of the drawn; image-blind best constant "
+            f"answer {100 * meta['blind_top1']:.1f} top-1 / {100 * meta['blind_topk']:.1f} top-3), seeds {meta['seeds']}, "
+            f"{meta['steps']} optimizer steps per run at batch 32, n_train {meta['n_train']}, clutter {meta['clutter']}, "
+            f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min.")
+
+
+def plot(summary: dict, curve: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_val, ax_alpha) = plt.subplots(1, 3, figsize=(16, 4))
+    arms = list(summary)
+    y = [100 * summary[a]["top1_mean"] for a in arms]
+    ax.bar(arms, y, yerr=[100 * summary[a]["top1_std"] for a in arms], capsize=3, color="tab:blue")
+    for i, a in enumerate(arms):
+        if "delta_top1_ci95" in summary[a]:
+            base = 100 * summary["clip"]["top1_mean"]
+            lo, hi = (base + 100 * v for v in summary[a]["delta_top1_ci95"])
+            ax.plot([i, i], [lo, hi], color="k", lw=3, alpha=0.4)
+    ax.set(ylabel="top-1 (%)", title="top-1 per arm (bars: ± std over seeds; grey: CLIP + paired 95% CI of Δ)")
+    ax.tick_params(axis="x", rotation=20)
+    for arm, by_seed in curve.items():
+        for k, (seed, c) in enumerate(sorted(by_seed.items())):
+            if c["val_image_text"]:
+                ax_val.plot(*zip(*c["val_image_text"]), color=f"C{arms.index(arm)}", alpha=0.6,
+                            label=arm if k == 0 else None)
+            if c["alpha"]:
+                ax_alpha.plot(*zip(*c["alpha"]), color=f"C{arms.index(arm)}", alpha=0.6, label=arm if k == 0 else None)
+    ax_val.set(xlabel="step", ylabel="validation image–text loss", title="image–text loss (every seed)")
+    ax_alpha.set(xlabel="step", ylabel="alpha", title="alpha (learnt arms)")
+    for a in (ax_val, ax_alpha):
+        if a.lines:
+            a.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    opt = DemoOptions(out=args.out, n_train=args.n_train, n_eval=args.n_eval, seed=0, clutter=args.clutter,
-                      epochs=args.epochs, train_sets=tuple(args.sets))
-    build_data(opt)
-    lay = Layout(args.out)
-    runs = {m: {s: train_and_eval(opt, lay, m, s, args.tag) for s in args.seeds} for m in args.models}
-    summary = summarise(runs)
-    table = markdown(summary, runs, args, lay)
-    coverage = heatmap_coverage(lay)
+    t0 = time.time()
+    lay = build_data(args)
+    os.environ.setdefault("OMP_NUM_THREADS", "1" if args.jobs > 1 else str(os.cpu_count() or 1))
+    jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = dict(zip(jobs, pool.map(lambda j: train(j[0], j[1], args, lay), jobs)))
+    hits = {arm: {s: score(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
+    curve = {arm: {s: curves(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
+    summary = summarise(hits, args.seeds)
+    first = next(iter(next(iter(hits.values())).values()))
+    from focusclip.eval.run import read_task_data, task_samples
+    from focusclip.eval.tasks import select_tasks
+
+    task = select_tasks([TASK])[0]
+    _, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
+    counts = np.bincount([lab[0] for lab in labels], minlength=len(task.class_names))
+    top = np.sort(counts)[::-1] / max(1, counts.sum())
+    meta = {"n": len(first["top1"]), "classes": first["classes"], "drawn": first["drawn"], "seeds": args.seeds, "steps": args.steps,
+            "n_train": args.n_train, "clutter": args.clutter, "sets": args.sets,
+            "blind_top1": float(top[:1].sum()), "blind_topk": float(top[:first["k"]].sum()),
+            "alpha": {arm: [c["alpha"][-1][1] for c in curve[arm].values() if c["alpha"]] for arm in args.arms},
+            "minutes": (time.time() - t0) / 60}
+    table = markdown(summary, meta)
     print(table)
-    print(f"\nHeatmap coverage of the drawn bodies: {coverage}")
-    path = args.json or args.out / f"focus_effect{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps({"options": {k: str(v) for k, v in vars(args).items()},
-                                "summary": summary, "runs": runs, "table": table,
-                                "heatmap_coverage": coverage}, indent=2) + "\n")
-    print(f"\nwrote {path}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "focus_effect.md").write_text(table + "\n")
+    plot(summary, curve, args.out / "focus_effect.png")
+    (args.out / "focus_effect.json").write_text(json.dumps(
+        {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+         "meta": meta, "summary": summary, "runs": {f"{a}/{s}": r for (a, s), r in runs.items()},
+         "curves": curve, "table": table}, indent=1) + "\n")
+    print(f"\nwrote {args.out}/focus_effect.{{json,md,png}}", file=sys.stderr)
 
 
 if __name__ == "__main__":

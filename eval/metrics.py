@@ -64,7 +64,7 @@ def confusion_matrix(pred1: np.ndarray, labels: Sequence[Sequence[int]], num_cla
 
 def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], k: int) -> dict:
     """scores [N, C] (higher is better), labels: per sample a non-empty list of class indices.
-    Returns n, k, top1, topk, balanced_accuracy, ci95 (of topk) and confusion."""
+    Returns n, k, top1, topk, balanced_accuracy, ci95 (of topk), ci95_top1 and confusion."""
     n, num_classes = scores.shape
     assert n == len(labels), f"{n} score rows for {len(labels)} label lists"
     preds = top_predictions(scores, max(k, 1))
@@ -77,5 +77,6 @@ def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], 
         "topk": float(hitk.mean()) if n else float("nan"),
         "balanced_accuracy": balanced_accuracy(hit1, labels, num_classes),
         "ci95": bootstrap_ci(hitk),
+        "ci95_top1": bootstrap_ci(hit1),
         "confusion": confusion_matrix(preds[:, 0] if n else np.zeros(0, int), labels, num_classes).tolist(),
     }

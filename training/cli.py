@@ -1,6 +1,7 @@
 """The `focus-train` console script: `focus-train CONFIG.yaml [--set KEY=VALUE ...] [--resume latest|PATH]`,
 plus `focus-train prepare CONFIG.yaml` (only build the prepared set), `focus-train push CHECKPOINT
---repo-id ID` and `focus-train export CHECKPOINT -o DIR`.
+--repo-id ID`, `focus-train export CHECKPOINT -o DIR` and `focus-train pretrain-vision|pretrain-text
+TOWERS.yaml [-o DIR]` (the pretrained towers a tiny config may name).
 
 One process, or many with `torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml` (DDP).
 The config is read and checked before torch is imported, so a bad config fails in a blink.
@@ -22,11 +23,14 @@ from focusclip.data.errors import run_cli
 HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml; docs/training.md). "
         "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml. "
         "Also: focus-train prepare CONFIG.yaml (decode the training set once into data.prepared), "
-        "focus-train push CHECKPOINT --repo-id USER/NAME (upload the model to the hub) and "
-        "focus-train export CHECKPOINT -o DIR (the towers as plain ViT/BERT folders); each takes --help.")
+        "focus-train push CHECKPOINT --repo-id USER/NAME (upload the model to the hub), "
+        "focus-train export CHECKPOINT -o DIR (the towers as plain ViT/BERT folders) and "
+        "focus-train pretrain-vision / pretrain-text TOWERS.yaml (the pretrained tiny towers); "
+        "each takes --help.")
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
-tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's tools: prepare, push, export.")
-TOOLS = ("prepare", "push", "export")
+tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's tools: prepare, push, export, "
+                    "pretrain-vision, pretrain-text.")
+TOOLS = ("prepare", "push", "export", "pretrain-vision", "pretrain-text")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
@@ -119,6 +123,37 @@ def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint 
 
     report = export_towers(checkpoint, output, results=results, force=force)
     typer.echo(f"wrote {report.extra['vision']} (ViTModel) and {report.extra['text']} (text encoder + tokenizer)")
+
+
+TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/tiny-towers.yaml).")]
+TowerOut = Annotated[Optional[Path], typer.Option(
+    "-o", "--output", help="The tower folder to write (default OUTPUT_DIR/vision or OUTPUT_DIR/text).")]
+TowerForce = Annotated[bool, typer.Option("--force", help="Rebuild a finished tower (or one of other options).")]
+
+
+def _pretrain(tower: str, config: Path, set_, output, force: bool) -> None:
+    from focusclip.training.pretrain import load_pretrain_config, run_pretrain
+
+    cfg = load_pretrain_config(config, set_ or [])
+    report = run_pretrain(tower, cfg, output, force=force)
+    where = output or Path(cfg.output_dir) / tower
+    val = ", ".join(f"{k} {v}" for k, v in (report.extra.get("val") or {}).items())
+    verb = "reused (already pretrained)" if report.extra.get("reused") else f"pretrained {report.counts.get('steps', 0)} steps"
+    typer.echo(f"{tower} tower {verb} → {where}" + (f" ({val})" if val else ""))
+
+
+@tools.command("pretrain-vision", help="Pretrain a ViT by masked-image modelling (SimMIM) on the training "
+                                       "images (no labels, no text) and save it as a plain ViTModel folder that "
+                                       "model.vision.pretrained can name. Resumable; a finished tower is reused.")
+def pretrain_vision(config: TowersArg, set_: SetOpt = None, output: TowerOut = None, force: TowerForce = False) -> None:
+    _pretrain("vision", config, set_, output, force)
+
+
+@tools.command("pretrain-text", help="Pretrain a BERT text tower by masked language modelling on the training "
+                                     "descriptions, with the WordPiece tokenizer trained on them; saved as a plain "
+                                     "BertModel folder that model.text.pretrained can name. Resumable.")
+def pretrain_text(config: TowersArg, set_: SetOpt = None, output: TowerOut = None, force: TowerForce = False) -> None:
+    _pretrain("text", config, set_, output, force)
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ class DataConfig:
     resize: Literal["squash", "letterbox", "crop"] = "squash"   # frame → S×S (training/transforms.py):
                                             # squash = the reference (whole frame), letterbox, crop
     flip: bool = False                      # off: descriptions name left and right
+    uniform_heatmap: bool = False           # control: each heatmap replaced by its own mean value (the
+                                            # weighted view keeps its brightness, loses its focus)
     random_crop: bool = False               # resize: crop only; train crop offset random (else centre)
     max_text_length: int = 512
     padding: Literal["longest", "max_length"] = "longest"   # dynamic padding, or always max_text_length
@@ -59,6 +61,7 @@ class VisionConfig:
     num_heads: int = 12
     intermediate_size: int = 3072
     dropout: float = 0.0
+    init_std: float = 0.02                  # random init: std of the weights (ViT's initializer_range)
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
@@ -73,6 +76,7 @@ class TextConfig:
     num_heads: int = 12
     intermediate_size: int = 3072
     dropout: float = 0.1
+    init_std: float = 0.02                  # random init: std of the weights (BERT's initializer_range)
     lowercase: bool = True
 
 
@@ -85,6 +89,7 @@ class ModelConfig:
     triple: bool = True                     # the heatmap-masked image branch (false = CLIP baseline)
     shared_encoder: bool = True             # masked branch reuses the image encoder
     alpha_init: float = 0.5                 # alpha = sigmoid(logit), logit starts at logit(alpha_init)
+    alpha_trainable: bool = True            # false: alpha stays alpha_init (0 and 1 allowed), a control
 
 
 @dataclass(frozen=True)
@@ -298,8 +303,11 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     if t.image_size % cfg.model.vision.patch_size:
         raise fail(f"train.image_size {t.image_size} is not a multiple of model.vision.patch_size "
                    f"{cfg.model.vision.patch_size}", where, "change one of them")
-    if not 0.0 < cfg.model.alpha_init < 1.0:
-        raise fail("model.alpha_init must lie strictly between 0 and 1", where, "e.g. 0.5")
+    if cfg.model.alpha_trainable and not 0.0 < cfg.model.alpha_init < 1.0:
+        raise fail("model.alpha_init must lie strictly between 0 and 1", where,
+                   "e.g. 0.5; 0 or 1 only with model.alpha_trainable: false")
+    if not 0.0 <= cfg.model.alpha_init <= 1.0:
+        raise fail("model.alpha_init must lie between 0 and 1", where, "e.g. 0.5")
     if cfg.loss.temperature <= 0:
         raise fail("loss.temperature must be positive", where, "the paper uses 0.5")
     for name, n in (("vision", cfg.model.vision), ("text", cfg.model.text)):

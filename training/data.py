@@ -88,6 +88,8 @@ class FocusDataset(torch.utils.data.Dataset):
         flip = spec.train and self.cfg.flip and bool(rng.random() < 0.5)
         out = {"pixels": pixels.flip(-1) if flip else pixels, "image": item.image,
                "text": swap_left_right(text) if flip else text}
+        if heatmap is not None and self.cfg.uniform_heatmap:   # a control: as dim, with no focus
+            heatmap = torch.full_like(heatmap, float(heatmap.mean()))
         if heatmap is not None:
             out["heatmap"] = heatmap.flip(-1) if flip else heatmap
         return out

@@ -86,7 +86,8 @@ def _random_vit(cfg: FocusConfig):
     config = ViTConfig(hidden_size=v.hidden_size, num_hidden_layers=v.num_layers,
                        num_attention_heads=v.num_heads, intermediate_size=v.intermediate_size,
                        image_size=cfg.train.image_size, patch_size=v.patch_size, num_channels=3,
-                       hidden_dropout_prob=v.dropout, attention_probs_dropout_prob=v.dropout)
+                       hidden_dropout_prob=v.dropout, attention_probs_dropout_prob=v.dropout,
+                       initializer_range=v.init_std)
     return ViTModel(config, add_pooling_layer=False)
 
 
@@ -98,7 +99,7 @@ def _random_text(cfg: FocusConfig, tokenizer):
                         num_attention_heads=t.num_heads, intermediate_size=t.intermediate_size,
                         max_position_embeddings=max(512, cfg.data.max_text_length),
                         hidden_dropout_prob=t.dropout, attention_probs_dropout_prob=t.dropout,
-                        pad_token_id=tokenizer.pad_token_id)
+                        pad_token_id=tokenizer.pad_token_id, initializer_range=t.init_std)
     return BertModel(config, add_pooling_layer=False)
 
 
@@ -115,4 +116,4 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
                      shared_encoder=m.shared_encoder, alpha_init=m.alpha_init,
                      image_size=cfg.train.image_size, image_mean=v.image_mean, image_std=v.image_std,
                      max_text_length=max_len, temperature=cfg.loss.temperature,
-                     learn_temperature=cfg.loss.learn_temperature)
+                     learn_temperature=cfg.loss.learn_temperature, alpha_trainable=m.alpha_trainable)

@@ -26,12 +26,13 @@ class FocusCLIPConfig(PretrainedConfig):
                  image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5), max_text_length: int = 512,
                  contrastive_temperature: float = 0.5, learn_temperature: bool = False, vision: Optional[dict] = None,
                  text: Optional[dict] = None, provenance: Optional[dict] = None,
-                 training_step: Optional[int] = None, **kwargs):
+                 training_step: Optional[int] = None, alpha_trainable: bool = True, **kwargs):
         self.name = name
         self.embed_dim = int(embed_dim)
         self.triple = bool(triple)
         self.shared_encoder = bool(shared_encoder)
         self.alpha_init = float(alpha_init)
+        self.alpha_trainable = bool(alpha_trainable)   # false: alpha stays alpha_init (a control)
         self.image_size = int(image_size)
         self.image_mean = [float(x) for x in image_mean]
         self.image_std = [float(x) for x in image_std]

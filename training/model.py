@@ -5,7 +5,9 @@ by its ROI heatmap.
 The masked view is `image * (alpha + heatmap * (1 - alpha))`, computed on the [0, 1] pixels (the
 normalised input is un-normalised, weighted and normalised again), so the background fades towards
 black as alpha → 0. `alpha = sigmoid(alpha_logit)` keeps it in (0, 1) without clamping, so it always
-receives a gradient. At inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm),
+receives a gradient; `config.alpha_trainable = False` fixes it at `alpha_init` instead (any value in
+[0, 1]: the controls of benchmarks/focus_effect.py). A learnable temperature is `exp(log_temperature)`
+floored at MIN_TEMPERATURE, as CLIP caps its logit scale at 100. At inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm),
 or `get_image_features` / `get_text_features` (the projections before normalising, as `CLIPModel`).
 
 `FocusCLIPModel` is a `PreTrainedModel` (`save_pretrained`, `from_pretrained(folder_or_hub_id)`,
@@ -24,6 +26,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from focusclip.training.hf_config import FocusCLIPConfig
+
+MIN_TEMPERATURE = 0.01   # CLIP (Radford et al. 2021) clamps its logit scale 1/τ at 100
 
 
 class FocusOutput(NamedTuple):
@@ -108,8 +112,11 @@ class FocusCLIPModel(PreTrainedModel):
         text_model = text_model if text_model is not None else text_model_from_config(config.text)
         self.vision = VisionTower(vision_model, config.embed_dim, config.image_size)
         self.text = TextTower(text_model, config.embed_dim)
-        if config.triple:
+        if config.triple and config.alpha_trainable:
             self.alpha_logit = nn.Parameter(torch.tensor(_logit(config.alpha_init)))
+        elif config.triple:
+            self.register_buffer("alpha_fixed", torch.tensor(float(config.alpha_init)))
+        if config.triple:
             if not config.shared_encoder:
                 self.masked_vision = copy.deepcopy(self.vision)
         log_t = torch.tensor(math.log(config.contrastive_temperature))
@@ -130,7 +137,7 @@ class FocusCLIPModel(PreTrainedModel):
         projections keep torch's default init from their construction, as before this class existed."""
         if module is self:
             with torch.no_grad():
-                if self.config.triple:
+                if self.config.triple and self.config.alpha_trainable:
                     self.alpha_logit.fill_(_logit(self.config.alpha_init))
                 self.log_temperature.fill_(math.log(self.config.contrastive_temperature))
 
@@ -161,7 +168,9 @@ class FocusCLIPModel(PreTrainedModel):
     # -- training ------------------------------------------------------------------------------
     @property
     def alpha(self) -> Optional[torch.Tensor]:
-        return torch.sigmoid(self.alpha_logit) if self.config.triple else None
+        if not self.config.triple:
+            return None
+        return torch.sigmoid(self.alpha_logit) if self.config.alpha_trainable else self.alpha_fixed
 
     def mask_pixels(self, pixels: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, S, S] (normalised), heatmaps [B, S, S] in [0, 1] → the weighted view,
@@ -182,13 +191,19 @@ class FocusCLIPModel(PreTrainedModel):
             assert heatmaps is not None, "FocusCLIP (triple) needs heatmaps [B, S, S]"
             tower = self.vision if self.config.shared_encoder else self.masked_vision
             masked = F.normalize(tower(self.mask_pixels(pixels, heatmaps)), dim=-1)
-        return FocusOutput(image, text, masked, self.alpha, self.log_temperature.exp())
+        return FocusOutput(image, text, masked, self.alpha, self.temperature)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """τ of the loss: fixed, or learnt in log space and floored at MIN_TEMPERATURE."""
+        t = self.log_temperature.exp()
+        return t.clamp(min=MIN_TEMPERATURE) if self.learn_temperature else t
 
     # -- the config as a plain dict (the checkpoint layout before this class) ----------------------
     def config_dict(self) -> dict:
         """The model's config with the current temperature (learnable τ moves during training)."""
         d = self.config.to_focus_dict()
-        d["temperature"] = float(self.log_temperature.exp())
+        d["temperature"] = float(self.temperature.detach())
         return d
 
     @classmethod

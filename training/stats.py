@@ -60,10 +60,10 @@ class StepStats:
         self.bad_vals = torch.where(first, torch.stack([res.loss, res.grad_norm]), self.bad_vals)
         self.unchecked = True
 
-    def read(self, d: Dist, alpha: Optional[torch.Tensor], log_temperature: torch.Tensor) -> Window:
+    def read(self, d: Dist, alpha: Optional[torch.Tensor], temperature: torch.Tensor) -> Window:
         """The window's means and the model's scalars in one host read; starts a new window."""
         scalars = torch.stack([alpha.detach().float() if alpha is not None else torch.zeros((), device=self.device),
-                               log_temperature.detach().float().exp()])
+                               temperature.detach().float()])
         values = self._fetch(d, [self.sums / max(1, self.count), scalars])
         k = len(self.keys)
         means = {key: (v if math.isfinite(v) else None) for key, v in zip(self.keys, values[:k])}

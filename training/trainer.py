@@ -313,7 +313,7 @@ def _pairs(cfg: FocusConfig) -> list[str]:
 
 def _log_row(run: Run, log, bar) -> dict:
     """Read the window (one host read), stop on a non-finite step, write the row (rank 0)."""
-    w = run.stats.read(run.d, run.raw.alpha, run.raw.log_temperature)
+    w = run.stats.read(run.d, run.raw.alpha, run.raw.temperature)
     _guard(run, w)
     row = {"step": run.step, "epoch": run.epoch + 1, **w.means, "lr": run.opt.param_groups[0]["lr"],
            "alpha": w.alpha, "temperature": w.temperature}

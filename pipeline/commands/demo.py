@@ -22,11 +22,11 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Background distractors of the world (0 = none).")] = 1.0,
         until: Annotated[Optional[str], typer.Option("--until", help="Stop after this step (e.g. publish).")] = None,
-        epochs: Annotated[int, typer.Option(
-            "--epochs", help="Epochs of both trainings (the tiny configs' own is 4; 0 keeps it).")] = 10,
+        steps: Annotated[int, typer.Option(
+            "--steps", help="Optimizer steps of both trainings (0: the configs' own, 1500).")] = 0,
         train_set: Annotated[Optional[list[str]], typer.Option(
             "--set", "--train-set", help="Config override KEY=VALUE for both training runs (repeatable), "
-                                         "e.g. --set train.epochs=2.")] = None,
+                                         "e.g. --set train.batch_size=16.")] = None,
         mpii_dir: Annotated[Optional[Path], typer.Option(
             "--mpii-dir", help="Real MPII folder (.mat or HRNet/mmpose JSON + images/); default $MPII_DIR.")] = None,
         mpii_limit: Annotated[int, typer.Option("--mpii-limit", help="Real MPII images used at most.")] = 1000,
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         mpii_dir = mpii_dir or _env_path("MPII_DIR")
         data_root = data_root or _env_path("DATA_ROOT")
         opt = DemoOptions(out=out, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, until=until,
-                          epochs=epochs or None,
+                          steps=steps or None,
                           train_sets=tuple(train_set or ()), mpii_dir=mpii_dir, mpii_limit=mpii_limit,
                           data_root=data_root, force=force)
         report = run_demo(opt, echo=typer.echo)

@@ -18,9 +18,7 @@ class DemoOptions:
     seed: int = 0
     clutter: float = 1.0                # background distractors of the synthetic world (0 = none)
     until: str | None = None            # stop after this step (e.g. "publish": data only)
-    # The tiny configs' 4 epochs leave both models at the collapsed start of contrastive training on
-    # this world (image–text loss at log(2N−1)); CLIP starts aligning after about 2,000 steps.
-    epochs: int | None = 10             # None: the tiny configs' own
+    steps: int | None = None            # optimizer steps of each training (None: the mini configs' own)
     train_sets: tuple[str, ...] = ()    # extra `--set k=v` for both training runs
     mpii_dir: Path | None = None        # real MPII (.mat or HRNet/mmpose JSON + images/)
     mpii_limit: int = 1000              # real MPII images added to the training set at most
@@ -74,7 +72,7 @@ _LAYOUT = {
     "synth_annotations": "data/synthetic.jsonl", "real_annotations": "data/mpii-real.jsonl",
     "annotations": "data/annotations.jsonl", "images": "data/images", "heatmaps": "data/heatmaps",
     "descriptions": "data/descriptions/template.jsonl", "kept": "data/descriptions/template.kept.jsonl",
-    "published": "data/published", "train": "train", "logs": "logs", "report": "report",
+    "published": "data/published", "prepared": "data/prepared", "train": "train", "logs": "logs", "report": "report",
 }
 
 

@@ -130,46 +130,79 @@ def _results(lay: Layout) -> dict[str, dict]:
     return out
 
 
+def reference_levels(entry: dict) -> dict:
+    """What a model that never looks at the image scores on this test set: `chance` (uniform guesses:
+    k / C) and `blind` (the best constant answer: the k most frequent test labels, which a model that
+    only learnt which activity words its training text holds can approach), each for top-1 and top-k."""
+    counts = np.asarray(entry.get("confusion") or [[0]], dtype=float).sum(axis=1)   # test labels per class
+    n, c, k = max(1.0, counts.sum()), max(1, len(counts)), int(entry.get("k", 1))
+    top = np.sort(counts)[::-1]
+    return {"chance_top1": 1 / c, "chance_topk": min(1.0, k / c),
+            "blind_top1": float(top[:1].sum() / n), "blind_topk": float(top[:k].sum() / n)}
+
+
+def _cell(entry: dict | None, key: str, ci_key: str) -> str:
+    if not entry or key not in entry:
+        return "—"
+    ci = entry.get(ci_key) or []
+    band = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if len(ci) == 2 else ""
+    return f"{100 * entry[key]:.1f}{band}"
+
+
 def results_table(lay: Layout) -> str | None:
-    """Markdown: one row per task, zero-shot top-k of CLIP and FocusCLIP and the difference."""
+    """Markdown: per task, top-1 and top-k of CLIP and FocusCLIP with their bootstrap 95% CIs, the
+    difference, and the levels of a model that ignores the image (chance, best constant answer)."""
     res = _results(lay)
     if not res:
         return None
     tasks = sorted({t for r in res.values() for t in r})
     labels = [label for _, label in MODELS]
-    lines = ["| task | n | k | " + " | ".join(labels) + " | FocusCLIP − CLIP |", "|---|---|---|---|---|---|"]
+    lines = ["| task | n | metric | chance | image-blind | " + " | ".join(labels) + " | FocusCLIP − CLIP |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in tasks:
         e = {m: res.get(m, {}).get(t) for m in labels}
         any_e = next(v for v in e.values() if v)
-        cells = [f"{100 * v['topk']:.1f}" if v else "—" for v in e.values()]
-        delta = (f"{100 * (e['FocusCLIP']['topk'] - e['CLIP']['topk']):+.1f}"
-                 if e["FocusCLIP"] and e["CLIP"] else "—")
-        lines.append(f"| {t} | {any_e.get('n', '?')} | {any_e.get('k', '?')} | " + " | ".join(cells) + f" | {delta} |")
-    return "Zero-shot top-k accuracy (%), synthetic held-out sets\n\n" + "\n".join(lines)
+        ref = reference_levels(any_e)
+        for key, ci_key, name in (("top1", "ci95_top1", "top-1"), ("topk", "ci95", f"top-{any_e.get('k', '?')}")):
+            delta = (f"{100 * (e['FocusCLIP'][key] - e['CLIP'][key]):+.1f}"
+                     if e["FocusCLIP"] and e["CLIP"] and key in e["FocusCLIP"] and key in e["CLIP"] else "—")
+            lines.append(f"| {t} | {any_e.get('n', '?')} | {name} | {100 * ref['chance_' + key]:.1f} | "
+                         f"{100 * ref['blind_' + key]:.1f} | "
+                         + " | ".join(_cell(e[m], key, ci_key) for m in labels) + f" | {delta} |")
+    return ("Zero-shot accuracy (%) on the synthetic held-out sets, [bootstrap 95% CI]; chance = uniform "
+            "guesses, image-blind = the best constant answer (the most frequent test classes)\n\n"
+            + "\n".join(lines))
 
 
 def results_chart(lay: Layout) -> Path | None:
-    """Grouped bars of top-k per task for both models, with the bootstrap 95% intervals."""
+    """Grouped bars of top-1 and top-k per task for both models, with their bootstrap 95% intervals,
+    and the image-blind level (the best constant answer) as a dashed line."""
     res = _results(lay)
     if not res:
         return None
     plt = _plt()
     tasks = sorted({t for r in res.values() for t in r})
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(tasks) + 2), 4))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * max(5, 1.6 * len(tasks) + 2), 4))
     width = 0.8 / len(res)
-    for i, (label, entries) in enumerate(res.items()):
-        x = np.arange(len(tasks)) + i * width
-        y = [100 * entries[t]["topk"] if t in entries else math.nan for t in tasks]
-        err = [_err(entries.get(t), 100 * entries[t]["topk"]) if t in entries else (0, 0) for t in tasks]
-        ax.bar(x, y, width, label=label, yerr=np.array(err).T, capsize=3)
-    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=15)
-    ax.set(ylabel="zero-shot top-k accuracy (%)", title="CLIP vs FocusCLIP on the held-out sets")
-    ax.legend()
+    for ax, key, ci_key, name in ((axes[0], "top1", "ci95_top1", "top-1"), (axes[1], "topk", "ci95", "top-k")):
+        for i, (label, entries) in enumerate(res.items()):
+            x = np.arange(len(tasks)) + i * width
+            y = [100 * entries[t][key] if key in entries.get(t, {}) else math.nan for t in tasks]
+            err = [_err(entries.get(t), v, ci_key) for t, v in zip(tasks, y)]
+            ax.bar(x, y, width, label=label, yerr=np.array(err).T, capsize=3)
+        for j, t in enumerate(tasks):
+            entry = next(r[t] for r in res.values() if t in r)
+            blind = 100 * reference_levels(entry)[f"blind_{key}"]
+            ax.hlines(blind, j - width / 2, j + 0.8 - width / 2, colors="k", linestyles="--",
+                      label="image-blind" if j == 0 else None)
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=15)
+        ax.set(ylabel=f"zero-shot {name} accuracy (%)", title=f"CLIP vs FocusCLIP, {name} (95% CI)")
+        ax.legend()
     return _save(fig, lay.report / "results.png")
 
 
-def _err(entry: dict | None, value: float) -> tuple[float, float]:
-    ci = (entry or {}).get("ci95")
-    if not ci or len(ci) != 2:
+def _err(entry: dict | None, value: float, ci_key: str = "ci95") -> tuple[float, float]:
+    ci = (entry or {}).get(ci_key)
+    if not ci or len(ci) != 2 or math.isnan(value):
         return (0.0, 0.0)
     return (max(0.0, value - 100 * ci[0]), max(0.0, 100 * ci[1] - value))

@@ -62,7 +62,7 @@ UMASK = 0o002
 def demo_run(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("demo") / "run"
-    opt = DemoOptions(out=out, n_train=40, n_eval=14, epochs=1,
+    opt = DemoOptions(out=out, n_train=40, n_eval=14, steps=3,
                       train_sets=("train.batch_size=8", "train.checkpoint_every=0"))
     lines: list[str] = []
     old = os.umask(UMASK)
@@ -137,8 +137,8 @@ def test_training_and_evaluation_outputs(demo_run):
         results = json.loads(results_path(lay, model).read_text())
         stanford = results["tasks"]["stanford40-action"]
         assert stanford["n"] == 14 and stanford["k"] == 3 and len(stanford["classes"]) == 40
-        assert results["tasks"]["utkface-age"]["n"] == 14
-        assert set(SYNTH_TASKS) <= set(results["tasks"])
+        assert set(results["tasks"]) == set(SYNTH_TASKS) == {"stanford40-action"}   # no age task: no text teaches age
+        assert 0 <= stanford["ci95_top1"][0] <= stanford["top1"] <= stanford["ci95_top1"][1] <= 1
     focus_rows = read_jsonl(lay.train / "focusclip" / "metrics.jsonl")
     assert any(r.get("alpha") is not None for r in focus_rows)
 
@@ -148,7 +148,17 @@ def test_report_folder_and_final_table(demo_run):
     for png in ("heatmap_overlays.png", "loss_curves.png", "results.png"):
         assert (lay.report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (lay.report / "results.md").read_text()
-    assert "| stanford40-action | 14 | 3 |" in table and "FocusCLIP − CLIP" in table
+    assert "FocusCLIP − CLIP" in table and "| chance | image-blind |" in table
+    rows = [r for r in table.splitlines() if r.startswith("| stanford40-action | 14 |")]
+    assert [r.split(" | ")[2] for r in rows] == ["top-1", "top-3"]
+    # chance over 40 classes; image-blind = the most frequent test class (and the 3 most frequent)
+    results = json.loads(results_path(lay, "clip").read_text())["tasks"]["stanford40-action"]
+    counts = sorted((sum(r) for r in results["confusion"]), reverse=True)
+    assert rows[0].split(" | ")[3:5] == ["2.5", f"{100 * counts[0] / 14:.1f}"]
+    assert rows[1].split(" | ")[3:5] == ["7.5", f"{100 * sum(counts[:3]) / 14:.1f}"]
+    # each model's cell holds its value and the bootstrap CI
+    assert rows[0].split(" | ")[5] == (f"{100 * results['top1']:.1f} [{100 * results['ci95_top1'][0]:.1f}, "
+                                       f"{100 * results['ci95_top1'][1]:.1f}]")
     assert any("Look at" in ln for ln in lines)
 
 

@@ -56,7 +56,7 @@ def _outputs(script, args) -> list[Path]:
         run = Path(next(a.split("=", 1)[1] for a in args if a.startswith("output_dir=")))
         return [run / "checkpoints" / "last" / "model.safetensors", run / "report.json"]
     if cmd == "focus-eval":
-        out.write_text('{"tasks": {"stanford40-action": {}, "utkface-age": {}}}')
+        out.write_text('{"tasks": {"stanford40-action": {}}}')
         return []
     raise AssertionError(f"unexpected step {script} {args}")
 
@@ -76,7 +76,7 @@ def _convert_writes_jsonl(runner):
 def _opt(tmp_path, **kw) -> DemoOptions:
     configs = tmp_path / "configs"
     configs.mkdir(exist_ok=True)
-    for name in ("tiny-clip.yaml", "tiny-focusclip.yaml"):
+    for name in ("mini-clip.yaml", "mini-focusclip.yaml"):
         (configs / name).write_text("{}\n")
     return DemoOptions(out=tmp_path / "demo", configs=configs, **kw)
 
@@ -88,7 +88,7 @@ def test_every_step_runs_in_order_then_a_rerun_reuses_all(tmp_path):
     assert [s["name"] for s in steps] == [n for n in PLANNERS if "real" not in n]
     assert all(s["status"] == "ran" for s in steps), steps
     trained = [a for s, a in runner.calls if s == "focus-train" and a[-1] != "--help"]
-    assert [Path(a[0]).name for a in trained] == ["tiny-clip.yaml", "tiny-focusclip.yaml"]
+    assert [Path(a[0]).name for a in trained] == ["mini-clip.yaml", "mini-focusclip.yaml"]
     assert any(a == "data.heatmaps=" + str(Layout(tmp_path / "demo").heatmaps) for a in trained[1])
     evals = [a for s, a in runner.calls if s == "focus-eval" and a[-1] != "--help"]
     assert {a[a.index("-o") + 1] for a in evals} == {str(tmp_path / "demo" / f"results-{m}.json")
