@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/focus-data demo -o runs/demo
 
+# the suite on every core (pytest-xdist; each test has its own tmp dirs and loopback ports)
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 bench: install
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
