@@ -125,7 +125,7 @@ def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint 
     typer.echo(f"wrote {report.extra['vision']} (ViTModel) and {report.extra['text']} (text encoder + tokenizer)")
 
 
-TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/tiny-towers.yaml).")]
+TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/mini-towers.yaml).")]
 TowerOut = Annotated[Optional[Path], typer.Option(
     "-o", "--output", help="The tower folder to write (default OUTPUT_DIR/vision or OUTPUT_DIR/text).")]
 TowerForce = Annotated[bool, typer.Option("--force", help="Rebuild a finished tower (or one of other options).")]

@@ -157,9 +157,18 @@ class FocusConfig:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FocusConfig:
     """Read a YAML config, apply `a.b=value` overrides (values parsed as YAML), build the dataclasses."""
+    raw = read_yaml_mapping(path, "configs/focusclip.yaml")
+    for item in overrides:
+        apply_override(raw, item)
+    return build(FocusConfig, raw, where=str(path))
+
+
+def read_yaml_mapping(path: str | Path, example: str) -> dict:
+    """A config file's top-level mapping; a missing, non-UTF-8, non-YAML or non-mapping file is one
+    line naming it (`example`: the config to point the user at)."""
     path = Path(path)
     if not path.is_file():
-        raise fail("config file not found", str(path), "pass a YAML file such as configs/tiny-focusclip.yaml")
+        raise fail("config file not found", str(path), f"pass a YAML file such as {example}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as e:
@@ -167,10 +176,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except yaml.YAMLError as e:
         raise fail(f"not valid YAML ({' '.join(str(e).split())})", str(path), "fix the YAML syntax") from None
     if not isinstance(raw, dict):
-        raise fail("top level must be a mapping", str(path), "see configs/focusclip.yaml")
-    for item in overrides:
-        apply_override(raw, item)
-    return build(FocusConfig, raw, where=str(path))
+        raise fail("top level must be a mapping", str(path), f"see {example}")
+    return raw
 
 
 def apply_override(raw: dict, item: str) -> None:

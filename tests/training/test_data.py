@@ -261,3 +261,14 @@ def test_missing_heatmaps_stop_the_run_up_front_or_are_rendered_when_asked(world
     ref = _dataset(world, heatmaps=str(full))
     i = [it.image for it in ds.items].index("000000002.jpg")
     assert ds.items[i].render_heatmap and (ds[(0, i)]["heatmap"] - ref[(0, i)]["heatmap"]).abs().mean() < 0.03
+
+
+def test_a_uniform_heatmap_is_the_focus_heatmaps_mean_everywhere(world):
+    """data.uniform_heatmap (a focus-effect control): each sample's heatmap becomes its own mean
+    value, so the weighted view dims the image as much, with no focus on the person."""
+    focus, uniform = _dataset(world, heatmaps="render"), _dataset(world, heatmaps="render", uniform_heatmap=True)
+    for i in range(4):
+        a, b = focus[(0, i)], uniform[(0, i)]
+        torch.testing.assert_close(a["pixels"], b["pixels"])
+        assert a["heatmap"].std() > 0.1 and bool((b["heatmap"] == b["heatmap"][0, 0]).all())
+        assert b["heatmap"][0, 0].item() == pytest.approx(a["heatmap"].mean().item(), abs=1e-6)

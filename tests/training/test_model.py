@@ -106,3 +106,47 @@ def test_load_checkpoint_errors_are_user_errors(tmp_path):
         load_checkpoint(tmp_path / "missing")
     with pytest.raises(FocusError, match="no model.safetensors"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_a_frozen_alpha_stays_put_and_weights_the_view_by_it(alpha):
+    """model.alpha_trainable: false (the focus-effect controls): alpha is a buffer at alpha_init, not
+    a parameter, gets no gradient, survives an optimizer step, and the masked view uses it."""
+    model, tok = _model("mini-focusclip", "model.alpha_trainable=false", f"model.alpha_init={alpha}")
+    assert "alpha_logit" not in dict(model.named_parameters()) and model.alpha.item() == alpha
+    x, ids, mask, hm = _batch(tok)
+    raw = x * 0.5 + 0.5
+    torch.testing.assert_close(model.mask_pixels(x, hm), (raw * (alpha + hm[:, None] * (1 - alpha)) - 0.5) / 0.5)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    out = model(x, ids, mask, hm)
+    (out.image @ out.masked.T).sum().backward()
+    opt.step()
+    assert model.alpha.item() == alpha
+
+
+def test_alpha_init_zero_needs_a_frozen_alpha(tmp_path):
+    from focusclip.training.config import check_config
+    from tests.training.fixtures import make_world, tiny_overrides
+
+    sets = tiny_overrides(make_world(tmp_path / "w", n_train=4, n_val=2), tmp_path / "run")
+    cfg = REPO / "configs" / "mini-focusclip.yaml"
+    check_config(load_config(cfg, sets + ["model.alpha_init=0.0", "model.alpha_trainable=false"]))
+    with pytest.raises(FocusError, match="strictly between 0 and 1.*alpha_trainable: false"):
+        check_config(load_config(cfg, sets + ["model.alpha_init=0.0"]))
+    with pytest.raises(FocusError, match="between 0 and 1"):
+        check_config(load_config(cfg, sets + ["model.alpha_init=1.5", "model.alpha_trainable=false"]))
+
+
+def test_a_learnt_temperature_is_floored_at_clips_cap():
+    """τ = exp(log_temperature), floored at 0.01 (CLIP's logit scale ≤ 100), as the loss and the
+    metrics see it; a fixed τ is used as given."""
+    from focusclip.training.model import MIN_TEMPERATURE
+
+    model, tok = _model("mini-clip")
+    with torch.no_grad():
+        model.log_temperature.fill_(-8.0)                 # exp(-8) = 0.00034
+    assert model.temperature.item() == pytest.approx(MIN_TEMPERATURE) == 0.01
+    assert model(*_batch(tok)[:3]).temperature.item() == pytest.approx(0.01)
+    with torch.no_grad():
+        model.log_temperature.fill_(-1.0)
+    assert model.temperature.item() == pytest.approx(0.36788, rel=1e-4)

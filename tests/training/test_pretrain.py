@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.training.fixtures import make_world, tiny_overrides
-from tests.training.test_config_cli import console_script
+from tests.conftest import console_script
 from focusclip.training.config import load_config
 from focusclip.training.factory import build_model, build_tokenizer, load_pretrained
 from focusclip.training.pretrain import load_pretrain_config, run_pretrain

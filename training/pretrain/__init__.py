@@ -1,7 +1,7 @@
 """Tower pretraining before contrastive training: the paper's regime (an ImageNet ViT, BERT) in miniature.
 
-    focus-train pretrain-vision configs/tiny-towers.yaml [-o DIR]   # SimMIM on the training images
-    focus-train pretrain-text   configs/tiny-towers.yaml [-o DIR]   # MLM on the training descriptions
+    focus-train pretrain-vision configs/mini-towers.yaml [-o DIR]   # SimMIM on the training images
+    focus-train pretrain-text   configs/mini-towers.yaml [-o DIR]   # MLM on the training descriptions
 
 Each writes a plain `save_pretrained` folder that a training config names as `model.vision.pretrained`
 / `model.text.pretrained`, so it loads through the same code path as a hub id. Neither objective reads

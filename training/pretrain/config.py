@@ -1,4 +1,4 @@
-"""The pretraining config (`configs/tiny-towers.yaml`): frozen dataclasses loaded like the training config.
+"""The pretraining config (`configs/mini-towers.yaml`): frozen dataclasses loaded like the training config.
 
 It names the data (the training config's `data` keys), the towers' shapes (`vision`, `text`: the
 training config's `model.vision` / `model.text` keys), the resolution, and one schedule per tower:
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 
 from focusclip.data.errors import fail
-from focusclip.training.config import DataConfig, TextConfig, VisionConfig, apply_override, build, to_dict
+from focusclip.training.config import (DataConfig, TextConfig, VisionConfig, apply_override, build,
+                                       read_yaml_mapping, to_dict)
 
 
 @dataclass(frozen=True)
@@ -61,15 +61,7 @@ Tower = Literal["vision", "text"]
 
 
 def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise fail("config file not found", str(path), "pass a YAML file such as configs/tiny-towers.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise fail(f"not valid YAML ({' '.join(str(e).split())})", str(path), "fix the YAML syntax") from None
-    if not isinstance(raw, dict):
-        raise fail("top level must be a mapping", str(path), "see configs/tiny-towers.yaml")
+    raw = read_yaml_mapping(path, "configs/mini-towers.yaml")
     for item in overrides:
         apply_override(raw, item)
     return build(PretrainConfig, raw, where=str(path))

@@ -150,7 +150,10 @@ def train_tower(objective: Objective, sched: Schedule, seed: int, out: Path, opt
     report.count("steps", sched.steps)
     report.count("samples", (sched.steps - start) * sched.batch_size)
     report.extra["val"] = objective.validate()
-    objective.save(tmp)
+    from focusclip.training.checkpoint import quiet_transformers
+
+    with quiet_transformers():   # no "Writing model shards" bar in the log
+        objective.save(tmp)
     (tmp / STATE).unlink(missing_ok=True)
     report.save(tmp / REPORT)
     shutil.rmtree(out, ignore_errors=True)
