@@ -100,16 +100,24 @@ def _unzip(archive: Path, out: Path, label: str, bar) -> int:
             rel = member_path(info.filename, label)
             if rel is None:
                 continue
-            target = _target(out, rel, label, info.filename)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:   # reading to the end checks the CRC
-                shutil.copyfileobj(src, dst, CHUNK)
-            n += 1
-            bar.update(info.compress_size)
+            # reading a zip member to the end checks its CRC
+            if _write_member(out, rel, label, info.filename, info.is_dir(), lambda info=info: zf.open(info)):
+                n += 1
+                bar.update(info.compress_size)
     return n
+
+
+def _write_member(out: Path, rel, label: str, name: str, is_dir: bool, open_src) -> bool:
+    """One checked archive member under `out`: a folder is made, a file streamed from `open_src()`.
+    True when a file was written."""
+    target = _target(out, rel, label, name)
+    if is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_src() as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+    return True
 
 
 def _untar(archive: Path, out: Path, label: str, bar) -> int:
@@ -124,13 +132,7 @@ def _untar(archive: Path, out: Path, label: str, bar) -> int:
                 raise _refuse(label, m.name, "is a device, FIFO or other special file")
             if rel is None:
                 continue
-            target = _target(out, rel, label, m.name)
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tf.extractfile(m) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
-            n += 1
-            bar.update(raw.tell() - bar.n)          # compressed bytes read so far
+            if _write_member(out, rel, label, m.name, m.isdir(), lambda m=m: tf.extractfile(m)):
+                n += 1
+                bar.update(raw.tell() - bar.n)          # compressed bytes read so far
     return n
