@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from focusclip.eval.metrics import image_blind_levels
 from focusclip.pipeline.demo import DemoOptions, run_demo
 from focusclip.pipeline.demo.layout import Layout
 from focusclip.pipeline.demo.plans import plan_train
@@ -109,7 +110,9 @@ def score(run: str, lay: Layout) -> dict:
     focus-eval scores (its reader, prompt ensemble off, classifier and scorer); cached beside the run."""
     cache = lay.train / run / f"hits-{TASK}.json"
     if cache.is_file():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if "label_counts" in cached:     # else written by an older version of this script
+            return cached
     import torch
 
     from focusclip.eval.metrics import hits_at, top_predictions
@@ -132,6 +135,7 @@ def score(run: str, lay: Layout) -> dict:
     out = {"images": [s.key for s in samples],
            "top1_drawn": [int(drawn[j] in labs) for j, labs in zip(sub, labels)], "drawn": len(drawn),
            "absent_top1": int(sum(p not in drawn for p in preds[:, 0])),
+           "label_counts": np.bincount([lab[0] for lab in labels], minlength=len(task.class_names)).tolist(),
            "top1": hits_at(preds, labels, 1).astype(int).tolist(), "topk": hits_at(preds, labels, task.k).astype(int).tolist(),
            "k": task.k, "classes": len(task.class_names)}
     cache.write_text(json.dumps(out))
@@ -253,16 +257,10 @@ def main(argv=None) -> None:
     curve = {arm: {s: curves(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
     summary = summarise(hits, args.seeds)
     first = next(iter(next(iter(hits.values())).values()))
-    from focusclip.eval.run import read_task_data, task_samples
-    from focusclip.eval.tasks import select_tasks
-
-    task = select_tasks([TASK])[0]
-    _, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
-    counts = np.bincount([lab[0] for lab in labels], minlength=len(task.class_names))
-    top = np.sort(counts)[::-1] / max(1, counts.sum())
+    blind = image_blind_levels(first["label_counts"], first["k"])
     meta = {"n": len(first["top1"]), "classes": first["classes"], "drawn": first["drawn"], "seeds": args.seeds, "steps": args.steps,
             "n_train": args.n_train, "clutter": args.clutter, "sets": args.sets,
-            "blind_top1": float(top[:1].sum()), "blind_topk": float(top[:first["k"]].sum()),
+            "blind_top1": blind["blind_top1"], "blind_topk": blind["blind_topk"],
             "alpha": {arm: [c["alpha"][-1][1] for c in curve[arm].values() if c["alpha"]] for arm in args.arms},
             "minutes": (time.time() - t0) / 60}
     table = markdown(summary, meta)

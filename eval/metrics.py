@@ -80,3 +80,15 @@ def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], 
         "ci95_top1": bootstrap_ci(hit1),
         "confusion": confusion_matrix(preds[:, 0] if n else np.zeros(0, int), labels, num_classes).tolist(),
     }
+
+
+def image_blind_levels(label_counts: Sequence[int], k: int) -> dict:
+    """What a model that never looks at the image scores on a test set with these per-class label
+    counts: `chance` (uniform guesses: k / C) and `blind` (the best constant answer: the k most
+    frequent classes), each for top-1 and top-k."""
+    counts = np.asarray(label_counts, dtype=float)
+    n, c = max(1.0, counts.sum()), max(1, len(counts))
+    top = np.sort(counts)[::-1]
+    return {"chance_top1": 1 / c, "chance_topk": min(1.0, k / c),
+            "blind_top1": float(top[:1].sum() / n), "blind_topk": float(top[:k].sum() / n)}
+

@@ -248,7 +248,7 @@ def write_model_folder(folder: Path, model, tokenizer, train_config_yaml: str | 
     from focusclip.training.card import render_card
 
     if model.config.learn_temperature:   # the config says the τ the weights hold
-        model.config.contrastive_temperature = float(model.log_temperature.detach().exp())
+        model.config.contrastive_temperature = float(model.temperature.detach())   # as the loss used it
     with quiet_transformers():
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))

@@ -131,14 +131,12 @@ def _results(lay: Layout) -> dict[str, dict]:
 
 
 def reference_levels(entry: dict) -> dict:
-    """What a model that never looks at the image scores on this test set: `chance` (uniform guesses:
-    k / C) and `blind` (the best constant answer: the k most frequent test labels, which a model that
-    only learnt which activity words its training text holds can approach), each for top-1 and top-k."""
-    counts = np.asarray(entry.get("confusion") or [[0]], dtype=float).sum(axis=1)   # test labels per class
-    n, c, k = max(1.0, counts.sum()), max(1, len(counts)), int(entry.get("k", 1))
-    top = np.sort(counts)[::-1]
-    return {"chance_top1": 1 / c, "chance_topk": min(1.0, k / c),
-            "blind_top1": float(top[:1].sum() / n), "blind_topk": float(top[:k].sum() / n)}
+    """The image-blind levels (chance, best constant answer) of a results entry's test set, whose
+    per-class label counts are its confusion matrix's row sums."""
+    from focusclip.eval.metrics import image_blind_levels
+
+    counts = np.asarray(entry.get("confusion") or [[0]], dtype=float).sum(axis=1)
+    return image_blind_levels(counts, int(entry.get("k", 1)))
 
 
 def _cell(entry: dict | None, key: str, ci_key: str) -> str:

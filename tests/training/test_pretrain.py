@@ -167,3 +167,18 @@ def test_the_mini_recipe_learns_past_a_bar_the_old_recipe_misses(learn_world, tm
                        **{"loss.temperature": 0.5, "loss.learn_temperature": False})
     # measured: new 2.79, old 3.47, collapse 4.14 (the bar 3.11 sits between them)
     assert new < 0.75 * collapse < old, (new, old, collapse)
+
+
+def test_a_damaged_saved_state_is_started_over_not_a_traceback(world, tmp_path):
+    """A state.pt cut short (a full disk) is not ours to continue: the run starts over and ends with
+    the weights of an uninterrupted run."""
+    sets = _sets(world, output_dir=tmp_path / "cut")
+    part = tmp_path / "cut" / "text.incomplete"
+    part.mkdir(parents=True)
+    (part / "state.pt").write_bytes(b"PK\x03\x04 truncated")
+    report = run_pretrain("text", load_pretrain_config(TOWERS, sets))
+    assert report.counts["steps"] == 6 and "resumed_from_step" not in report.extra
+    ref = run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=tmp_path / "ref")))
+    assert ref.counts["steps"] == 6
+    a, b = load_file(tmp_path / "cut" / "text" / "model.safetensors"), load_file(tmp_path / "ref" / "text" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

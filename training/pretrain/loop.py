@@ -7,6 +7,7 @@ run would have. The finished tower is a plain `save_pretrained` folder, renamed 
 """
 from __future__ import annotations
 
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Protocol
 import torch
 
 from focusclip.data.errors import fail
-from focusclip.data.io import JsonlAppender, Report, read_json, read_jsonl, write_jsonl
+from focusclip.data.io import JsonlAppender, Report, atomic_path, read_json, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
 from focusclip.training.config import OptimConfig
-from focusclip.training.optim import build_optimizer, build_scheduler
+from focusclip.training.optim import build_optimizer, build_scheduler, seed_step
 from focusclip.training.pretrain.config import Schedule
 
 STATE = "state.pt"
@@ -91,7 +92,10 @@ def _resume(tmp: Path, objective: Objective, opt, lr_sched, options: dict) -> in
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        state = {}                          # cut short (a full disk): start over, as with no state
     if state.get("options") != options:   # a partial run of other options is not ours to continue
         shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -107,9 +111,8 @@ def _resume(tmp: Path, objective: Objective, opt, lr_sched, options: dict) -> in
 def _save_state(tmp: Path, objective: Objective, opt, lr_sched, step: int, options: dict) -> None:
     state = {"model": objective.model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": lr_sched.state_dict(), "step": step, "options": options}
-    part = tmp / (STATE + ".tmp")
-    torch.save(state, part)
-    part.replace(tmp / STATE)
+    with atomic_path(tmp / STATE) as part:
+        torch.save(state, part)
 
 
 def train_tower(objective: Objective, sched: Schedule, seed: int, out: Path, options: dict,
@@ -126,7 +129,7 @@ def train_tower(objective: Objective, sched: Schedule, seed: int, out: Path, opt
     t0 = time.perf_counter()
     with JsonlAppender(tmp / METRICS) as log:
         for step in range(start, sched.steps):
-            torch.manual_seed(seed * 1_000_003 + step)          # dropout, when a tower has any
+            seed_step(seed, 0, step)                            # dropout, when a tower has any
             objective.model.train()
             loss = objective.loss(batch_index(n, sched.batch_size, seed, step), step_generator(seed, step))
             if not torch.isfinite(loss):
