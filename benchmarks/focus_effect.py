@@ -149,18 +149,24 @@ def curves(run: str, lay: Layout) -> dict:
     return {"val_image_text": val, "alpha": alpha}
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> list[float]:
-    """95% percentile interval of mean(a − b) for hits [seeds, images] of two arms on the same seeds
-    and images: each resample draws seeds and images with replacement, the same for both arms."""
+def seed_image_bootstrap(values: np.ndarray, seed: int = 0) -> list[float]:
+    """95% percentile interval of the mean of `values` [seeds, images]: each resample draws seeds and
+    images with replacement."""
     rng = np.random.default_rng(seed)
-    s, n = a.shape
-    d = (a - b).astype(np.float64)
-    per_seed = []
+    s, n = values.shape
+    d = values.astype(np.float64)
+    means = []
     for _ in range(RESAMPLES):
         si, ii = rng.integers(0, s, s), rng.integers(0, n, n)
-        per_seed.append(d[np.ix_(si, ii)].mean())
-    lo, hi = np.percentile(per_seed, [2.5, 97.5])
+        means.append(d[np.ix_(si, ii)].mean())
+    lo, hi = np.percentile(means, [2.5, 97.5])
     return [float(lo), float(hi)]
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> list[float]:
+    """95% interval of mean(a − b) for hits [seeds, images] of two arms on the same seeds and images:
+    the same seeds and images are drawn for both arms."""
+    return seed_image_bootstrap(a.astype(np.float64) - b, seed)
 
 
 def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:

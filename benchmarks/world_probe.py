@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from focus_effect import REPO, TASK, build_data, train  # noqa: E402  (the same data steps and runs)
+from focus_effect import REPO, TASK, build_data, seed_image_bootstrap, train  # noqa: E402  (the same data steps, runs, CI)
 
 METHODS = ("supervised", "probe", "centroids", "prompts", "ensemble")
-RESAMPLES = 10_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,13 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def activity_labels(lay) -> dict[str, str]:
     """image name → MPII activity name, from the converted annotations."""
-    out = {}
-    for line in lay.annotations.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            if r.get("activity"):
-                out[r["image"]] = r["activity"]
-    return out
+    from focusclip.data.io import read_jsonl
+
+    return {r["image"]: r["activity"] for r in read_jsonl(lay.annotations) if r.get("activity")}
 
 
 def load_pixels(paths: list[Path], size: int, mean, std, resize: str):
@@ -146,7 +141,7 @@ def measure(seed: int, args, lay) -> dict:
     from focusclip.eval.model import load_model
     from focusclip.eval.run import read_task_data, task_samples
     from focusclip.eval.tasks import select_tasks
-    from focusclip.eval.zeroshot import build_classifier, embed_samples
+    from focusclip.eval.zeroshot import build_classifier
     from focusclip.training.config import load_config
     from focusclip.training.sources import load_items
 
@@ -184,10 +179,9 @@ def measure(seed: int, args, lay) -> dict:
     hits["supervised"] = (pred == truth).astype(int).tolist()
 
     model = load_model(lay.train / run / "checkpoints" / "last", None, torch.device("cpu"))
-    with torch.no_grad():
-        f_train = torch.nn.functional.normalize(model.encode_images(x_train), dim=-1)
-    f_test, _ = embed_samples(model, samples, batch_size=64, workers=0, device=torch.device("cpu"))
-    f_test = torch.from_numpy(f_test)
+    with torch.no_grad():   # the pixels above are the checkpoint's own preprocessing (squash, its mean/std)
+        f_train, f_test = (torch.cat([model.encode_images(x[i:i + 256]) for i in range(0, len(x), 256)])
+                           for x in (x_train, x_test))
     head = linear_probe(f_train, y, len(acts), seed)
     hits["probe"] = (head(f_test)[:, cols].argmax(1).numpy() == truth).astype(int).tolist()
 
@@ -216,12 +210,8 @@ def measure(seed: int, args, lay) -> dict:
 
 
 def bootstrap(hits: np.ndarray, seed: int = 0) -> list[float]:
-    """95% percentile interval of the mean of hits [seeds, images], resampling seeds and images."""
-    rng = np.random.default_rng(seed)
-    s, n = hits.shape
-    means = [hits[np.ix_(rng.integers(0, s, s), rng.integers(0, n, n))].mean() for _ in range(RESAMPLES)]
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return [float(lo), float(hi)]
+    """95% interval of the mean of hits [seeds, images], resampling seeds and images (focus_effect's)."""
+    return seed_image_bootstrap(hits, seed)
 
 
 def summarise(results: list[dict]) -> dict:
