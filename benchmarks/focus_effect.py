@@ -198,7 +198,7 @@ def markdown(summary: dict, meta: dict) -> str:
         if key not in s:
             return "—"
         lo, hi = s[key + "_ci95"]
-        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (±{50 * (hi - lo):.1f})"
 
     lines = ["| arm | top-1 of 40 | top-3 of 40 | top-1 − CLIP [paired 95% CI] | predictions on absent classes | "
              f"top-1 of the {meta['drawn']} drawn | its − CLIP [paired 95% CI] | final alpha |",

@@ -1,0 +1,84 @@
+"""benchmarks/focus_effect.py: its paired bootstrap and its summary measure what the README reports."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def fe():
+    spec = importlib.util.spec_from_file_location("focus_effect", REPO / "benchmarks" / "focus_effect.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _half(ci: list[float]) -> float:
+    return (ci[1] - ci[0]) / 2
+
+
+def test_the_bootstrap_is_paired_a_shared_image_effect_cancels(fe):
+    """Both arms get the same hard and easy images; only 3% of the images differ. An unpaired interval
+    would be as wide as either arm's own (~±2.8 points at n = 1,000); the paired one must be far narrower."""
+    rng = np.random.default_rng(1)
+    n, seeds = 1000, 4
+    b = np.tile((rng.random(n) < 0.3).astype(int), (seeds, 1))
+    a = b.copy()
+    flip = rng.choice(np.flatnonzero(b[0] == 0), 30, replace=False)
+    a[:, flip] = 1
+    lo, hi = fe.paired_bootstrap(a, b)
+    assert lo < 0.03 < hi
+    own = _half(fe.seed_image_bootstrap(b))
+    assert _half([lo, hi]) < 0.4 * own, (_half([lo, hi]), own)
+    # the interval of the mean difference: 30 of 1,000 images, binomial-like, ±1.96·sqrt(p(1-p)/n)
+    assert _half([lo, hi]) == pytest.approx(1.96 * math.sqrt(0.03 * 0.97 / n), rel=0.25)
+
+
+def test_the_bootstrap_carries_the_spread_between_seeds(fe):
+    """With no image-level noise the interval is that of a mean over resampled seeds:
+    ±1.96 · sd(seed offsets) / sqrt(S) (the bootstrap's sd uses 1/S, hence the correction)."""
+    rng = np.random.default_rng(2)
+    seeds, n = 16, 200
+    offsets = rng.normal(-0.05, 0.05, seeds)
+    d = np.repeat(offsets[:, None], n, axis=1)
+    lo, hi = fe.seed_image_bootstrap(d)
+    expected = 1.96 * np.std(offsets) / math.sqrt(seeds)
+    assert lo < offsets.mean() < hi
+    assert _half([lo, hi]) == pytest.approx(expected, rel=0.15)
+    # four times the seeds at the same spread: half the width
+    more = rng.normal(-0.05, 0.05, 4 * seeds)
+    wide, narrow = _half([lo, hi]) / np.std(offsets), _half(fe.seed_image_bootstrap(np.repeat(more[:, None], n, 1))) / np.std(more)
+    assert narrow == pytest.approx(wide / 2, rel=0.2)
+
+
+def test_summarise_and_markdown_report_the_paired_difference(fe):
+    rng = np.random.default_rng(3)
+    seeds, n = [0, 1, 2], 300
+    drawn = 7
+
+    def run(p: float) -> dict:
+        top1 = (rng.random(n) < p).astype(int).tolist()
+        return {"top1": top1, "topk": [max(h, int(rng.random() < 0.2)) for h in top1],
+                "top1_drawn": (rng.random(n) < p + 0.1).astype(int).tolist(), "absent_top1": int(rng.integers(0, n))}
+
+    hits = {"clip": {s: run(0.25) for s in seeds}, "focusclip": {s: run(0.15) for s in seeds}}
+    summary = fe.summarise(hits, seeds)
+    f, c = summary["focusclip"], summary["clip"]
+    per_seed = [statistics.fmean(hits["focusclip"][s]["top1"]) - statistics.fmean(hits["clip"][s]["top1"]) for s in seeds]
+    assert f["delta_top1"] == pytest.approx(statistics.fmean(per_seed))
+    assert f["delta_top1_ci95"][0] < f["delta_top1"] < f["delta_top1_ci95"][1]
+    assert c["top1_std"] == pytest.approx(statistics.stdev(statistics.fmean(hits["clip"][s]["top1"]) for s in seeds))
+    assert f["absent_top1_share"] == pytest.approx(statistics.fmean(hits["focusclip"][s]["absent_top1"] / n for s in seeds))
+    assert "delta_top1" not in c
+    meta = {"drawn": drawn, "alpha": {"focusclip": [0.5, 0.6]}, "n": n, "classes": 40, "blind_top1": 0.143,
+            "blind_topk": 0.43, "seeds": seeds, "steps": 800, "n_train": 6000, "clutter": 1.0, "sets": [], "minutes": 1}
+    md = fe.markdown(summary, meta)
+    lo, hi = f["delta_top1_ci95"]
+    assert f"{100 * f['delta_top1']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (±{50 * (hi - lo):.1f})" in md
+    assert "| focusclip |" in md and "0.55 (0.50–0.60)" in md
