@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from focusclip.data.devices import resolve_device
 from focusclip.data.errors import fail
 from focusclip.data.skeleton import BODY_PARTS, NUM_JOINTS
 
@@ -32,28 +33,6 @@ _TAIL = -40.0   # exp(-40) ≈ 4e-18: below it a profile value is set to exactly
 
 
 # ---------------------------------------------------------------------------------------------- input
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; 'cpu'; 'cuda' or 'cuda:N' (a user error without CUDA)."""
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise fail("CUDA is not available on this machine", f"--device {name}",
-                       "use --device cpu or --device auto")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise fail(f"'{name}' is not a device", "--device", "use auto, cpu, cuda or cuda:N") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise fail(f"no GPU {dev.index} (this machine has {torch.cuda.device_count()})", "--device",
-                       "use --device cuda")
-        return dev
-    raise fail(f"unknown device '{name}'", "--device", "use auto, cpu or cuda")
 
 
 def _number(c: Any, default: float) -> float:

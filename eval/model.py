@@ -30,17 +30,6 @@ class EvalModel(Protocol):
         """N strings → L2-normalised [N, D]."""
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise fail("CUDA is not available", f"--device {device}", "use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise fail("unknown device", f"--device {device}", "use auto, cpu or cuda") from None
-
-
 def load_model(checkpoint: str | Path | None, hf_clip: str | None, device: torch.device,
                resize: str | None = None, revision: str | None = None) -> EvalModel:
     """Exactly one of a focus-train checkpoint (run dir, checkpoints/<step>, or a hub id USER/NAME) or a

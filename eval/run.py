@@ -17,11 +17,12 @@ from typing import Callable
 
 import numpy as np
 
+from focusclip.data.devices import resolve_device
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, report_path_for
 from focusclip.data.preflight import writable_file
 from focusclip.eval.metrics import classification_metrics
-from focusclip.eval.model import EvalModel, load_model, resolve_device
+from focusclip.eval.model import EvalModel, load_model
 from focusclip.eval.readers import MissingData, read_for_task
 from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
 from focusclip.eval.report import (comparison, format_table, mean_topk, plot_results, ran, ran_tasks, read_results,

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from focusclip.data.errors import fail
-from focusclip.data.heatmaps import MODES, people_arrays, resolve_device, usable_joints
+from focusclip.data.devices import resolve_device
+from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
 from focusclip.data.io import Report, report_path_for
 from focusclip.data.preflight import writable_dir
 from focusclip.data.sharding import parse_shard

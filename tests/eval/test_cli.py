@@ -67,6 +67,13 @@ def test_user_errors_are_one_line(tmp_path):
     assert "Traceback" not in r.stderr
     r = focus_eval(tmp_path / "run", "--data-root", tmp_path, "--task", "nope", cwd=tmp_path)
     assert r.returncode == 1 and "unknown task 'nope'" in r.stderr and "Traceback" not in r.stderr
+    import torch
+
+    if not torch.cuda.is_available():     # a GPU this machine lacks: the fix, not a fallback to the CPU
+        r = focus_eval(tmp_path / "run", "--data-root", tmp_path, "--device", "cuda:0", cwd=tmp_path)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: --device cuda:0: CUDA is not available")
+        assert "use --device cpu" in r.stderr, r.stderr
 
 
 def test_hf_clip_by_hub_id_downloads_then_evaluates_offline_from_the_cache(tmp_path):
