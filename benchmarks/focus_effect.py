@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-eval", type=int, default=1000, help="Stanford 40 test images (≥ 1,000 for ±3 points)")
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps of every run (the same budget)")
+    p.add_argument("--steps", type=int, default=800, help="optimizer steps of every run (the same budget)")
     p.add_argument("--clutter", type=float, default=1.0)
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each")
     p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run")
@@ -89,8 +89,9 @@ def run_name(arm: str, seed: int, args) -> str:
     return f"{arm}-st{args.steps}{extra}-s{seed}"
 
 
-def train(arm: str, seed: int, args, lay: Layout) -> str:
-    """One training run (reused when finished); returns its folder name under train/."""
+def train(arm: str, seed: int, args, lay: Layout) -> tuple[str, str]:
+    """One training run (reused when finished); returns its folder name under train/ and whether it
+    "ran" now or was "reused"."""
     config, sets = ARMS[arm]
     run = run_name(arm, seed, args)
     opt = DemoOptions(out=args.out, steps=args.steps, seed=seed, train_sets=tuple(sets) + tuple(args.sets))
@@ -102,7 +103,7 @@ def train(arm: str, seed: int, args, lay: Layout) -> str:
     print(f"{run}: {outcome.status} {outcome.detail} ({time.time() - t0:.0f} s)", file=sys.stderr)
     if outcome.status not in ("ran", "reused"):
         sys.exit(f"{run} failed: {outcome.detail} (log: {lay.logs})")
-    return run
+    return run, outcome.status
 
 
 def score(run: str, lay: Layout) -> dict:
@@ -169,15 +170,25 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> list[float]
     return seed_image_bootstrap(a.astype(np.float64) - b, seed)
 
 
+def _r2(x: list[float], y: list[float]) -> float | None:
+    """Share of the seed-to-seed variance of `y` that a straight line in `x` explains (None: too few seeds
+    or no spread)."""
+    if len(x) < 3 or statistics.pstdev(x) == 0 or statistics.pstdev(y) == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
 def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
     out = {}
     for arm, by_seed in hits.items():
         t1 = [statistics.fmean(by_seed[s]["top1"]) for s in seeds]
         tk = [statistics.fmean(by_seed[s]["topk"]) for s in seeds]
         td = [statistics.fmean(by_seed[s]["top1_drawn"]) for s in seeds]
+        absent = [by_seed[s]["absent_top1"] / len(by_seed[s]["top1"]) for s in seeds]
         out[arm] = {"top1": t1, "topk": tk, "top1_drawn": td, "top1_drawn_mean": statistics.fmean(td),
                     "top1_drawn_std": statistics.stdev(td) if len(td) > 1 else 0.0,
-                    "absent_top1_share": statistics.fmean(by_seed[s]["absent_top1"] / len(by_seed[s]["top1"]) for s in seeds),
+                    "absent_top1_share": statistics.fmean(absent), "absent_top1_per_seed": absent,
+                    "top1_r2_absent": _r2(absent, t1),
                     "top1_mean": statistics.fmean(t1), "topk_mean": statistics.fmean(tk),
                     "top1_std": statistics.stdev(t1) if len(t1) > 1 else 0.0,
                     "topk_std": statistics.stdev(tk) if len(tk) > 1 else 0.0}
@@ -215,7 +226,14 @@ def markdown(summary: dict, meta: dict) -> str:
             f"{100 / meta['classes']:.1f} top-1 of 40, {100 / meta['drawn']:.1f} of the drawn; image-blind best constant "
             f"answer {100 * meta['blind_top1']:.1f} top-1 / {100 * meta['blind_topk']:.1f} top-3), seeds {meta['seeds']}, "
             f"{meta['steps']} optimizer steps per run at batch 32, n_train {meta['n_train']}, clutter {meta['clutter']}, "
-            f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min.")
+            f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min ({meta['runs_trained']} runs trained now, "
+            f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary))
+
+
+def _spread_note(summary: dict) -> str:
+    r2 = [f"{arm} {s['top1_r2_absent']:.2f}" for arm, s in summary.items() if s.get("top1_r2_absent") is not None]
+    return ("\n\nShare of the seed-to-seed variance of top-1 of 40 explained by the share of answers on absent "
+            f"classes (r²): {', '.join(r2)}." if r2 else "")
 
 
 def plot(summary: dict, curve: dict, path: Path) -> None:
@@ -224,7 +242,7 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax_val, ax_alpha) = plt.subplots(1, 3, figsize=(16, 4))
+    fig, (ax, ax_val, ax_alpha, ax_abs) = plt.subplots(1, 4, figsize=(21, 4))
     arms = list(summary)
     y = [100 * summary[a]["top1_mean"] for a in arms]
     ax.bar(arms, y, yerr=[100 * summary[a]["top1_std"] for a in arms], capsize=3, color="tab:blue")
@@ -242,10 +260,14 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
                             label=arm if k == 0 else None)
             if c["alpha"]:
                 ax_alpha.plot(*zip(*c["alpha"]), color=f"C{arms.index(arm)}", alpha=0.6, label=arm if k == 0 else None)
+    for i, a in enumerate(arms):
+        ax_abs.scatter([100 * v for v in summary[a]["absent_top1_per_seed"]], [100 * v for v in summary[a]["top1"]],
+                       color=f"C{i}", s=14, label=a)
+    ax_abs.set(xlabel="top-1 answers on absent classes (%)", ylabel="top-1 of 40 (%)", title="each seed's run")
     ax_val.set(xlabel="step", ylabel="validation image–text loss", title="image–text loss (every seed)")
     ax_alpha.set(xlabel="step", ylabel="alpha", title="alpha (learnt arms)")
-    for a in (ax_val, ax_alpha):
-        if a.lines:
+    for a in (ax_val, ax_alpha, ax_abs):
+        if a.lines or a.collections:
             a.legend(fontsize=8)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -258,7 +280,9 @@ def main(argv=None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1" if args.jobs > 1 else str(os.cpu_count() or 1))
     jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = dict(zip(jobs, pool.map(lambda j: train(j[0], j[1], args, lay), jobs)))
+        done = dict(zip(jobs, pool.map(lambda j: train(j[0], j[1], args, lay), jobs)))
+    runs = {job: run for job, (run, _) in done.items()}
+    trained = sum(status == "ran" for _, status in done.values())
     hits = {arm: {s: score(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
     curve = {arm: {s: curves(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
     summary = summarise(hits, args.seeds)
@@ -268,7 +292,7 @@ def main(argv=None) -> None:
             "n_train": args.n_train, "clutter": args.clutter, "sets": args.sets,
             "blind_top1": blind["blind_top1"], "blind_topk": blind["blind_topk"],
             "alpha": {arm: [c["alpha"][-1][1] for c in curve[arm].values() if c["alpha"]] for arm in args.arms},
-            "minutes": (time.time() - t0) / 60}
+            "minutes": (time.time() - t0) / 60, "runs_trained": trained, "runs_reused": len(done) - trained}
     table = markdown(summary, meta)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def test_the_bootstrap_carries_the_spread_between_seeds(fe):
     assert narrow == pytest.approx(wide / 2, rel=0.2)
 
 
-def test_summarise_and_markdown_report_the_paired_difference(fe):
+def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     rng = np.random.default_rng(3)
     seeds, n = [0, 1, 2], 300
     drawn = 7
@@ -76,9 +76,29 @@ def test_summarise_and_markdown_report_the_paired_difference(fe):
     assert c["top1_std"] == pytest.approx(statistics.stdev(statistics.fmean(hits["clip"][s]["top1"]) for s in seeds))
     assert f["absent_top1_share"] == pytest.approx(statistics.fmean(hits["focusclip"][s]["absent_top1"] / n for s in seeds))
     assert "delta_top1" not in c
+    shares = [hits["clip"][s]["absent_top1"] / n for s in seeds]
+    t1 = [statistics.fmean(hits["clip"][s]["top1"]) for s in seeds]
+    assert c["top1_r2_absent"] == pytest.approx(np.corrcoef(shares, t1)[0, 1] ** 2)
     meta = {"drawn": drawn, "alpha": {"focusclip": [0.5, 0.6]}, "n": n, "classes": 40, "blind_top1": 0.143,
-            "blind_topk": 0.43, "seeds": seeds, "steps": 800, "n_train": 6000, "clutter": 1.0, "sets": [], "minutes": 1}
+            "blind_topk": 0.43, "seeds": seeds, "steps": 800, "n_train": 6000, "clutter": 1.0, "sets": [], "minutes": 1,
+            "runs_trained": 4, "runs_reused": 2}
     md = fe.markdown(summary, meta)
     lo, hi = f["delta_top1_ci95"]
     assert f"{100 * f['delta_top1']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (±{50 * (hi - lo):.1f})" in md
     assert "| focusclip |" in md and "0.55 (0.50–0.60)" in md
+    assert "1 min (4 runs trained now, 2 reused from earlier invocations)" in md
+    curve = {arm: {s: {"val_image_text": [(100, 4.0), (200, 3.8)], "alpha": [(100, 0.5)] if arm != "clip" else []}
+                   for s in seeds} for arm in hits}
+    fe.plot(summary, curve, tmp_path / "fe.png")
+    assert (tmp_path / "fe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"(r²): clip {c['top1_r2_absent']:.2f}, focusclip {f['top1_r2_absent']:.2f}." in md
+
+
+def test_the_spread_note_names_what_drives_top1_across_seeds(fe):
+    """Seeds whose answers go to absent classes lose top-1 one for one: r² near 1; no relation: near 0."""
+    share = [0.2, 0.4, 0.6, 0.3, 0.5]
+    assert fe._r2(share, [0.3 - 0.5 * x for x in share]) == pytest.approx(1.0)
+    assert fe._r2(share, [0.2, 0.2, 0.2, 0.2, 0.2]) is None
+    assert fe._r2([0.2, 0.4], [0.1, 0.3]) is None
+    rng = np.random.default_rng(4)
+    assert fe._r2(list(rng.random(200)), list(rng.random(200))) < 0.05
