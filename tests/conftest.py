@@ -31,3 +31,13 @@ def console_script(name: str) -> str:
     if not found:
         pytest.skip(f"console script {name} is not installed")
     return found
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ (not a package) imported as a module, for testing its pieces."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,22 +1,18 @@
 """benchmarks/focus_effect.py: its paired bootstrap and its summary measure what the README reports."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def fe():
-    spec = importlib.util.spec_from_file_location("focus_effect", REPO / "benchmarks" / "focus_effect.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("focus_effect")
 
 
 def _half(ci: list[float]) -> float:

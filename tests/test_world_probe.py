@@ -1,22 +1,18 @@
 """benchmarks/world_probe.py: its supervised ceiling, linear probe and bootstrap do what they claim."""
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def wp():
-    spec = importlib.util.spec_from_file_location("world_probe", REPO / "benchmarks" / "world_probe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("world_probe")
 
 
 def _quadrant_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
