@@ -17,8 +17,9 @@ test images: ≥ 1,000), in-process with focus-eval's own reader, prompts and sc
 per-image hits. Reported per arm: mean ± std over seeds of top-1 and top-3; per control a paired
 bootstrap 95% CI of (arm − clip) in top-1, resampling seeds and test images together (the same seeds
 and images for both arms), so both sources of spread are in the interval; alpha at the end of each
-run. Writes OUT/focus_effect.json, OUT/focus_effect.md and OUT/focus_effect.png (top-1 per arm with
-the CI, and the image–text validation loss and alpha curves).
+run, and how much of the seed-to-seed spread of top-1 the share of answers on absent classes explains
+(r²). Writes OUT/focus_effect.json, OUT/focus_effect.md and OUT/focus_effect.png (top-1 per arm with
+the CI, the image–text validation loss and alpha curves, and each run's top-1 against its absent share).
 
     .venv/bin/python benchmarks/focus_effect.py                         # 5 seeds × 6 arms, runs/focus_effect/
     .venv/bin/python benchmarks/focus_effect.py --arms clip focusclip --seeds 0 1 2
