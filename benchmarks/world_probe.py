@@ -209,11 +209,6 @@ def measure(seed: int, args, lay) -> dict:
     return out
 
 
-def bootstrap(hits: np.ndarray, seed: int = 0) -> list[float]:
-    """95% interval of the mean of hits [seeds, images], resampling seeds and images (focus_effect's)."""
-    return seed_image_bootstrap(hits, seed)
-
-
 def summarise(results: list[dict]) -> dict:
     first = results[0]
     truth = np.array(first["truth"])
@@ -222,7 +217,7 @@ def summarise(results: list[dict]) -> dict:
         h = np.array([r["hits"][m] for r in results])
         per_seed = h.mean(1)
         recall = {c: float(h[:, truth == i].mean()) for i, c in enumerate(first["drawn"])}
-        out["methods"][m] = {"top1": float(h.mean()), "ci95": bootstrap(h),
+        out["methods"][m] = {"top1": float(h.mean()), "ci95": seed_image_bootstrap(h),
                              "std": float(statistics.stdev(per_seed)) if len(per_seed) > 1 else 0.0,
                              "recall": recall}
     for m in ("prompts", "ensemble"):

@@ -19,6 +19,17 @@ def _half(ci: list[float]) -> float:
     return (ci[1] - ci[0]) / 2
 
 
+def test_bootstrap_matches_the_binomial_interval(fe):
+    rng = np.random.default_rng(0)
+    n, p = 1000, 0.3
+    hits = (rng.random(n) < p).astype(int)
+    lo, hi = fe.seed_image_bootstrap(np.stack([hits, hits]))     # two identical seeds: only the images vary
+    m = hits.mean()
+    half = 1.96 * math.sqrt(m * (1 - m) / n)
+    assert lo < m < hi
+    assert abs((hi - lo) / 2 - half) < 0.2 * half, ((hi - lo) / 2, half)
+
+
 def test_the_bootstrap_is_paired_a_shared_image_effect_cancels(fe):
     """Both arms get the same hard and easy images; only 3% of the images differ. An unpaired interval
     would be as wide as either arm's own (~±2.8 points at n = 1,000); the paired one must be far narrower."""

@@ -1,7 +1,6 @@
-"""benchmarks/world_probe.py: its supervised ceiling, linear probe and bootstrap do what they claim."""
+"""benchmarks/world_probe.py: its supervised ceiling, linear probe and summary do what they claim
+(its bootstrap is focus_effect's, tested in test_focus_effect.py)."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -57,17 +56,6 @@ def test_the_linear_probe_separates_separable_features(wp):
     bayes = ((ft[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
     acc, best = (head(ft).argmax(1) == yt).float().mean().item(), (bayes == yt).float().mean().item()
     assert acc > best - 0.03, (acc, best)
-
-
-def test_bootstrap_matches_the_binomial_interval(wp):
-    rng = np.random.default_rng(0)
-    n, p = 1000, 0.3
-    hits = (rng.random(n) < p).astype(int)
-    lo, hi = wp.bootstrap(np.stack([hits, hits]))     # two identical seeds: only the images vary
-    m = hits.mean()
-    half = 1.96 * math.sqrt(m * (1 - m) / n)
-    assert lo < m < hi
-    assert abs((hi - lo) / 2 - half) < 0.2 * half, ((hi - lo) / 2, half)
 
 
 def test_summarise_reports_recall_per_drawn_class(wp):
