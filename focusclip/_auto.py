@@ -1,12 +1,15 @@
-"""Register `model_type: focusclip` with transformers' Auto classes without importing transformers.
+"""Register `model_type: focusclip` (and `focusclip_vit`, the convolutional-stem vision tower) with
+transformers' Auto classes without importing transformers.
 
 `import focusclip` must make `AutoConfig`/`AutoModel.from_pretrained(folder_or_id)` work, yet
 `focus-data --help` must not pay for torch and transformers (seconds). So registering waits until
 the user's own code imports the Auto classes: a finder on `sys.meta_path` notices the import of
 `transformers.models.auto.configuration_auto` (AutoConfig; also imported by AutoTokenizer and
-AutoModel) and of `…modeling_auto` (AutoModel), lets it run, then registers FocusCLIPConfig and
-FocusCLIPModel. When those modules are already imported, registering happens at once. Importing
-`focusclip.training.model` registers too (it is where the classes live).
+AutoModel) and of `…modeling_auto` (AutoModel), lets it run, then registers FocusCLIPConfig (with
+AutoConfig) and the models (with AutoModel; `focusclip_vit` with them, or a stand-in that imports it on
+first use while ViT's own model module is still loading). When those modules are already imported,
+registering happens at once. Importing `focusclip.training.model` registers too (it is where the
+classes live).
 """
 from __future__ import annotations
 
@@ -26,8 +29,41 @@ def _register_config(auto: ModuleType) -> None:
     auto.AutoConfig.register(FocusCLIPConfig.model_type, FocusCLIPConfig, exist_ok=True)
 
 
+VIT_MODEL = "transformers.models.vit.modeling_vit"
+
+
 def _register_model(_auto: ModuleType) -> None:
     import focusclip.training.model  # noqa: F401  (registers both classes when imported)
+
+    vit = sys.modules.get(VIT_MODEL)
+    if vit is not None and not hasattr(vit, "ViTModel"):
+        # ViT's model module is mid-import (the Auto modules often load inside it): FocusViTModel, its
+        # subclass, cannot be defined yet, so its config goes in now with a stand-in that loads it on use
+        from focusclip.training.vit_config import FocusViTConfig, register_config
+        _FocusViTOnFirstUse.config_class = FocusViTConfig
+        register_config(_FocusViTOnFirstUse)
+    else:
+        import focusclip.training.vit  # noqa: F401  (registers FocusViTConfig / FocusViTModel)
+
+
+class _FocusViTOnFirstUse:
+    """AutoModel's entry for `focusclip_vit` until focusclip.training.vit is imported (which registers
+    the real class): imports it, then defers to it."""
+    config_class = None   # FocusViTConfig, set when registered
+
+    @staticmethod
+    def _real():
+        from focusclip.training.vit import FocusViTModel
+
+        return FocusViTModel
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        return cls._real().from_pretrained(*args, **kwargs)
+
+    @classmethod
+    def _from_config(cls, config, **kwargs):
+        return cls._real()._from_config(config, **kwargs)
 
 
 class _ThenCall(importlib.abc.Loader):
@@ -80,14 +116,20 @@ def _safely(callback: Callable[[ModuleType], None], module: ModuleType) -> None:
                       "AutoModel will not know it, use focusclip.training.model.FocusCLIPModel", stacklevel=2)
 
 
+def _watch(name: str, callback: Callable[[ModuleType], None]) -> None:
+    """Call `callback(module)` once the module `name` has been imported."""
+    finder = next((f for f in sys.meta_path if isinstance(f, _AfterImport)), None)
+    if finder is None:
+        sys.meta_path.insert(0, _AfterImport({name: callback}))
+    else:
+        finder.callbacks.setdefault(name, callback)
+
+
 def install() -> None:
     """Register now for the Auto modules already imported; watch for the others."""
-    pending = {}
     for name, callback in ((CONFIG_AUTO, _register_config), (MODEL_AUTO, _register_model)):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "AutoConfig" if name == CONFIG_AUTO else "AutoModel"):
             _safely(callback, module)
         else:
-            pending[name] = callback
-    if pending and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(pending))
+            _watch(name, callback)

@@ -104,6 +104,16 @@ _GEOMETRY = {"squash": "the whole frame resized to the training size (aspect rat
              "crop": "shorter side resized to the training size, centre crop"}
 
 
+def vision_architecture(v: dict) -> str:
+    """"ViT, hidden 64, 2 layers, patch 8" and, for a `focusclip_vit` tower, its stem and readout."""
+    text = f"ViT, hidden {v.get('hidden_size')}, {v.get('num_hidden_layers')} layers, patch {v.get('patch_size')}"
+    if v.get("stem") == "conv":
+        text += f" as 3×3 stride-2 convolutions (widths {v.get('stem_channels')}, batch norm)"
+    if v.get("pooling") == "mean":
+        text += ", read out as the mean of the patch tokens"
+    return text
+
+
 def model_section(config, resize: str = "crop") -> str:
     v, t, p = config.vision, config.text, config.provenance or {}
     kind = "FocusCLIP (image, text and heatmap-weighted image)" if config.triple else "CLIP baseline (image and text)"
@@ -111,8 +121,7 @@ def model_section(config, resize: str = "crop") -> str:
         "## Model", "", f"{kind}, embeddings of {config.embed_dim} dimensions, NT-Xent temperature "
         f"{config.contrastive_temperature:g}, trained at {config.image_size}×{config.image_size} pixels.", "",
         "| tower | architecture | initial weights |", "| --- | --- | --- |",
-        f"| image | ViT, hidden {v.get('hidden_size')}, {v.get('num_hidden_layers')} layers, patch "
-        f"{v.get('patch_size')} | {_note(p.get('vision'))} |",
+        f"| image | {vision_architecture(v)} | {_note(p.get('vision'))} |",
         f"| text | {t.get('model_type', 'bert')}, hidden {t.get('hidden_size')}, {t.get('num_hidden_layers')} layers, "
         f"vocabulary {t.get('vocab_size')} | {_note(p.get('text'))} |",
         f"| tokenizer | | {_note(p.get('tokenizer'))} |", "",

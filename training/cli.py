@@ -122,7 +122,7 @@ def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint 
     from focusclip.training.publish import export_towers
 
     report = export_towers(checkpoint, output, results=results, force=force)
-    typer.echo(f"wrote {report.extra['vision']} (ViTModel) and {report.extra['text']} (text encoder + tokenizer)")
+    typer.echo(f"wrote {report.extra['vision']} ({report.extra['vision_class']}) and {report.extra['text']} (text encoder + tokenizer)")
 
 
 TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/mini-towers.yaml).")]

@@ -8,12 +8,13 @@ This module imports no torch, so the CLI checks a config in well under a second.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import yaml
 
@@ -50,12 +51,34 @@ class DataConfig:
     prepared_shard: int = 1024              # images per prepared shard
 
 
+STEMS = ("patch", "conv")
+POOLINGS = ("cls", "mean")
+
+
+def conv_stem_channels(patch_size: int, hidden_size: int, channels: Sequence[int] = ()) -> list[int]:
+    """The widths of the stem's convolutions before the last one: `channels` when given, else
+    halving back from `hidden_size` (patch 8, hidden 64 → [16, 32]); raises ValueError when the
+    patch size is not the stem's stride (2 ** number of convolutions)."""
+    n = round(math.log2(patch_size)) if patch_size > 1 else 0
+    if patch_size < 2 or 2 ** n != patch_size:
+        raise ValueError(f"a convolutional stem needs a power-of-two patch size, got {patch_size}")
+    channels = [int(c) for c in channels] or [max(8, hidden_size >> (n - i)) for i in range(1, n)]
+    if len(channels) != n - 1:
+        raise ValueError(f"patch size {patch_size} is {n} stride-2 convolutions: stem_channels needs "
+                         f"{n - 1} widths, got {len(channels)}")
+    return channels
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     pretrained: Optional[str] = None        # a hub id (downloaded and cached), a save_pretrained folder,
                                             # or null: random init with the shape below
     revision: Optional[str] = None          # hub branch, tag or commit (null: the default branch)
     patch_size: int = 16
+    stem: Literal["patch", "conv"] = "patch"   # random init: ViT's P×P patch projection, or log2(P)
+                                            # 3×3 stride-2 convolutions with batch norm (training/vit.py)
+    stem_channels: tuple[int, ...] = ()     # conv stem: widths before the last one (() = halving back)
+    pooling: Literal["cls", "mean"] = "cls"  # random init: the [CLS] token, or the mean of the patch tokens
     hidden_size: int = 768
     num_layers: int = 12
     num_heads: int = 12
@@ -307,6 +330,13 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every", "prefetch"):
         if getattr(t, key) < 1:
             raise fail(f"train.{key} must be at least 1", where, "fix the value")
+    v = cfg.model.vision
+    if v.stem == "conv":
+        try:
+            conv_stem_channels(v.patch_size, v.hidden_size, v.stem_channels)
+        except ValueError as e:
+            raise fail(f"model.vision.stem is conv but {e}", where,
+                       "use patch_size 2, 4, 8, 16 … and one stem_channels width per convolution but the last")
     if t.image_size % cfg.model.vision.patch_size:
         raise fail(f"train.image_size {t.image_size} is not a multiple of model.vision.patch_size "
                    f"{cfg.model.vision.patch_size}", where, "change one of them")

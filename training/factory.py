@@ -46,14 +46,16 @@ class Pretrained:
 
 def load_pretrained(cfg: FocusConfig, sources: Optional[dict[str, Source]] = None) -> Pretrained:
     """Resolve (unless given) and load every pretrained tower and the text tower's tokenizer."""
-    from transformers import AutoModel, AutoTokenizer, ViTModel
+    from transformers import AutoModel, AutoTokenizer
+
+    import focusclip.training.vit  # noqa: F401  (registers model_type focusclip_vit with AutoModel)
 
     sources = sources or resolve_sources(cfg)
     pre = Pretrained(sources)
     v, t = sources["vision"], sources["text"]
     if v.kind != "random":
         what, prefix = TOWERS["vision"]
-        pre.vit = load(v, ViTModel.from_pretrained, what=what, key=f"{prefix}.pretrained",
+        pre.vit = load(v, AutoModel.from_pretrained, what=what, key=f"{prefix}.pretrained",
                        null_fix=_null_fix(prefix), add_pooling_layer=False)
     if t.kind != "random":
         what, prefix = TOWERS["text"]
@@ -80,15 +82,22 @@ def build_tokenizer(cfg: FocusConfig, pre: Optional[Pretrained], texts: Iterable
 
 
 def _random_vit(cfg: FocusConfig):
+    """ViT's own model for the patch stem read out at [CLS] (what a hub ViT is), else the
+    `focusclip_vit` one (training/vit.py)."""
     from transformers import ViTConfig, ViTModel
 
+    from focusclip.training.vit import FocusViTConfig, FocusViTModel
+
     v = cfg.model.vision
-    config = ViTConfig(hidden_size=v.hidden_size, num_hidden_layers=v.num_layers,
-                       num_attention_heads=v.num_heads, intermediate_size=v.intermediate_size,
-                       image_size=cfg.train.image_size, patch_size=v.patch_size, num_channels=3,
-                       hidden_dropout_prob=v.dropout, attention_probs_dropout_prob=v.dropout,
-                       initializer_range=v.init_std)
-    return ViTModel(config, add_pooling_layer=False)
+    shape = dict(hidden_size=v.hidden_size, num_hidden_layers=v.num_layers,
+                 num_attention_heads=v.num_heads, intermediate_size=v.intermediate_size,
+                 image_size=cfg.train.image_size, patch_size=v.patch_size, num_channels=3,
+                 hidden_dropout_prob=v.dropout, attention_probs_dropout_prob=v.dropout,
+                 initializer_range=v.init_std)
+    if v.stem == "patch" and v.pooling == "cls":
+        return ViTModel(ViTConfig(**shape), add_pooling_layer=False)
+    config = FocusViTConfig(stem=v.stem, stem_channels=v.stem_channels, pooling=v.pooling, **shape)
+    return FocusViTModel(config, add_pooling_layer=False)
 
 
 def _random_text(cfg: FocusConfig, tokenizer):

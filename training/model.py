@@ -40,7 +40,8 @@ class FocusOutput(NamedTuple):
 
 
 class VisionTower(nn.Module):
-    """ViT → the [CLS] token of the last (layer-normed) hidden state → linear projection."""
+    """ViT → the [CLS] token of the last (layer-normed) hidden state, or the mean of its patch tokens
+    (`config.pooling: mean`, training/vit.py) → linear projection."""
 
     def __init__(self, vit: nn.Module, embed_dim: int, image_size: int):
         super().__init__()
@@ -48,10 +49,11 @@ class VisionTower(nn.Module):
         self.proj = nn.Linear(vit.config.hidden_size, embed_dim, bias=False)
         # a pretrained ViT at another resolution: interpolate its position embeddings
         self.interpolate = int(vit.config.image_size) != int(image_size)
+        self.mean_pool = getattr(vit.config, "pooling", "cls") == "mean"   # focusclip_vit's option
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:   # [B, 3, S, S] → [B, D]
         h = self.vit(pixel_values=pixels, interpolate_pos_encoding=self.interpolate).last_hidden_state
-        return self.proj(h[:, 0])
+        return self.proj(h[:, 1:].mean(1) if self.mean_pool else h[:, 0])
 
 
 class TextTower(nn.Module):
@@ -81,9 +83,14 @@ def encoder_mask(encoder: nn.Module, attention_mask: torch.Tensor) -> torch.Tens
 
 
 def vision_model_from_config(d: dict) -> nn.Module:
-    """A ViT (no pooler) with the shapes of its config dict; random init."""
+    """A ViT (no pooler) with the shapes of its config dict, a `focusclip_vit` one (convolutional
+    stem) where the dict says so; random init."""
     from transformers import ViTConfig, ViTModel
 
+    from focusclip.training.vit import FocusViTConfig, FocusViTModel
+
+    if d.get("model_type") == FocusViTConfig.model_type:
+        return FocusViTModel(FocusViTConfig.from_dict(d), add_pooling_layer=False)
     return ViTModel(ViTConfig.from_dict(d), add_pooling_layer=False)
 
 

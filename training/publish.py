@@ -85,7 +85,7 @@ def push_checkpoint(checkpoint: Path, repo_id: str, private: bool = False, resul
 
 
 def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = None, force: bool = False) -> Report:
-    """`out_dir/vision/` (ViTModel), `out_dir/text/` (BertModel-family encoder + tokenizer), their
+    """`out_dir/vision/` (ViTModel, or FocusViTModel for a convolutional stem), `out_dir/text/` (BertModel-family encoder + tokenizer), their
     projections to the joint space in `out_dir/projections.safetensors`, and the model card."""
     from safetensors.torch import save_file
 
@@ -110,12 +110,13 @@ def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = Non
                "text_projection": model.text.proj.weight.detach().contiguous().cpu()},
               str(tmp / "projections.safetensors"))
     card = render_card(model.config, _train_yaml(ckpt), evals).content
-    atomic_write_text(tmp / ck.CARD, card + EXPORT_NOTE)
+    atomic_write_text(tmp / ck.CARD, card + export_note(model.vision.vit.config))
     give_umask_mode(p for p in tmp.rglob("*") if p.is_file())   # safetensors writes 0600
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     report = Report("export", {"checkpoint": str(ckpt), "output": str(out_dir)})
-    report.extra.update(vision=str(out_dir / "vision"), text=str(out_dir / "text"))
+    report.extra.update(vision=str(out_dir / "vision"), text=str(out_dir / "text"),
+                        vision_class=type(model.vision.vit).__name__)
     return report
 
 
@@ -129,3 +130,25 @@ joint embedding space (`vision_projection`, `text_projection`, [D, H], no bias):
 `vision_projection @ last_hidden_state[:, 0]`, the text embedding `text_projection @` the mean of
 `last_hidden_state` over the attention mask, each then L2-normalised.
 """
+
+EXPORT_NOTE_FOCUS_VIT = """
+## Exported towers
+
+This folder holds the two encoders as transformers models. `vision/` is a ViT with a convolutional
+stem or mean-pooled readout (`model_type: focusclip_vit`): it loads with `AutoModel.from_pretrained`
+once `import focusclip` has registered the type (`pip install focusclip`). `text/` loads with
+`AutoModel.from_pretrained` (a BERT-family encoder) and `AutoTokenizer.from_pretrained`.
+`projections.safetensors` holds the linear maps into the joint embedding space (`vision_projection`,
+`text_projection`, [D, H], no bias): the image embedding is `vision_projection @` {readout}, the text
+embedding `text_projection @` the mean of `last_hidden_state` over the attention mask, each then
+L2-normalised.
+"""
+
+
+def export_note(vision_config) -> str:
+    """The card's "Exported towers" section for this vision tower (plain ViT or focusclip_vit)."""
+    if getattr(vision_config, "model_type", "vit") != "focusclip_vit":
+        return EXPORT_NOTE
+    readout = ("the mean of `last_hidden_state[:, 1:]` (the patch tokens)" if vision_config.pooling == "mean"
+               else "`last_hidden_state[:, 0]`")
+    return EXPORT_NOTE_FOCUS_VIT.format(readout=readout)

@@ -69,6 +69,9 @@ def _cli(*args, cwd=REPO):
     ("train: {epochs: 2, batchsize: 8}\n", "unknown key 'train.batchsize'"),
     ("train: {epochs: two}\n", "'train.epochs' must be an integer, got 'two'"),
     ("data: {dataset: no/such/folder}\n", "data.dataset does not exist: no/such/folder"),
+    ("model: {vision: {stem: conv, patch_size: 6}}\n", "a convolutional stem needs a power-of-two patch size, got 6"),
+    ("model: {vision: {stem: conv, patch_size: 8, stem_channels: [8]}}\n",
+     "stem_channels needs 2 widths, got 1"),
 ])
 def test_bad_config_is_one_line_and_exit_1(tmp_path, yaml_text, needle):
     cfg = tmp_path / "bad.yaml"
