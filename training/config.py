@@ -160,6 +160,7 @@ class TrainConfig:
     checkpoint_every: int = 500             # optimizer steps; 0 = only at the end of training
     keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
     val_batches: Optional[int] = None       # cap validation batches per epoch (None = all)
+    val_every: int = 0                      # also validate every N optimizer steps (0: at each epoch's end only)
     max_steps: Optional[int] = None         # stop after this many optimizer steps (smoke runs)
     log_to: tuple[Literal["jsonl", "tensorboard", "wandb"], ...] = ("jsonl",)   # jsonl is always written
 
@@ -330,6 +331,8 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     for key in ("epochs", "batch_size", "grad_accum", "image_size", "log_every", "prefetch"):
         if getattr(t, key) < 1:
             raise fail(f"train.{key} must be at least 1", where, "fix the value")
+    if t.val_every < 0:
+        raise fail("train.val_every must be 0 (each epoch's end) or a number of steps", where, "fix the value")
     v = cfg.model.vision
     if v.stem == "conv":
         try:

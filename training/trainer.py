@@ -298,6 +298,8 @@ def _epoch(run: Run, batches, bar, log, on_step) -> None:
             run.epoch, run.micro_start = run.epoch + 1, 0
             _guard(run, run.stats.check(d))
             _validate(run, log)
+        elif t.val_every and run.step % t.val_every == 0:
+            _validate(run, log)
         if last or (t.checkpoint_every and run.step % t.checkpoint_every == 0):
             _guard(run, run.stats.check(d))
             _save(run)

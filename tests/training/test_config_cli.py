@@ -72,6 +72,7 @@ def _cli(*args, cwd=REPO):
     ("model: {vision: {stem: conv, patch_size: 6}}\n", "a convolutional stem needs a power-of-two patch size, got 6"),
     ("model: {vision: {stem: conv, patch_size: 8, stem_channels: [8]}}\n",
      "stem_channels needs 2 widths, got 1"),
+    ("train: {val_every: -5}\n", "train.val_every must be 0 (each epoch's end) or a number of steps"),
 ])
 def test_bad_config_is_one_line_and_exit_1(tmp_path, yaml_text, needle):
     cfg = tmp_path / "bad.yaml"

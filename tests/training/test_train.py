@@ -72,6 +72,20 @@ def test_tiny_focusclip_loss_falls_and_run_dir_is_complete(run_a):
     assert saved["counts"]["steps"] == 24 and saved["counts"]["train_images"] == N_TRAIN
 
 
+def test_val_every_adds_validation_rows_without_changing_training(run_a, world, tmp_path):
+    """train.val_every: 3 validates at steps 3, 6, … as well as at each epoch's end (4 steps); the
+    training rows and the epoch-end validation losses are those of the run without it."""
+    out = tmp_path / "v"
+    run_train(load_config(CONFIG, tiny_overrides(world, out, **RUN, **{"train.val_every": 3})))
+    rows, ref = _rows(out), _rows(run_a[0])
+    val = {r["step"]: r for r in rows if "val_loss" in r}
+    assert sorted(val) == sorted(set(range(3, 25, 3)) | set(range(4, 25, 4)))
+    for r in (r for r in ref if "val_loss" in r):
+        assert val[r["step"]]["val_loss"] == pytest.approx(r["val_loss"], rel=1e-6, abs=1e-7)
+    assert [r["loss"] for r in rows if "loss" in r] == pytest.approx([r["loss"] for r in ref if "loss" in r],
+                                                                      rel=1e-6, abs=1e-7)
+
+
 def test_alpha_learns_and_stays_in_unit_interval(run_a):
     alphas = [r["alpha"] for r in _rows(run_a[0]) if "alpha" in r]
     assert all(0.0 < a < 1.0 for a in alphas)
