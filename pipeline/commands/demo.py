@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
                               "focus-eval → report. A rerun reuses finished steps.")
     def demo(
         out: Annotated[Path, typer.Option("-o", "--output", "--out", help="Run folder.")] = Path("runs/demo"),
-        n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training images.")] = 6000,
+        n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training images.")] = 12000,
         n_eval: Annotated[int, typer.Option("--n-eval", help="Test images per synthetic eval set.")] = 280,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Background distractors of the world (0 = none).")] = 1.0,

@@ -13,7 +13,7 @@ MARKER = "demo.json"   # written in the run folder so --force only ever deletes 
 @dataclass(frozen=True)
 class DemoOptions:
     out: Path = Path("runs/demo")
-    n_train: int = 6000
+    n_train: int = 12000
     n_eval: int = 280
     seed: int = 0
     clutter: float = 1.0                # background distractors of the synthetic world (0 = none)

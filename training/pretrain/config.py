@@ -83,6 +83,10 @@ def check_pretrain_config(cfg: PretrainConfig, tower: Tower, where: str = "confi
         if getattr(sched, key) < 1:
             raise fail(f"{prefix}.{key} must be at least 1", where, "fix the value")
     if tower == "vision":
+        if cfg.vision.stem != "patch" or cfg.vision.pooling != "cls":
+            raise fail("pretrain-vision trains ViT's own patch stem and [CLS] readout (SimMIM masks patches, which a "
+                       "convolutional stem would let leak into their neighbours)", where,
+                       "remove vision.stem / vision.pooling from the pretraining config")
         if cfg.image_size % cfg.vision.patch_size:
             raise fail(f"image_size {cfg.image_size} is not a multiple of vision.patch_size "
                        f"{cfg.vision.patch_size}", where, "change one of them")
