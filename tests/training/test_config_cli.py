@@ -37,8 +37,9 @@ def test_every_shipped_config_loads_with_the_paper_settings():
     mini = names["mini-clip"], names["mini-focusclip"]       # the miniature: one recipe for both
     for c in mini:
         assert (c.optim.name, c.optim.scheduler, c.loss.temperature, c.loss.learn_temperature,
-                c.train.batch_size, c.train.max_steps) == ("adamw", "cosine", 0.07, True, 32, 1500)
+                c.train.batch_size, c.train.max_steps) == ("adamw", "cosine", 0.07, True, 32, 3000)
     assert mini[1].model.triple and not mini[0].model.triple
+    assert all((c.model.vision.stem, c.model.vision.pooling, c.train.val_every) == ("conv", "mean", 500) for c in mini)
     assert {k: v for k, v in to_dict(mini[0]).items() if k not in ("model", "loss", "output_dir")} == \
         {k: v for k, v in to_dict(mini[1]).items() if k not in ("model", "loss", "output_dir")}
 
