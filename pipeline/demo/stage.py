@@ -7,60 +7,84 @@ Every step is a console-script call (`focus-data`, `focus-train`, `focus-eval`),
 imports training or eval code. A step is planned just before it runs from what is on disk, is skipped
 when its output exists (a rerun reuses finished work), waits when an input is missing, and is marked
 "not built yet" when its command is still a stub. Adding a stage = one planner function in `PLANNERS`.
+The two trainings run side by side when the machine has a core for each (`TOGETHER`), each a process
+capped to its share of the cores, with its own log and a bar of its own on the terminal.
 """
 from __future__ import annotations
 
+import copy
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
+
+from tqdm import tqdm
 
 from focusclip.data.errors import fail
 from focusclip.data.io import Report, write_json
 from focusclip.data.preflight import writable_dir
+from focusclip.data.progress import INTERVAL_ENV, progress
 from focusclip.pipeline.demo.layout import MARKER, DemoOptions, Layout, Outcome, Runner, Step
 from focusclip.pipeline.demo.plans import PLANNERS
 
 
 # ---- running ----------------------------------------------------------------------------------------
 
+CHILD_INTERVAL_S = "1"   # a step's bar redraw when the demo's terminal shows it (its log: a line a second)
+
+
 class SubprocessRunner:
     """Runs the console scripts installed beside this Python (the project's .venv/bin), teeing stderr
-    (progress bars, errors) to the terminal and everything to a log file."""
+    (progress bars, errors) to the terminal and everything to a log file. `threads` caps the child's
+    CPU threads; `on_stderr` receives its stderr instead of the terminal (two steps at once)."""
 
-    def __init__(self, stream_stderr: bool = True):
-        self.stream_stderr = stream_stderr
+    def __init__(self, stream_stderr: bool = True, threads: int | None = None,
+                 on_stderr: Callable[[bytes], None] | None = None):
+        self.stream_stderr, self.threads, self.on_stderr = stream_stderr, threads, on_stderr
 
     def __call__(self, script: str, args: list[str], log: Path) -> tuple[int, str]:
         exe = Path(sys.executable).parent / script
         cmd = [str(exe) if exe.exists() else (shutil.which(script) or script), *args]
+        env = dict(os.environ)
+        if self.stream_stderr and sys.stderr.isatty():
+            env[INTERVAL_ENV] = CHILD_INTERVAL_S   # the child's bar moves on the terminal, not every 30 s
+        if self.threads is not None:
+            env.update({k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as logf:
             logf.write(f"$ {' '.join(cmd)}\n".encode())
             try:
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             except FileNotFoundError:
                 raise fail(f"console script {script} not found", str(exe), "run `make install` first") from None
             out: list[bytes] = []
-            err = threading.Thread(target=_pump, args=(proc.stderr, logf, sys.stderr if self.stream_stderr else None, None))
+            sink = self.on_stderr or (_to_terminal if self.stream_stderr else None)
+            err = threading.Thread(target=_pump, args=(proc.stderr, logf, sink, None))
             err.start()
             _pump(proc.stdout, logf, None, out)
             err.join()
             return proc.wait(), b"".join(out).decode("utf-8", "replace")
 
 
-def _pump(src, logf, terminal, keep: list[bytes] | None) -> None:
+def _to_terminal(chunk: bytes) -> None:
+    sys.stderr.buffer.write(chunk)
+    sys.stderr.flush()
+
+
+def _pump(src, logf, sink: Callable[[bytes], None] | None, keep: list[bytes] | None) -> None:
     for chunk in iter(lambda: src.read1(4096), b""):
         logf.write(chunk)
         if keep is not None:
             keep.append(chunk)
-        if terminal is not None:
-            terminal.buffer.write(chunk)
-            terminal.flush()
+        if sink is not None:
+            sink(chunk)
 
 
 def _not_built(runner: Runner, step: Step, log: Path) -> bool:
@@ -121,6 +145,57 @@ def _one_step(name: str, plan: Step | Outcome | str | None, runner: Runner, lay:
     return run_step(name, plan, runner, lay, echo)
 
 
+# Independent CPU-bound steps that run side by side, each on its share of the cores: on 2 cores, the
+# two trainings at one thread each finish sooner than one after the other at two threads each
+# (OpenMP's second thread gains a small model less than a second process does; docs/demo.md).
+TOGETHER = ("train-clip", "train-focusclip")
+_STEPS_DONE = re.compile(rb"(\d+)/(\d+) \[[^\]]*(?:step/s|s/step)")   # the trainer's bar, not the datasets'
+
+
+def run_together(plans: dict[str, Step | Outcome | str | None], lay: Layout, runner: Runner,
+                 echo: Callable[[str], None]) -> dict[str, Outcome]:
+    """Runs the planned steps at once when the runner can (a process each), there are cores for all,
+    and every one has work to do; returns their outcomes ({} otherwise: they then run one by one)."""
+    names = tuple(plans)
+    threads = (os.cpu_count() or 1) // len(names)
+    if not (isinstance(runner, SubprocessRunner) and threads >= 1
+            and all(isinstance(p, Step) and not p.is_done() for p in plans.values())):
+        return {}
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock, tqdm.external_write_mode():
+            echo(line)
+
+    for n, p in plans.items():
+        say(f"== {n}: {p.what} (beside the other{'s' if len(names) > 2 else ''}, {threads} CPU thread"
+            f"{'s' if threads > 1 else ''} each; log: {lay.logs / (n + '.log')})")
+    bars = {n: progress(total=None, desc=n, unit="step", position=i, leave=True) for i, n in enumerate(names)}
+
+    def one(name: str) -> Outcome:
+        bar = bars[name]
+
+        def on_stderr(chunk: bytes) -> None:    # the child's own bar, redrawn as one of ours
+            found = _STEPS_DONE.findall(chunk)
+            if found:
+                done, total = (int(x) for x in found[-1])
+                with lock:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+        mine = copy.copy(runner)
+        mine.threads, mine.on_stderr = threads, on_stderr
+        return run_step(name, plans[name], mine, lay, say)
+
+    try:
+        with ThreadPoolExecutor(len(names)) as pool:
+            outcomes = dict(zip(names, pool.map(one, names)))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return outcomes
+
+
 def run_demo(opt: DemoOptions, runner: Runner | None = None, echo: Callable[[str], None] = print) -> Report:
     """Run every step in order; returns a report whose `extra["steps"]` lists each step's outcome."""
     from focusclip.pipeline.demo.report import build_report
@@ -132,8 +207,11 @@ def run_demo(opt: DemoOptions, runner: Runner | None = None, echo: Callable[[str
     prepare(opt, lay)
     report = Report("demo", {k: str(v) for k, v in opt.__dict__.items()})
     outcomes: list[Outcome] = []
+    together: dict[str, Outcome] = {}
     for name, planner in PLANNERS.items():
-        outcome = _one_step(name, planner(opt, lay), runner, lay, echo)
+        if name == TOGETHER[0] and opt.until not in TOGETHER[:-1]:
+            together = run_together({n: PLANNERS[n](opt, lay) for n in TOGETHER}, lay, runner, echo)
+        outcome = together.pop(name) if name in together else _one_step(name, planner(opt, lay), runner, lay, echo)
         if outcome is None:
             continue
         echo(f"   {name}: {outcome.status}{' — ' + outcome.detail if outcome.detail else ''}"

@@ -153,3 +153,37 @@ def test_a_rerun_with_other_options_is_refused_until_force(tmp_path):
     again = run_demo(_opt(tmp_path, n_train=7, force=True), runner=_convert_writes_jsonl(FakeRunner()),
                      echo=lambda s: None)
     assert {s["status"] for s in again.extra["steps"]} == {"ran"}
+
+
+class ThreadCountingRunner(SubprocessRunner):
+    """A subprocess runner (so the demo may run steps side by side) that fakes each call as
+    FakeRunner does and records the thread cap it was given."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.fake, self.caps = _convert_writes_jsonl(FakeRunner()), {}
+
+    def __call__(self, script, args, log):
+        if args[-1] != "--help":
+            self.caps[log.stem] = self.threads
+        return self.fake(script, args, log)
+
+
+def test_the_two_trainings_run_together_with_half_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    runner = ThreadCountingRunner(stream_stderr=False)
+    report = run_demo(_opt(tmp_path), runner=runner, echo=lambda s: None)
+    steps = {s["name"]: s["status"] for s in report.extra["steps"]}
+    assert steps["train-clip"] == steps["train-focusclip"] == "ran"
+    assert runner.caps["train-clip"] == runner.caps["train-focusclip"] == 1
+    others = {k: v for k, v in runner.caps.items() if not k.startswith("train-")}
+    assert {"synth", "publish", "eval-clip", "eval-focusclip"} <= set(others)
+    assert set(others.values()) == {None}                 # every other step: the machine's default
+
+
+def test_until_the_first_training_runs_it_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    runner = ThreadCountingRunner(stream_stderr=False)
+    report = run_demo(_opt(tmp_path, until="train-clip"), runner=runner, echo=lambda s: None)
+    assert [s["name"] for s in report.extra["steps"]][-1] == "train-clip"
+    assert runner.caps["train-clip"] is None and "train-focusclip" not in runner.caps
