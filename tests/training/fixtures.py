@@ -70,3 +70,28 @@ def tiny_overrides(world: dict, out: Path, **extra) -> list[str]:
     sets = {"data.dataset": world["descriptions"], "data.annotations": world["annotations"],
             "data.images": world["images"], "output_dir": out, **extra}
     return [f"{k}={v}" for k, v in sets.items()]
+
+
+def trained_tiny(root: Path, texts: list[str], **extra) -> dict:
+    """configs/tiny-focusclip.yaml trained 3 steps on a 16-image world under `root` (`extra`: more
+    --set overrides); its checkpoint, world, two preprocessed images (saved as pixels.pt) and the
+    reference embeddings of those images and `texts` (tensors)."""
+    import torch
+
+    from focusclip.training import load_checkpoint
+    from focusclip.training.config import load_config
+    from focusclip.training.trainer import run_train
+    from tests.conftest import REPO
+
+    torch.set_num_threads(1)
+    world = make_world(root / "world", n_train=16, n_val=8)
+    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", tiny_overrides(world, root / "run", **{
+        "train.max_steps": 3, "train.batch_size": 8, "train.checkpoint_every": 0, **extra}))
+    run_train(cfg)
+    ckpt = root / "run" / "checkpoints" / "last"
+    m = load_checkpoint(ckpt)
+    pixels = torch.stack([m.preprocess(Image.open(world["images"] / f"{i:09d}.jpg")) for i in (16, 17)])
+    torch.save(pixels, root / "pixels.pt")
+    ref = {"image": m.encode_images(pixels), "text": m.encode_texts(texts)}
+    return {"ckpt": ckpt, "run": root / "run", "world": world, "pixels": root / "pixels.pt", "ref": ref,
+            "root": root}

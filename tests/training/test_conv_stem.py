@@ -18,16 +18,13 @@ import subprocess
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from focusclip.training import load_checkpoint
 from focusclip.training.config import load_config
 from focusclip.training.factory import build_model, build_tokenizer, load_pretrained
 from focusclip.training.model import VisionTower
-from focusclip.training.trainer import run_train
 from focusclip.training.vit import FocusViTConfig, FocusViTModel
 from tests.conftest import REPO, console_script
-from tests.training.fixtures import make_world, tiny_overrides
+from tests.training.fixtures import tiny_overrides, trained_tiny
 from tests.training.test_hf_model import EMBED, ENV, TEXTS, _python
 
 CONV = {"model.vision.stem": "conv", "model.vision.pooling": "mean", "model.vision.stem_channels": "[8,16]"}
@@ -74,18 +71,7 @@ def test_pooling_reads_out_the_patch_tokens_mean_or_the_cls_token(pooling):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny conv-stem FocusCLIP trained 3 steps; its checkpoint and reference embeddings."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("conv")
-    world = make_world(root / "world", n_train=16, n_val=8)
-    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", tiny_overrides(world, root / "run", **{
-        "train.max_steps": 3, "train.batch_size": 8, "train.checkpoint_every": 0, **CONV}))
-    run_train(cfg)
-    ckpt = root / "run" / "checkpoints" / "last"
-    m = load_checkpoint(ckpt)
-    pixels = torch.stack([m.preprocess(Image.open(world["images"] / f"{i:09d}.jpg")) for i in (16, 17)])
-    torch.save(pixels, root / "pixels.pt")
-    ref = {"image": m.encode_images(pixels), "text": m.encode_texts(TEXTS)}
-    return {"ckpt": ckpt, "pixels": root / "pixels.pt", "ref": ref, "world": world, "root": root}
+    return trained_tiny(tmp_path_factory.mktemp("conv"), TEXTS, **CONV)
 
 
 @pytest.mark.parametrize("imports", ["import focusclip",

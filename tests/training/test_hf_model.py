@@ -15,7 +15,6 @@ import pytest
 import torch
 import yaml
 from huggingface_hub import ModelCard
-from PIL import Image
 
 from focusclip.data.errors import FocusError
 from focusclip.training import load_checkpoint
@@ -23,7 +22,7 @@ from focusclip.training.config import load_config
 from focusclip.training.publish import export_towers
 from focusclip.training.trainer import run_train
 from tests.conftest import REPO, VENV_BIN, console_script
-from tests.training.fixtures import make_world, tiny_overrides
+from tests.training.fixtures import trained_tiny
 
 TEXTS = ["A red figure stands upright at the left of the picture.", "one person on the right", "blue"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -33,20 +32,7 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny FocusCLIP trained 3 steps; its checkpoint, world and reference embeddings."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("hf")
-    world = make_world(root / "world", n_train=16, n_val=8)
-    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", tiny_overrides(world, root / "run", **{
-        "train.max_steps": 3, "train.batch_size": 8, "train.checkpoint_every": 0}))
-    run_train(cfg)
-    ckpt = root / "run" / "checkpoints" / "last"
-    m = load_checkpoint(ckpt)
-    images = [Image.open(world["images"] / f"{i:09d}.jpg") for i in (16, 17)]
-    pixels = torch.stack([m.preprocess(im) for im in images])
-    ref = {"image": m.encode_images(pixels).tolist(), "text": m.encode_texts(TEXTS).tolist()}
-    torch.save(pixels, root / "pixels.pt")
-    return {"ckpt": ckpt, "run": root / "run", "world": world, "pixels": root / "pixels.pt", "ref": ref,
-            "root": root}
+    return trained_tiny(tmp_path_factory.mktemp("hf"), TEXTS)
 
 
 def _python(code: str, *args, env=ENV) -> dict:
@@ -79,8 +65,8 @@ def test_automodel_loads_the_checkpoint_with_equal_embeddings(trained):
     focusclip (the other order: test_exported_towers_…); the embeddings equal load_checkpoint's."""
     out = _python(EMBED.format(imports="import focusclip", texts=TEXTS), trained["ckpt"], trained["pixels"])
     assert (out["class"], out["config"], out["model_type"]) == ("FocusCLIPModel", "FocusCLIPConfig", "focusclip")
-    torch.testing.assert_close(torch.tensor(out["image"]), torch.tensor(trained["ref"]["image"]), rtol=0, atol=1e-6)
-    torch.testing.assert_close(torch.tensor(out["text"]), torch.tensor(trained["ref"]["text"]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(out["image"]), trained["ref"]["image"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(out["text"]), trained["ref"]["text"], rtol=0, atol=1e-6)
     assert out["features_norm_ok"]
 
 
@@ -155,8 +141,8 @@ def test_exported_towers_are_plain_vit_and_bert(trained, tmp_path):
     got = _python(PLAIN.format(texts=TEXTS), out, trained["pixels"], trained["ckpt"])
     assert not got["focusclip_imported"] and got["auto_text"] == "BertModel"
     assert got["late_auto"] == "FocusCLIPModel"
-    torch.testing.assert_close(torch.tensor(got["image"]), torch.tensor(trained["ref"]["image"]), rtol=0, atol=1e-5)
-    torch.testing.assert_close(torch.tensor(got["text"]), torch.tensor(trained["ref"]["text"]), rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(got["image"]), trained["ref"]["image"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(got["text"]), trained["ref"]["text"], rtol=0, atol=1e-5)
     with pytest.raises(FocusError, match="output folder is not empty"):
         export_towers(trained["ckpt"], out)
 
@@ -189,8 +175,8 @@ def test_old_layout_checkpoints_load_and_resume(trained, tmp_path):
     m = load_checkpoint(old)
     assert m.name == "tiny-focusclip@3"
     pixels = torch.load(trained["pixels"])
-    torch.testing.assert_close(m.encode_images(pixels), torch.tensor(trained["ref"]["image"]), rtol=0, atol=1e-6)
-    torch.testing.assert_close(m.encode_texts(TEXTS), torch.tensor(trained["ref"]["text"]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(m.encode_images(pixels), trained["ref"]["image"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(m.encode_texts(TEXTS), trained["ref"]["text"], rtol=0, atol=1e-6)
     cfg = load_config(run / "config.yaml", [f"output_dir={run}", "train.max_steps=4"])
     report = run_train(cfg, resume="latest")
     assert report.counts["steps"] == 4
