@@ -33,8 +33,10 @@ def world_paths(out: str | os.PathLike) -> dict[str, Path]:
 
 
 def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, seed: int = 0,
-              clutter: float = 1.0, force: bool = False, progress: bool = True) -> Report:
-    """Generate the world under `out`; a finished world with the same options is kept as it is."""
+              clutter: float = 1.0, force: bool = False, progress: bool = True,
+              workers: int | None = None) -> Report:
+    """Generate the world under `out`; a finished world with the same options is kept as it is.
+    `workers` processes draw the training images (default: one per core; the world is the same)."""
     if n_train < 1 or n_eval < 0:
         raise fail(f"--n-train must be ≥ 1 and --n-eval ≥ 0 (got {n_train}, {n_eval})", "focus-data synth")
     if clutter < 0:
@@ -55,17 +57,17 @@ def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, se
     for stale in (paths["images"], paths["eval_root"]):   # a forced or interrupted run starts clean
         shutil.rmtree(stale, ignore_errors=True)
     paths["report"].unlink(missing_ok=True)
-    _generate(paths, n_train, n_eval, seed, cfg, report, progress)
+    _generate(paths, n_train, n_eval, seed, cfg, report, progress, workers or os.cpu_count() or 1)
     report.save(paths["report"])
     return report
 
 
 def _generate(paths: dict[str, Path], n_train: int, n_eval: int, seed: int, cfg: WorldConfig,
-              report: Report, progress: bool) -> None:
+              report: Report, progress: bool, workers: int) -> None:
     per_train, per_test = stanford40_counts(n_eval)
     total = n_train + (per_train + per_test) * len(DRAWN_CLASSES) + n_eval
     bar = progress_bar(total=total, desc="synth", unit="img", disable=not progress, leave=False)
-    records = generate_mpii(paths["mat"].parent, n_train, seed, cfg, progress=bar.update)
+    records = generate_mpii(paths["mat"].parent, n_train, seed, cfg, progress=bar.update, workers=workers)
     report.count("images", len(records))
     report.count("people", sum(len(r.people) for r in records))
     report.count("labelled_joints", sum(p.num_labelled for r in records for p in r.people))

@@ -8,8 +8,10 @@ for a seed whatever the count, and any image can be redrawn alone. Eval sets: `e
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -197,20 +199,37 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def generate_mpii(out: str | os.PathLike, n: int, seed: int, cfg: WorldConfig = WorldConfig(),
-                  progress=None) -> list[Annotation]:
-    """Write `n` training-world images, the MPII `.mat` and `truth.jsonl` under `out`."""
+                  progress=None, workers: int = 1) -> list[Annotation]:
+    """Write `n` training-world images, the MPII `.mat` and `truth.jsonl` under `out`. With
+    `workers` > 1 the images are drawn and encoded in that many processes; every image comes from its
+    own random stream, so the files are the same whatever the count."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    draw = partial(_write_training_image, out / "images", seed, cfg)
     records = []
-    for i in range(n):
-        rec, image = training_image(seed, i, cfg)
-        atomic_write_bytes(out / "images" / rec.image, encode_jpeg(image, cfg.jpeg_quality))
-        records.append(rec)
-        if progress:
-            progress(1)
+    if workers > 1 and n >= 2 * POOL_CHUNK:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:   # spawn: the caller may hold torch's threads
+            for rec in pool.imap(draw, range(n), chunksize=POOL_CHUNK):
+                records.append(rec)
+                if progress:
+                    progress(1)
+    else:
+        for i in range(n):
+            records.append(draw(i))
+            if progress:
+                progress(1)
     write_mpii_mat(out / MAT_NAME, records)
     write_jsonl(out / "truth.jsonl", (r.to_dict() for r in records))
     return records
+
+
+POOL_CHUNK = 32   # images per task handed to a worker process
+
+
+def _write_training_image(images: Path, seed: int, cfg: WorldConfig, index: int) -> Annotation:
+    rec, image = training_image(seed, index, cfg)
+    atomic_write_bytes(images / rec.image, encode_jpeg(image, cfg.jpeg_quality))
+    return rec
 
 
 __all__ = ["WorldConfig", "Scene", "render_scene", "training_image", "generate_mpii", "image_name",

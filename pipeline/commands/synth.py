@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -19,10 +19,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same world.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Scale of background distractors (0 = none).")] = 1.0,
         force: Force = False,
+        workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes that draw the training "
+                                                       "images (default: one per core; the world is the same).")] = None,
     ) -> None:
         from focusclip.pipeline.synth import run_synth, world_paths
 
-        report = run_synth(output, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, force=force)
+        report = run_synth(output, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, force=force,
+                           workers=workers)
         c = report.counts
         verb = "kept (already generated)" if report.extra.get("reused") else "wrote"
         typer.echo(f"synth: {verb} {c.get('images', 0)} images with {c.get('people', 0)} people "

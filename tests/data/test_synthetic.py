@@ -147,6 +147,20 @@ def test_generate_mpii_prefix_is_stable(tmp_path):
     assert short == long[:3]
 
 
+def test_worker_processes_draw_the_same_world(tmp_path):
+    from focusclip.data.synthetic.world import POOL_CHUNK
+
+    n = 2 * POOL_CHUNK + 5                     # enough for the pool, with a partial last chunk
+    ticks = []
+    one = generate_mpii(tmp_path / "one", n, seed=4)
+    two = generate_mpii(tmp_path / "two", n, seed=4, workers=2, progress=ticks.append)
+    assert one == two and len(ticks) == n
+    for name in ["truth.jsonl", *(f"images/{r.image}" for r in one)]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    mats = [(tmp_path / d / "mpii_human_pose_v1_u12_1.mat").read_bytes() for d in ("one", "two")]
+    assert mats[0][116:] == mats[1][116:]     # after the 116-byte text header, which holds the time
+
+
 # ---- eval sets, read by the eval readers -----------------------------------------------------------
 
 def test_stanford40_layout_is_read_by_the_eval_reader(world):
