@@ -113,7 +113,7 @@ def score(run: str, lay: Layout) -> dict:
     cache = lay.train / run / f"hits-{TASK}.json"
     if cache.is_file():
         cached = json.loads(cache.read_text())
-        if "label_counts" in cached:     # else written by an older version of this script
+        if "geometry" in cached:     # else written by an older version of this script
             return cached
     import torch
 
@@ -139,9 +139,24 @@ def score(run: str, lay: Layout) -> dict:
            "absent_top1": int(sum(p not in drawn for p in preds[:, 0])),
            "label_counts": np.bincount([lab[0] for lab in labels], minlength=len(task.class_names)).tolist(),
            "top1": hits_at(preds, labels, 1).astype(int).tolist(), "topk": hits_at(preds, labels, task.k).astype(int).tolist(),
-           "k": task.k, "classes": len(task.class_names)}
+           "k": task.k, "classes": len(task.class_names),
+           "geometry": geometry(scores, [lab[0] for lab in labels], drawn, classifier.T.numpy())}
     cache.write_text(json.dumps(out))
     return out
+
+
+def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: np.ndarray) -> dict:
+    """Where images sit among the prompts: the mean cosine of an image to its own class's prompt, how
+    far the nearest absent-class prompt is above it (> 0: an absent class wins), and how spread the
+    absent classes' prompts are (1 − their mean pairwise cosine). `prompts`: unit rows [C, D]."""
+    y = np.asarray(labels)
+    absent = [c for c in range(scores.shape[1]) if c not in set(drawn)]
+    true = scores[np.arange(len(y)), y]
+    off = (prompts[absent] @ prompts[absent].T)[~np.eye(len(absent), dtype=bool)]
+    nan = float("nan")     # no absent class, or one: nothing to measure
+    return {"cos_true": float(true.mean()),
+            "absent_over_true": float((scores[:, absent].max(1) - true).mean()) if absent else nan,
+            "absent_prompt_spread": float(1 - off.mean()) if off.size else nan}
 
 
 def curves(run: str, lay: Layout) -> dict:
@@ -193,6 +208,9 @@ def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
                     "top1_mean": statistics.fmean(t1), "topk_mean": statistics.fmean(tk),
                     "top1_std": statistics.stdev(t1) if len(t1) > 1 else 0.0,
                     "topk_std": statistics.stdev(tk) if len(tk) > 1 else 0.0}
+        if all("geometry" in by_seed[s] for s in seeds):
+            out[arm]["geometry"] = {k: statistics.fmean(by_seed[s]["geometry"][k] for s in seeds)
+                                    for k in by_seed[seeds[0]]["geometry"]}
         if arm != "clip" and "clip" in hits:
             a = np.array([hits[arm][s]["top1"] for s in seeds])
             b = np.array([hits["clip"][s]["top1"] for s in seeds])
@@ -228,7 +246,15 @@ def markdown(summary: dict, meta: dict) -> str:
             f"answer {100 * meta['blind_top1']:.1f} top-1 / {100 * meta['blind_topk']:.1f} top-3), seeds {meta['seeds']}, "
             f"{meta['steps']} optimizer steps per run at batch 32, n_train {meta['n_train']}, clutter {meta['clutter']}, "
             f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min ({meta['runs_trained']} runs trained now, "
-            f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary))
+            f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary) + _geometry_note(summary))
+
+
+def _geometry_note(summary: dict) -> str:
+    rows = [f"{arm} {g['cos_true']:.2f} / {g['absent_over_true']:+.3f} / {g['absent_prompt_spread']:.3f}"
+            for arm, s in summary.items() if (g := s.get("geometry"))]
+    return ("\n\nWhere the images sit among the prompts (mean over seeds): cosine of an image to its own class's "
+            "prompt / the nearest absent-class prompt's cosine minus that / spread of the absent classes' prompts "
+            f"(1 − their mean pairwise cosine): {'; '.join(rows)}." if rows else "")
 
 
 def _spread_note(summary: dict) -> str:

@@ -72,7 +72,8 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     def run(p: float) -> dict:
         top1 = (rng.random(n) < p).astype(int).tolist()
         return {"top1": top1, "topk": [max(h, int(rng.random() < 0.2)) for h in top1],
-                "top1_drawn": (rng.random(n) < p + 0.1).astype(int).tolist(), "absent_top1": int(rng.integers(0, n))}
+                "top1_drawn": (rng.random(n) < p + 0.1).astype(int).tolist(), "absent_top1": int(rng.integers(0, n)),
+                "geometry": {"cos_true": p, "absent_over_true": p / 10, "absent_prompt_spread": rng.random()}}
 
     hits = {"clip": {s: run(0.25) for s in seeds}, "focusclip": {s: run(0.15) for s in seeds}}
     summary = fe.summarise(hits, seeds)
@@ -99,6 +100,21 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     fe.plot(summary, curve, tmp_path / "fe.png")
     assert (tmp_path / "fe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"(r²): clip {c['top1_r2_absent']:.2f}, focusclip {f['top1_r2_absent']:.2f}." in md
+    spread = statistics.fmean(hits["clip"][s]["geometry"]["absent_prompt_spread"] for s in seeds)
+    assert f"clip 0.25 / +0.025 / {spread:.3f}; focusclip 0.15 / +0.015 /" in md
+
+
+def test_geometry_measures_where_images_sit_among_the_prompts(fe):
+    """Three classes in 2-D, class 2 absent: hand-computed cosines."""
+    prompts = np.array([[1.0, 0.0], [0.0, 1.0], [math.sqrt(0.5), math.sqrt(0.5)]])
+    images = np.array([[1.0, 0.0], [0.6, 0.8]])            # unit rows, labels 0 and 1
+    g = fe.geometry(images @ prompts.T, [0, 1], [0, 1], prompts)
+    assert g["cos_true"] == pytest.approx((1.0 + 0.8) / 2)
+    assert g["absent_over_true"] == pytest.approx(((math.sqrt(0.5) - 1.0) + (1.4 * math.sqrt(0.5) - 0.8)) / 2)
+    assert math.isnan(g["absent_prompt_spread"])           # one absent class: no pairs
+    two_absent = np.vstack([prompts, [[0.0, -1.0]]])
+    g = fe.geometry(images @ two_absent.T, [0, 1], [0, 1], two_absent)
+    assert g["absent_prompt_spread"] == pytest.approx(1 - (-math.sqrt(0.5)))
 
 
 def test_the_spread_note_names_what_drives_top1_across_seeds(fe):
