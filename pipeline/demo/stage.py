@@ -173,7 +173,7 @@ def run_together(plans: dict[str, Step | Outcome | str | None], lay: Layout, run
     bars = {n: progress(total=None, desc=n, unit="step", position=i, leave=True) for i, n in enumerate(names)}
 
     def one(name: str) -> Outcome:
-        bar = bars[name]
+        bar, said = bars[name], [b""]
 
         def on_stderr(chunk: bytes) -> None:    # the child's own bar, redrawn as one of ours
             found = _STEPS_DONE.findall(chunk)
@@ -182,10 +182,17 @@ def run_together(plans: dict[str, Step | Outcome | str | None], lay: Layout, run
                 with lock:
                     bar.total = total
                     bar.update(done - bar.n)
+            said[0] = (said[0] + chunk)[-4096:]   # the end of what it said, for a failure
 
         mine = copy.copy(runner)
         mine.threads, mine.on_stderr = threads, on_stderr
-        return run_step(name, plans[name], mine, lay, say)
+        outcome = run_step(name, plans[name], mine, lay, say)
+        if outcome.status == "failed":           # its error line, which the terminal did not see
+            lines = [ln for ln in said[0].decode("utf-8", "replace").replace("\r", "\n").splitlines()
+                     if ln.strip() and not _STEPS_DONE.search(ln.encode())]
+            for line in lines[-2:]:
+                say(f"    {name}: {line}")
+        return outcome
 
     try:
         with ThreadPoolExecutor(len(names)) as pool:

@@ -19,6 +19,10 @@ SCRIPT = f"""#!{sys.executable}
 import json, os, sys, time
 if sys.argv[-1] == "--help":
     print("Usage: fake-train DONE"); sys.exit(0)
+if sys.argv[-1].endswith("/fail.json"):
+    print("fake:  50%|     | 5/10 [00:01<00:01, 5.0step/s]", end="\\r", file=sys.stderr)
+    print("error: data.images: no such folder (fix the path)", file=sys.stderr)
+    sys.exit(1)
 t0 = time.time()
 print("Generating train split: 100%|#| 4776/4776 [00:00<00:00, 35209 examples/s]", file=sys.stderr)
 for i in (0, 5, 10):
@@ -87,3 +91,14 @@ def test_progress_interval_env(monkeypatch, tmp_path):
         assert progress(total=3, file=log).mininterval == 0.5
         monkeypatch.setenv(INTERVAL_ENV, "soon")
         assert progress(total=3, file=log).mininterval == LOG_INTERVAL_S
+
+
+def test_a_failing_step_says_its_error_line(tmp_path, monkeypatch):
+    script = _fake_train(tmp_path, monkeypatch)
+    plans = _plans(tmp_path, script)
+    plans["train-focusclip"] = Step(script, (str(tmp_path / "fail.json"),), tmp_path / "fail.json", "train it")
+    lines: list[str] = []
+    outcomes = run_together(plans, Layout(tmp_path / "demo"), SubprocessRunner(stream_stderr=False), lines.append)
+    assert outcomes["train-clip"].status == "ran" and outcomes["train-focusclip"].status == "failed"
+    assert "    train-focusclip: error: data.images: no such folder (fix the path)" in lines
+    assert not any("5/10" in line for line in lines)
