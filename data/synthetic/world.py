@@ -8,6 +8,7 @@ for a seed whatever the count, and any image can be redrawn alone. Eval sets: `e
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -207,15 +208,13 @@ def generate_mpii(out: str | os.PathLike, n: int, seed: int, cfg: WorldConfig = 
     (out / "images").mkdir(parents=True, exist_ok=True)
     draw = partial(_write_training_image, out / "images", seed, cfg)
     records = []
-    if workers > 1 and n >= 2 * POOL_CHUNK:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:   # spawn: the caller may hold torch's threads
-            for rec in pool.imap(draw, range(n), chunksize=POOL_CHUNK):
-                records.append(rec)
-                if progress:
-                    progress(1)
-    else:
-        for i in range(n):
-            records.append(draw(i))
+    with contextlib.ExitStack() as stack:
+        drawn = map(draw, range(n))
+        if workers > 1 and n >= 2 * POOL_CHUNK:   # spawn: the caller may hold torch's threads
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            drawn = pool.imap(draw, range(n), chunksize=POOL_CHUNK)
+        for rec in drawn:
+            records.append(rec)
             if progress:
                 progress(1)
     write_mpii_mat(out / MAT_NAME, records)
