@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from focusclip.data.errors import FocusError
+from focusclip.pipeline.demo.stage import _STEPS_DONE
 from tests.conftest import REPO, console_script
 from tests.training.fixtures import make_world, tiny_overrides
 from focusclip.training.config import FocusConfig, load_config, to_dict
@@ -95,6 +96,8 @@ def test_cli_trains_the_clip_baseline(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+    # the demo redraws a side-by-side training's bar from this bar's text (pipeline/demo/stage.py)
+    assert _STEPS_DONE.findall(r.stderr.encode())[-1:] == [(b"2", b"2")], r.stderr
     assert all("loss_masked_image" not in r and "loss_masked_text" not in r for r in rows)
     assert all(r["alpha"] is None and r["loss"] == r["loss_image_text"] for r in rows)
     model_cfg = json.loads((out / "checkpoints/last/config.json").read_text())
