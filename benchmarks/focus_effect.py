@@ -18,8 +18,14 @@ per-image hits. Reported per arm: mean ± std over seeds of top-1 and top-3; per
 bootstrap 95% CI of (arm − clip) in top-1, resampling seeds and test images together (the same seeds
 and images for both arms), so both sources of spread are in the interval; alpha at the end of each
 run, and how much of the seed-to-seed spread of top-1 the share of answers on absent classes explains
-(r²). Writes OUT/focus_effect.json, OUT/focus_effect.md and OUT/focus_effect.png (top-1 per arm with
-the CI, the image–text validation loss and alpha curves, and each run's top-1 against its absent share).
+(r²). Where the answers come from: an image's score x·t_c is the images' common part μ·t_c (μ the mean
+test image; a per-class bias) plus its own part (x − μ)·t_c; the table's footers give top-1 and the
+absent share with the common part removed, and split each difference to CLIP (and each control's to
+FocusCLIP) into what either part contributes, by moving that part between the two models (`split_by_part`).
+Writes OUT/focus_effect.json, OUT/focus_effect.md and OUT/focus_effect.png (top-1 per arm with the CI,
+the image–text validation loss and alpha curves, each run's top-1 against its absent share, the absent
+share with and without the common part, and the split by part with its CIs); each run's scores are kept
+as train/<run>/scores-stanford40-action.npy.
 
     .venv/bin/python benchmarks/focus_effect.py                         # 5 seeds × 6 arms, runs/focus_effect/
     .venv/bin/python benchmarks/focus_effect.py --arms clip focusclip --seeds 0 1 2
@@ -58,6 +64,7 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {   # arm → (config, extra --se
     "no-masked-image": ("focusclip", ("loss.weights.masked_image=0.0",)),
 }
 RESAMPLES = 10_000
+SPLIT_REFS = ("clip", "focusclip")   # arms − these are split by part of the score (`split_by_part`)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -111,21 +118,18 @@ def score(run: str, lay: Layout) -> dict:
     """Per-image top-1 / top-k hits of train/<run> on the synthetic Stanford 40 test set, scored as
     focus-eval scores (its reader, prompt ensemble off, classifier and scorer); cached beside the run."""
     cache = lay.train / run / f"hits-{TASK}.json"
-    if cache.is_file():
+    if cache.is_file() and scores_path(run, lay).is_file():
         cached = json.loads(cache.read_text())
-        if "geometry" in cached:     # else written by an older version of this script
+        if "top1_centred" in cached:     # else written by an older version of this script
             return cached
     import torch
 
     from focusclip.eval.metrics import hits_at, top_predictions
     from focusclip.eval.model import load_model
-    from focusclip.eval.run import read_task_data, task_samples
-    from focusclip.eval.tasks import select_tasks
     from focusclip.eval.zeroshot import build_classifier, score_samples
 
-    task = select_tasks([TASK])[0]
+    task, samples, labels = task_data(lay)
     model = load_model(lay.train / run / "checkpoints" / "last", None, torch.device("cpu"))
-    samples, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
     with torch.no_grad():
         classifier = build_classifier(model, task.prompts(False))
         scores, _ = score_samples(model, samples, classifier, batch_size=64, workers=0, device=torch.device("cpu"))
@@ -134,29 +138,77 @@ def score(run: str, lay: Layout) -> dict:
     # "looks at the image" from prompts of words no training text holds, which the 40-way top-1 mixes
     drawn = sorted({lab for labs in labels for lab in labs})
     sub = top_predictions(scores[:, drawn], 1)[:, 0]
+    first = [lab[0] for lab in labels]
+    centred = top_predictions(scores - scores.mean(0), 1)[:, 0]
     out = {"images": [s.key for s in samples],
            "top1_drawn": [int(drawn[j] in labs) for j, labs in zip(sub, labels)], "drawn": len(drawn),
            "absent_top1": int(sum(p not in drawn for p in preds[:, 0])),
-           "label_counts": np.bincount([lab[0] for lab in labels], minlength=len(task.class_names)).tolist(),
+           "label_counts": np.bincount(first, minlength=len(task.class_names)).tolist(),
            "top1": hits_at(preds, labels, 1).astype(int).tolist(), "topk": hits_at(preds, labels, task.k).astype(int).tolist(),
+           "top1_centred": hits_at(centred[:, None], labels, 1).astype(int).tolist(),
            "k": task.k, "classes": len(task.class_names),
-           "geometry": geometry(scores, [lab[0] for lab in labels], drawn, classifier.T.numpy())}
+           "geometry": geometry(scores, first, drawn, classifier.T.numpy())}
+    np.save(scores_path(run, lay), scores.astype(np.float32))
     cache.write_text(json.dumps(out))
     return out
+
+
+def task_data(lay: Layout) -> tuple:
+    """(task, samples, labels) of the synthetic Stanford 40 test set, through focus-eval's reader."""
+    from focusclip.eval.run import read_task_data, task_samples
+    from focusclip.eval.tasks import select_tasks
+
+    task = select_tasks([TASK])[0]
+    samples, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
+    return task, samples, labels
+
+
+def scores_path(run: str, lay: Layout) -> Path:
+    """train/<run>/scores-<task>.npy: the run's cosine scores [images, classes], for `split_by_part`."""
+    return lay.train / run / f"scores-{TASK}.npy"
+
+
+def split_by_part(a: np.ndarray, b: np.ndarray, labels: list[list[int]]) -> dict[str, np.ndarray]:
+    """Per-image top-1 hit difference of model a over model b, split between the two parts of a score
+    (see `geometry`): each image's own part (scores minus their column means) and the common part (the
+    column means: a per-class bias every image shares). Both models score the same classes, so either
+    part can be moved from one to the other: with h(own, common) the top-1 hit of `own + common`,
+    own = ½[h(a, b) − h(b, b) + h(a, a) − h(b, a)], common = ½[h(b, a) − h(b, b) + h(a, a) − h(a, b)]
+    (the Shapley split of two swaps), so own + common = h(a, a) − h(b, b), image by image.
+    `a`, `b`: scores [N, C] of the two models on the same images."""
+    parts = {m: (x - x.mean(0), x.mean(0)) for m, x in (("a", a), ("b", b))}
+
+    def h(own: str, common: str) -> np.ndarray:
+        pred = (parts[own][0] + parts[common][1]).argmax(1)
+        return np.array([int(p in labs) for p, labs in zip(pred, labels)], dtype=np.float64)
+
+    aa, bb, ab, ba = h("a", "a"), h("b", "b"), h("a", "b"), h("b", "a")
+    return {"own": (ab - bb + aa - ba) / 2, "common": (ba - bb + aa - ab) / 2}
 
 
 def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: np.ndarray) -> dict:
     """Where images sit among the prompts: the mean cosine of an image to its own class's prompt, how
     far the nearest absent-class prompt is above it (> 0: an absent class wins), and how spread the
-    absent classes' prompts are (1 − their mean pairwise cosine). `prompts`: unit rows [C, D]."""
+    absent classes' prompts are (1 − their mean pairwise cosine). `prompts`: unit rows [C, D].
+
+    An image's score for class c, x·t_c, splits into the images' common part μ·t_c (μ: the mean test
+    image embedding; the same for every image, so a per-class bias) and the image's own (x − μ)·t_c.
+    `centroid_absent_lead` is how much higher the common part is for the absent classes than for the
+    drawn ones (mean over each), `absent_share` / `absent_share_centred` the share of top-1 answers on
+    absent classes with and without the common part (column means of `scores` subtracted). A
+    diagnostic: μ is the test set's own mean."""
     y = np.asarray(labels)
     absent = [c for c in range(scores.shape[1]) if c not in set(drawn)]
     true = scores[np.arange(len(y)), y]
     off = (prompts[absent] @ prompts[absent].T)[~np.eye(len(absent), dtype=bool)]
+    bias = scores.mean(0)                                      # μ·t_c
     nan = float("nan")     # no absent class, or one: nothing to measure
     return {"cos_true": float(true.mean()),
             "absent_over_true": float((scores[:, absent].max(1) - true).mean()) if absent else nan,
-            "absent_prompt_spread": float(1 - off.mean()) if off.size else nan}
+            "absent_prompt_spread": float(1 - off.mean()) if off.size else nan,
+            "centroid_absent_lead": float(bias[absent].mean() - bias[drawn].mean()) if absent else nan,
+            "absent_share": float(np.isin(scores.argmax(1), absent).mean()),
+            "absent_share_centred": float(np.isin((scores - bias).argmax(1), absent).mean())}
 
 
 def curves(run: str, lay: Layout) -> dict:
@@ -211,15 +263,23 @@ def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
         if all("geometry" in by_seed[s] for s in seeds):
             out[arm]["geometry"] = {k: statistics.fmean(by_seed[s]["geometry"][k] for s in seeds)
                                     for k in by_seed[seeds[0]]["geometry"]}
+        centred = all("top1_centred" in by_seed[s] for s in seeds)
+        if centred:
+            tc = [statistics.fmean(by_seed[s]["top1_centred"]) for s in seeds]
+            out[arm].update(top1_centred=tc, top1_centred_mean=statistics.fmean(tc))
         if arm != "clip" and "clip" in hits:
-            a = np.array([hits[arm][s]["top1"] for s in seeds])
-            b = np.array([hits["clip"][s]["top1"] for s in seeds])
-            out[arm]["delta_top1"] = float((a - b).mean())
-            out[arm]["delta_top1_ci95"] = paired_bootstrap(a, b)
-            a = np.array([hits[arm][s]["top1_drawn"] for s in seeds])
-            b = np.array([hits["clip"][s]["top1_drawn"] for s in seeds])
-            out[arm]["delta_top1_drawn"] = float((a - b).mean())
-            out[arm]["delta_top1_drawn_ci95"] = paired_bootstrap(a, b)
+            keys = ("top1", "top1_drawn") + (("top1_centred",) if centred and "top1_centred" in hits["clip"][seeds[0]] else ())
+            for key in keys:
+                a = np.array([hits[arm][s][key] for s in seeds])
+                b = np.array([hits["clip"][s][key] for s in seeds])
+                out[arm][f"delta_{key}"] = float((a - b).mean())
+                out[arm][f"delta_{key}_ci95"] = paired_bootstrap(a, b)
+        for ref in SPLIT_REFS:
+            if all(ref in by_seed[s].get("split", {}) for s in seeds):
+                out[arm].setdefault("split", {})[ref] = {}
+                for part in ("own", "common"):
+                    d = np.array([by_seed[s]["split"][ref][part] for s in seeds])
+                    out[arm]["split"][ref].update({part: float(d.mean()), f"{part}_ci95": seed_image_bootstrap(d)})
     return out
 
 
@@ -246,7 +306,8 @@ def markdown(summary: dict, meta: dict) -> str:
             f"answer {100 * meta['blind_top1']:.1f} top-1 / {100 * meta['blind_topk']:.1f} top-3), seeds {meta['seeds']}, "
             f"{meta['steps']} optimizer steps per run at batch 32, n_train {meta['n_train']}, clutter {meta['clutter']}, "
             f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min ({meta['runs_trained']} runs trained now, "
-            f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary) + _geometry_note(summary))
+            f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary) + _geometry_note(summary)
+            + _centred_note(summary) + _split_note(summary))
 
 
 def _geometry_note(summary: dict) -> str:
@@ -255,6 +316,36 @@ def _geometry_note(summary: dict) -> str:
     return ("\n\nWhere the images sit among the prompts (mean over seeds): cosine of an image to its own class's "
             "prompt / the nearest absent-class prompt's cosine minus that / spread of the absent classes' prompts "
             f"(1 − their mean pairwise cosine): {'; '.join(rows)}." if rows else "")
+
+
+def _centred_note(summary: dict) -> str:
+    rows = []
+    for arm, s in summary.items():
+        g = s.get("geometry") or {}
+        if "top1_centred_mean" not in s or "absent_share_centred" not in g:
+            continue
+        delta = ""
+        if "delta_top1_centred" in s:
+            lo, hi = s["delta_top1_centred_ci95"]
+            delta = f", {100 * s['delta_top1_centred']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP"
+        rows.append(f"{arm} {100 * s['top1_centred_mean']:.1f}{delta}, absent {100 * g['absent_share']:.0f}% → "
+                    f"{100 * g['absent_share_centred']:.0f}%, lead {g['centroid_absent_lead']:+.3f}")
+    return ("\n\nWith the images' common part removed (each class's mean score over the test images subtracted, "
+            "which leaves each image's own part (x − μ)·t_c; a diagnostic, μ is the test set's mean): top-1 of 40, "
+            "its paired difference to CLIP, the share of answers on absent classes before → after, and how much "
+            f"higher μ·t_c is for the absent classes than the drawn ones: {'; '.join(rows)}." if rows else "")
+
+
+def _split_note(summary: dict) -> str:
+    def pct(x: dict, key: str) -> str:
+        lo, hi = x[key + "_ci95"]
+        return f"{100 * x[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+    rows = [f"{arm} − {ref} {pct(parts, 'own')} + {pct(parts, 'common')}" for ref in SPLIT_REFS
+            for arm, s in summary.items() if (parts := s.get("split", {}).get(ref))]
+    return ("\n\nTop-1 differences split into what each image's own part and what the common part (the per-class "
+            "bias μ·t_c) contribute, each part moved between the two models seed by seed (the Shapley split of the "
+            f"two swaps; 95% CI over seeds and images), own + common: {'; '.join(rows)}." if rows else "")
 
 
 def _spread_note(summary: dict) -> str:
@@ -269,7 +360,7 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax_val, ax_alpha, ax_abs) = plt.subplots(1, 4, figsize=(21, 4))
+    fig, ((ax, ax_val, ax_alpha), (ax_abs, ax_cen, ax_split)) = plt.subplots(2, 3, figsize=(21, 9))
     arms = list(summary)
     y = [100 * summary[a]["top1_mean"] for a in arms]
     ax.bar(arms, y, yerr=[100 * summary[a]["top1_std"] for a in arms], capsize=3, color="tab:blue")
@@ -291,6 +382,26 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
         ax_abs.scatter([100 * v for v in summary[a]["absent_top1_per_seed"]], [100 * v for v in summary[a]["top1"]],
                        color=f"C{i}", s=14, label=a)
     ax_abs.set(xlabel="top-1 answers on absent classes (%)", ylabel="top-1 of 40 (%)", title="each seed's run")
+    geo = [a for a in arms if "absent_share_centred" in (summary[a].get("geometry") or {})]
+    x = np.arange(len(geo))
+    for dx, key, label in ((-0.2, "absent_share", "as scored"), (0.2, "absent_share_centred", "images' common part removed")):
+        ax_cen.bar(x + dx, [100 * summary[a]["geometry"][key] for a in geo], width=0.4, label=label)
+    ax_cen.set_xticks(x, geo, rotation=20)
+    ax_cen.set(ylabel="top-1 answers on absent classes (%)", title="absent answers: common part vs each image's own")
+    if geo:
+        ax_cen.legend(fontsize=8)
+    pairs = [(a, ref) for ref in SPLIT_REFS for a in arms if ref in summary[a].get("split", {})]
+    x = np.arange(len(pairs))
+    for dx, part, label in ((-0.2, "own", "each image's own part"), (0.2, "common", "common part (per-class bias)")):
+        mid = [100 * summary[a]["split"][ref][part] for a, ref in pairs]
+        lo = [m - 100 * summary[a]["split"][ref][f"{part}_ci95"][0] for m, (a, ref) in zip(mid, pairs)]
+        hi = [100 * summary[a]["split"][ref][f"{part}_ci95"][1] - m for m, (a, ref) in zip(mid, pairs)]
+        ax_split.bar(x + dx, mid, width=0.4, yerr=[lo, hi], capsize=3, label=label)
+    ax_split.axhline(0, color="k", lw=0.8)
+    ax_split.set_xticks(x, [f"{a} − {ref}" for a, ref in pairs], rotation=30, ha="right")
+    ax_split.set(ylabel="top-1 difference (points)", title="top-1 differences by part of the score (95% CI)")
+    if pairs:
+        ax_split.legend(fontsize=8)
     ax_val.set(xlabel="step", ylabel="validation image–text loss", title="image–text loss (every seed)")
     ax_alpha.set(xlabel="step", ylabel="alpha", title="alpha (learnt arms)")
     for a in (ax_val, ax_alpha, ax_abs):
@@ -311,6 +422,13 @@ def main(argv=None) -> None:
     runs = {job: run for job, (run, _) in done.items()}
     trained = sum(status == "ran" for _, status in done.values())
     hits = {arm: {s: score(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
+    labels = task_data(lay)[2]
+    for arm in hits:
+        for ref in (r for r in SPLIT_REFS if r in hits and r != arm and (arm, r) != ("clip", "focusclip")):
+            for s in args.seeds:
+                split = split_by_part(np.load(scores_path(runs[(arm, s)], lay)), np.load(scores_path(runs[(ref, s)], lay)), labels)
+                hits[arm][s] = {**hits[arm][s], "split": {**hits[arm][s].get("split", {}),
+                                                          ref: {k: v.tolist() for k, v in split.items()}}}
     curve = {arm: {s: curves(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
     summary = summarise(hits, args.seeds)
     first = next(iter(next(iter(hits.values())).values()))

@@ -64,6 +64,30 @@ def test_the_bootstrap_carries_the_spread_between_seeds(fe):
     assert narrow == pytest.approx(wide / 2, rel=0.2)
 
 
+def test_split_by_part_moves_each_part_between_the_models(fe):
+    """Hand-worked: a wins both images only through its per-class common part (b's own part with a's
+    common part is right too), c only through its own part (its common part is b's)."""
+    labels = [[0], [1]]
+    a = np.array([[0.9, 0.1, 0.45], [0.1, 0.7, 0.45]])    # column means 0.5 0.4 0.45: own ±0.4, ±0.3
+    b = np.array([[0.2, 0.0, 0.9], [0.0, 0.2, 0.9]])      # column means 0.1 0.1 0.9: class 2 wins both
+    split = fe.split_by_part(a, b, labels)
+    np.testing.assert_array_equal(split["own"], [0.0, 0.0])
+    np.testing.assert_array_equal(split["common"], [1.0, 1.0])
+    back = fe.split_by_part(b, a, labels)
+    np.testing.assert_array_equal(back["common"], [-1.0, -1.0])
+    c = np.array([[0.9, -0.9, 0.0], [-0.9, 0.9, 0.0]]) + b.mean(0)    # b's common part, a strong own part
+    split = fe.split_by_part(c, b, labels)
+    np.testing.assert_array_equal(split["own"], [1.0, 1.0])
+    np.testing.assert_array_equal(split["common"], [0.0, 0.0])
+    rng = np.random.default_rng(5)                        # the two parts always add up to the difference
+    x, y = rng.random((50, 6)), rng.random((50, 6))
+    lab = [[int(v)] for v in rng.integers(0, 6, 50)]
+    split = fe.split_by_part(x, y, lab)
+    hx = np.array([int(p in lb) for p, lb in zip(x.argmax(1), lab)])
+    hy = np.array([int(p in lb) for p, lb in zip(y.argmax(1), lab)])
+    np.testing.assert_allclose(split["own"] + split["common"], hx - hy)
+
+
 def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     rng = np.random.default_rng(3)
     seeds, n = [0, 1, 2], 300
@@ -73,9 +97,14 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
         top1 = (rng.random(n) < p).astype(int).tolist()
         return {"top1": top1, "topk": [max(h, int(rng.random() < 0.2)) for h in top1],
                 "top1_drawn": (rng.random(n) < p + 0.1).astype(int).tolist(), "absent_top1": int(rng.integers(0, n)),
-                "geometry": {"cos_true": p, "absent_over_true": p / 10, "absent_prompt_spread": rng.random()}}
+                "top1_centred": (rng.random(n) < p + 0.05).astype(int).tolist(),
+                "geometry": {"cos_true": p, "absent_over_true": p / 10, "absent_prompt_spread": rng.random(),
+                             "centroid_absent_lead": p / 5, "absent_share": 0.6, "absent_share_centred": p}}
 
     hits = {"clip": {s: run(0.25) for s in seeds}, "focusclip": {s: run(0.15) for s in seeds}}
+    for s in seeds:
+        hits["focusclip"][s]["split"] = {"clip": {"own": rng.choice([-1.0, -0.5, 0.0, 0.5], n).tolist(),
+                                                  "common": rng.choice([-0.5, 0.0, 0.5, 1.0], n).tolist()}}
     summary = fe.summarise(hits, seeds)
     f, c = summary["focusclip"], summary["clip"]
     per_seed = [statistics.fmean(hits["focusclip"][s]["top1"]) - statistics.fmean(hits["clip"][s]["top1"]) for s in seeds]
@@ -102,6 +131,21 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     assert f"(r²): clip {c['top1_r2_absent']:.2f}, focusclip {f['top1_r2_absent']:.2f}." in md
     spread = statistics.fmean(hits["clip"][s]["geometry"]["absent_prompt_spread"] for s in seeds)
     assert f"clip 0.25 / +0.025 / {spread:.3f}; focusclip 0.15 / +0.015 /" in md
+    centred = {arm: statistics.fmean(statistics.fmean(hits[arm][s]["top1_centred"]) for s in seeds) for arm in hits}
+    d = centred["focusclip"] - centred["clip"]
+    assert f["delta_top1_centred"] == pytest.approx(d)
+    lo, hi = f["delta_top1_centred_ci95"]
+    assert lo < d < hi
+    parts = {p: statistics.fmean(v for s in seeds for v in hits["focusclip"][s]["split"]["clip"][p]) for p in ("own", "common")}
+    got = f["split"]["clip"]
+    assert got["own"] == pytest.approx(parts["own"]) and got["common"] == pytest.approx(parts["common"])
+    (olo, ohi), (clo, chi) = got["own_ci95"], got["common_ci95"]
+    assert olo < parts["own"] < ohi and clo < parts["common"] < chi
+    assert "split" not in c
+    assert (f"own + common: focusclip − clip {100 * parts['own']:+.1f} [{100 * olo:+.1f}, {100 * ohi:+.1f}] + "
+            f"{100 * parts['common']:+.1f} [{100 * clo:+.1f}, {100 * chi:+.1f}].") in md
+    assert (f"clip {100 * centred['clip']:.1f}, absent 60% → 25%, lead +0.050; focusclip {100 * centred['focusclip']:.1f}, "
+            f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP, absent 60% → 15%, lead +0.030.") in md
 
 
 def test_geometry_measures_where_images_sit_among_the_prompts(fe):
@@ -115,6 +159,18 @@ def test_geometry_measures_where_images_sit_among_the_prompts(fe):
     two_absent = np.vstack([prompts, [[0.0, -1.0]]])
     g = fe.geometry(images @ two_absent.T, [0, 1], [0, 1], two_absent)
     assert g["absent_prompt_spread"] == pytest.approx(1 - (-math.sqrt(0.5)))
+
+
+def test_geometry_splits_absent_answers_into_the_common_part_and_each_images_own(fe):
+    """Scores built as a per-class bias every image shares plus each image's own part: the absent class
+    wins every image through its bias, and none once the column means are subtracted."""
+    own = np.array([[0.3, 0.0, 0.1], [0.0, 0.3, 0.1], [0.3, 0.0, 0.1], [0.0, 0.3, 0.1]])   # labels 0 1 0 1
+    bias = np.array([0.1, 0.1, 0.5])                       # class 2 (absent) sits nearest the image mean
+    scores = own - own.mean(0) + bias                       # column means are exactly `bias`
+    g = fe.geometry(scores, [0, 1, 0, 1], [0, 1], np.eye(3))
+    assert g["absent_share"] == 1.0 and g["absent_share_centred"] == 0.0
+    assert g["centroid_absent_lead"] == pytest.approx(0.5 - 0.1)
+    assert g["cos_true"] == pytest.approx(np.mean([scores[0, 0], scores[1, 1], scores[2, 0], scores[3, 1]]))
 
 
 def test_the_spread_note_names_what_drives_top1_across_seeds(fe):
