@@ -120,7 +120,7 @@ def score(run: str, lay: Layout) -> dict:
     cache = lay.train / run / f"hits-{TASK}.json"
     if cache.is_file() and scores_path(run, lay).is_file():
         cached = json.loads(cache.read_text())
-        if "top1_centred" in cached:     # else written by an older version of this script
+        if "absent_above_drawn" in cached.get("geometry", {}):     # else written by an older version of this script
             return cached
     import torch
 
@@ -194,7 +194,8 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
     An image's score for class c, x·t_c, splits into the images' common part μ·t_c (μ: the mean test
     image embedding; the same for every image, so a per-class bias) and the image's own (x − μ)·t_c.
     `centroid_absent_lead` is how much higher the common part is for the absent classes than for the
-    drawn ones (mean over each), `absent_share` / `absent_share_centred` the share of top-1 answers on
+    drawn ones (mean over each), `absent_above_drawn` how many absent classes' common part is above
+    every drawn class's, `absent_share` / `absent_share_centred` the share of top-1 answers on
     absent classes with and without the common part (column means of `scores` subtracted). A
     diagnostic: μ is the test set's own mean."""
     y = np.asarray(labels)
@@ -207,6 +208,7 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
             "absent_over_true": float((scores[:, absent].max(1) - true).mean()) if absent else nan,
             "absent_prompt_spread": float(1 - off.mean()) if off.size else nan,
             "centroid_absent_lead": float(bias[absent].mean() - bias[drawn].mean()) if absent else nan,
+            "absent_above_drawn": int((bias[absent] > bias[drawn].max()).sum()) if absent else 0,
             "absent_share": float(np.isin(scores.argmax(1), absent).mean()),
             "absent_share_centred": float(np.isin((scores - bias).argmax(1), absent).mean())}
 
@@ -329,11 +331,13 @@ def _centred_note(summary: dict) -> str:
             lo, hi = s["delta_top1_centred_ci95"]
             delta = f", {100 * s['delta_top1_centred']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP"
         rows.append(f"{arm} {100 * s['top1_centred_mean']:.1f}{delta}, absent {100 * g['absent_share']:.0f}% → "
-                    f"{100 * g['absent_share_centred']:.0f}%, lead {g['centroid_absent_lead']:+.3f}")
+                    f"{100 * g['absent_share_centred']:.0f}%, lead {g['centroid_absent_lead']:+.3f}, "
+                    f"{g['absent_above_drawn']:.1f} absent above every drawn")
     return ("\n\nWith the images' common part removed (each class's mean score over the test images subtracted, "
             "which leaves each image's own part (x − μ)·t_c; a diagnostic, μ is the test set's mean): top-1 of 40, "
-            "its paired difference to CLIP, the share of answers on absent classes before → after, and how much "
-            f"higher μ·t_c is for the absent classes than the drawn ones: {'; '.join(rows)}." if rows else "")
+            "its paired difference to CLIP, the share of answers on absent classes before → after, how much "
+            "higher μ·t_c is for the absent classes than the drawn ones, and how many of the absent classes have "
+            f"it above every drawn class's: {'; '.join(rows)}." if rows else "")
 
 
 def _split_note(summary: dict) -> str:
