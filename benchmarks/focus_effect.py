@@ -411,6 +411,7 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
     for a in (ax_val, ax_alpha, ax_abs):
         if a.lines or a.collections:
             a.legend(fontsize=8)
+    fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
