@@ -28,6 +28,7 @@ from typing import Callable
 import pytest
 
 from tests.conftest import console_script
+from tests.training.fixtures import damaged_pickles
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 ENV.pop("HF_TOKEN", None)
@@ -142,7 +143,7 @@ def _good(script: str, *args) -> Callable:
 
 def _garbage_checkpoint(which: str) -> Callable:
     """A copy of the tiny checkpoint with one file garbled: `config.json`, `model.safetensors`
-    (truncated), `training_state/state.pt` (random bytes)."""
+    (truncated), `training_state/state.pt` (damaged bytes)."""
     def setup(w, d):
         shutil.copytree(w.ckpt, d / "run")
         last = d / "run" / "checkpoints" / "last"
@@ -154,7 +155,8 @@ def _garbage_checkpoint(which: str) -> Callable:
             (last / "model.safetensors").write_bytes(data[: len(data) // 3])
         else:
             (last / "training_state" / "state.pt").unlink()
-            (last / "training_state" / "state.pt").write_bytes(os.urandom(4096))
+            # bytes the unpickler overflows on (random bytes do that about once in a hundred)
+            (last / "training_state" / "state.pt").write_bytes(damaged_pickles()["OverflowError"])
     return setup
 
 

@@ -332,6 +332,17 @@ def find_resume_dir(run_dir: Path, resume: str) -> Path | None:
     return ckpt
 
 
+# Unpickling damaged bytes can raise almost any exception (seen on random bytes: UnpicklingError,
+# ValueError, UnicodeDecodeError, OverflowError, MemoryError): a caller takes every Exception from
+# `load_state` / `load_pickled` as a damaged file.
+UNPICKLING_ERRORS = (Exception,)
+
+
+def load_pickled(path: Path):
+    """A torch-pickled file of ours (RNG states, optimizer tensors: weights_only=False)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def load_state(ckpt: Path) -> dict:
-    """The resume dict (holds RNG states and optimizer tensors: weights_only=False)."""
-    return torch.load(state_file(ckpt), map_location="cpu", weights_only=False)
+    """The resume dict (see `load_pickled`)."""
+    return load_pickled(state_file(ckpt))

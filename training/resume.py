@@ -39,7 +39,7 @@ def read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
     # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
     with reading(ckpt / ck.WEIGHTS, "the checkpoint's weights", DAMAGED, (SafetensorError,)):
         model = ck.load_model(ckpt)
-    with reading(ck.state_file(ckpt), "the resume state", DAMAGED):
+    with reading(ck.state_file(ckpt), "the resume state", DAMAGED, ck.UNPICKLING_ERRORS):
         state = ck.load_state(ckpt)
     if not isinstance(state, dict):
         raise fail(f"holds a {type(state).__name__}, not a resume state", str(ck.state_file(ckpt)), DAMAGED)

@@ -3,7 +3,10 @@ descriptions/<describer>.jsonl (§3.2) and JPEG images with stick-figure people 
 position the descriptions name, so a tiny model can learn the image–text pairing."""
 from __future__ import annotations
 
+import functools
+import io
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +98,19 @@ def trained_tiny(root: Path, texts: list[str], **extra) -> dict:
     ref = {"image": m.encode_images(pixels), "text": m.encode_texts(texts)}
     return {"ckpt": ckpt, "run": root / "run", "world": world, "pixels": root / "pixels.pt", "ref": ref,
             "root": root}
+
+
+@functools.lru_cache(maxsize=1)
+def damaged_pickles(n_seeds: int = 500) -> dict[str, bytes]:
+    """4 KB of seeded random bytes for each kind of exception torch.load raises on them (found by
+    trying: on torch 2.13 UnpicklingError, ValueError, UnicodeDecodeError, OverflowError, MemoryError)."""
+    import torch
+
+    found: dict[str, bytes] = {}
+    for seed in range(n_seeds):
+        data = random.Random(seed).randbytes(4096)
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        except Exception as e:   # noqa: BLE001 — which kinds arise is what this collects
+            found.setdefault(type(e).__name__, data)
+    return found

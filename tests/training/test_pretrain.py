@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.training.fixtures import make_world, tiny_overrides
+from tests.training.fixtures import damaged_pickles, make_world, tiny_overrides
 from tests.conftest import console_script
 from focusclip.training.config import load_config
 from focusclip.training.factory import build_model, build_tokenizer, load_pretrained
@@ -171,15 +171,19 @@ def test_the_mini_recipe_learns_past_a_bar_the_old_recipe_misses(learn_world, tm
 
 
 def test_a_damaged_saved_state_is_started_over_not_a_traceback(world, tmp_path):
-    """A state.pt cut short (a full disk) is not ours to continue: the run starts over and ends with
-    the weights of an uninterrupted run."""
-    sets = _sets(world, output_dir=tmp_path / "cut")
-    part = tmp_path / "cut" / "text.incomplete"
-    part.mkdir(parents=True)
-    (part / "state.pt").write_bytes(b"PK\x03\x04 truncated")
-    report = run_pretrain("text", load_pretrain_config(TOWERS, sets))
-    assert report.counts["steps"] == 6 and "resumed_from_step" not in report.extra
+    """A state.pt cut short (a full disk), damaged (bytes the unpickler overflows on) or holding no dict
+    is not ours to continue: the run starts over and ends with the weights of an uninterrupted run."""
     ref = run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=tmp_path / "ref")))
     assert ref.counts["steps"] == 6
-    a, b = load_file(tmp_path / "cut" / "text" / "model.safetensors"), load_file(tmp_path / "ref" / "text" / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    b = load_file(tmp_path / "ref" / "text" / "model.safetensors")
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2], listed)
+    for name, data in (("cut", b"PK\x03\x04 truncated"), ("overflow", damaged_pickles()["OverflowError"]),
+                       ("list", listed.read_bytes())):
+        part = tmp_path / name / "text.incomplete"
+        part.mkdir(parents=True)
+        (part / "state.pt").write_bytes(data)
+        report = run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=tmp_path / name)))
+        assert report.counts["steps"] == 6 and "resumed_from_step" not in report.extra, name
+        a = load_file(tmp_path / name / "text" / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), name

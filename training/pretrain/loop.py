@@ -7,7 +7,6 @@ run would have. The finished tower is a plain `save_pretrained` folder, renamed 
 """
 from __future__ import annotations
 
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from focusclip.data.errors import fail
 from focusclip.data.io import JsonlAppender, Report, atomic_path, read_json, read_jsonl, write_jsonl
 from focusclip.data.progress import progress
+from focusclip.training.checkpoint import UNPICKLING_ERRORS, load_pickled
 from focusclip.training.config import OptimConfig
 from focusclip.training.optim import build_optimizer, build_scheduler, seed_step
 from focusclip.training.pretrain.config import Schedule
@@ -93,10 +93,10 @@ def _resume(tmp: Path, objective: Objective, opt, lr_sched, options: dict) -> in
         tmp.mkdir(parents=True)
         return 0
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
-        state = {}                          # cut short (a full disk): start over, as with no state
-    if state.get("options") != options:   # a partial run of other options is not ours to continue
+        state = load_pickled(path)
+    except UNPICKLING_ERRORS:
+        state = {}                          # cut short (a full disk) or damaged: start over, as with no state
+    if not isinstance(state, dict) or state.get("options") != options:   # not ours to continue
         shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         return 0
