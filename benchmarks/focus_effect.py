@@ -195,9 +195,9 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
     image embedding; the same for every image, so a per-class bias) and the image's own (x − μ)·t_c.
     `centroid_absent_lead` is how much higher the common part is for the absent classes than for the
     drawn ones (mean over each), `absent_above_drawn` how many absent classes' common part is above
-    every drawn class's, `absent_share` / `absent_share_centred` the share of top-1 answers on
-    absent classes with and without the common part (column means of `scores` subtracted). A
-    diagnostic: μ is the test set's own mean."""
+    every drawn class's, `absent_share_centred` the share of top-1 answers on absent classes without
+    the common part (column means of `scores` subtracted; `score`'s absent_top1 counts them as scored).
+    A diagnostic: μ is the test set's own mean."""
     y = np.asarray(labels)
     absent = [c for c in range(scores.shape[1]) if c not in set(drawn)]
     true = scores[np.arange(len(y)), y]
@@ -209,7 +209,6 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
             "absent_prompt_spread": float(1 - off.mean()) if off.size else nan,
             "centroid_absent_lead": float(bias[absent].mean() - bias[drawn].mean()) if absent else nan,
             "absent_above_drawn": int((bias[absent] > bias[drawn].max()).sum()) if absent else 0,
-            "absent_share": float(np.isin(scores.argmax(1), absent).mean()),
             "absent_share_centred": float(np.isin((scores - bias).argmax(1), absent).mean())}
 
 
@@ -330,7 +329,7 @@ def _centred_note(summary: dict) -> str:
         if "delta_top1_centred" in s:
             lo, hi = s["delta_top1_centred_ci95"]
             delta = f", {100 * s['delta_top1_centred']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP"
-        rows.append(f"{arm} {100 * s['top1_centred_mean']:.1f}{delta}, absent {100 * g['absent_share']:.0f}% → "
+        rows.append(f"{arm} {100 * s['top1_centred_mean']:.1f}{delta}, absent {100 * s['absent_top1_share']:.0f}% → "
                     f"{100 * g['absent_share_centred']:.0f}%, lead {g['centroid_absent_lead']:+.3f}, "
                     f"{g['absent_above_drawn']:.1f} absent above every drawn")
     return ("\n\nWith the images' common part removed (each class's mean score over the test images subtracted, "
@@ -388,8 +387,9 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
     ax_abs.set(xlabel="top-1 answers on absent classes (%)", ylabel="top-1 of 40 (%)", title="each seed's run")
     geo = [a for a in arms if "absent_share_centred" in (summary[a].get("geometry") or {})]
     x = np.arange(len(geo))
-    for dx, key, label in ((-0.2, "absent_share", "as scored"), (0.2, "absent_share_centred", "images' common part removed")):
-        ax_cen.bar(x + dx, [100 * summary[a]["geometry"][key] for a in geo], width=0.4, label=label)
+    for dx, share, label in ((-0.2, lambda a: summary[a]["absent_top1_share"], "as scored"),
+                             (0.2, lambda a: summary[a]["geometry"]["absent_share_centred"], "images' common part removed")):
+        ax_cen.bar(x + dx, [100 * share(a) for a in geo], width=0.4, label=label)
     ax_cen.set_xticks(x, geo, rotation=20)
     ax_cen.set(ylabel="top-1 answers on absent classes (%)", title="absent answers: common part vs each image's own")
     if geo:

@@ -99,8 +99,7 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
                 "top1_drawn": (rng.random(n) < p + 0.1).astype(int).tolist(), "absent_top1": int(rng.integers(0, n)),
                 "top1_centred": (rng.random(n) < p + 0.05).astype(int).tolist(),
                 "geometry": {"cos_true": p, "absent_over_true": p / 10, "absent_prompt_spread": rng.random(),
-                             "centroid_absent_lead": p / 5, "absent_above_drawn": 3, "absent_share": 0.6,
-                             "absent_share_centred": p}}
+                             "centroid_absent_lead": p / 5, "absent_above_drawn": 3, "absent_share_centred": p}}
 
     hits = {"clip": {s: run(0.25) for s in seeds}, "focusclip": {s: run(0.15) for s in seeds}}
     for s in seeds:
@@ -145,8 +144,8 @@ def test_summarise_and_markdown_report_the_paired_difference(fe, tmp_path):
     assert "split" not in c
     assert (f"own + common: focusclip − clip {100 * parts['own']:+.1f} [{100 * olo:+.1f}, {100 * ohi:+.1f}] + "
             f"{100 * parts['common']:+.1f} [{100 * clo:+.1f}, {100 * chi:+.1f}].") in md
-    assert (f"clip {100 * centred['clip']:.1f}, absent 60% → 25%, lead +0.050, 3.0 absent above every drawn; focusclip {100 * centred['focusclip']:.1f}, "
-            f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP, absent 60% → 15%, lead +0.030, 3.0 absent above every drawn.") in md
+    assert (f"clip {100 * centred['clip']:.1f}, absent {100 * c['absent_top1_share']:.0f}% → 25%, lead +0.050, 3.0 absent above every drawn; focusclip {100 * centred['focusclip']:.1f}, "
+            f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] vs CLIP, absent {100 * f['absent_top1_share']:.0f}% → 15%, lead +0.030, 3.0 absent above every drawn.") in md
 
 
 def test_geometry_measures_where_images_sit_among_the_prompts(fe):
@@ -169,7 +168,7 @@ def test_geometry_splits_absent_answers_into_the_common_part_and_each_images_own
     bias = np.array([0.1, 0.1, 0.5])                       # class 2 (absent) sits nearest the image mean
     scores = own - own.mean(0) + bias                       # column means are exactly `bias`
     g = fe.geometry(scores, [0, 1, 0, 1], [0, 1], np.eye(3))
-    assert g["absent_share"] == 1.0 and g["absent_share_centred"] == 0.0
+    assert (scores.argmax(1) == 2).all() and g["absent_share_centred"] == 0.0
     assert g["centroid_absent_lead"] == pytest.approx(0.5 - 0.1) and g["absent_above_drawn"] == 1
     assert g["cos_true"] == pytest.approx(np.mean([scores[0, 0], scores[1, 1], scores[2, 0], scores[3, 1]]))
     g = fe.geometry(own - own.mean(0) + [0.1, 0.2, 0.15], [0, 1, 0, 1], [0, 1], np.eye(3))
