@@ -115,7 +115,7 @@ def time_render(people: list[list[dict]], device: str, workers: int) -> float:
     on a GPU big batches from the main thread. No quantization, encoding or writing."""
     import torch
 
-    from focusclip.data.devices import resolve_device
+    from focusclip.core.devices import resolve_device
     from focusclip.data.heatmaps import people_arrays, render_padded
     from focusclip.pipeline.heatmaps.render import Item, batches, stack, torch_threads
 
@@ -193,7 +193,7 @@ def gpu_suite(args, people_for) -> int:
     against PNG encoding alone on this machine's cores (target ≤ 1.25×)."""
     import torch
 
-    from focusclip.data.devices import resolve_device
+    from focusclip.core.devices import resolve_device
     from focusclip.data.heatmaps import render_heatmaps_batch, to_uint8
 
     dev = resolve_device(args.device)

@@ -119,7 +119,7 @@ def config(root: Path, base: str, size: int, prepared: bool, extra=()):
 
 def datasets(root: Path, base: str, size: int, extra=()):
     """{"decode": FocusDataset, "prepared": FocusDataset} of the same items, and the prepare time."""
-    from focusclip.data.io import Report
+    from focusclip.core.report import Report
     from focusclip.training.data import FocusDataset, SampleSpec, select_items
     from focusclip.training.prepare import prepare_set
     from focusclip.training.prepared import open_prepared
@@ -246,7 +246,7 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 def bench_loop(args) -> int:
     """focus-train's loop (prepared set → persistent pinned workers → train_step, reads every
     log_every steps) on `--device`; samples/s, MFU, and the share of time spent waiting for data."""
-    from focusclip.data.io import Report
+    from focusclip.core.report import Report
     from focusclip.training.data import (Collate, FocusDataset, RunBatchSampler, SampleSpec, make_loader,
                                          select_items, training_texts)
     from focusclip.training.dist import Dist

@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def activity_labels(lay) -> dict[str, str]:
     """image name → MPII activity name, from the converted annotations."""
-    from focusclip.data.io import read_jsonl
+    from focusclip.core.io import read_jsonl
 
     return {r["image"]: r["activity"] for r in read_jsonl(lay.annotations) if r.get("activity")}
 
@@ -135,7 +135,7 @@ def measure(seed: int, args, lay) -> dict:
     """Every method's per-image top-1 hits among the drawn classes for one seed (cached beside the run)."""
     import torch
 
-    from focusclip.data.io import Report
+    from focusclip.core.report import Report
     from focusclip.data.synthetic.pose import ACTIVITIES
     from focusclip.eval.metrics import top_predictions
     from focusclip.eval.model import load_model

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 
 from focusclip.converters.matfile import field, items, load_mat, number, structs, text
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 
 SPLITS = ("train", "val", "test")
 FIX = "pass EMOTIC's Annotations/Annotations.mat"

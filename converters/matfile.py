@@ -17,7 +17,7 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import mat_struct
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 
 # Options of every loadmat call here; the convert benchmark times loadmat alone with the same ones.
 LOADMAT_OPTIONS = {"squeeze_me": True, "struct_as_record": False, "chars_as_strings": True,

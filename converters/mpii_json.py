@@ -13,8 +13,9 @@ import math
 import os
 from pathlib import Path
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, read_json
+from focusclip.core.errors import fail
+from focusclip.core.io import read_json
+from focusclip.core.report import Report
 from focusclip.data.records import Annotation, Person
 from focusclip.data.skeleton import NUM_JOINTS
 

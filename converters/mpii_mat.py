@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 
 from focusclip.converters.matfile import field, items, load_mat, number, structs, text
-from focusclip.data.errors import fail
-from focusclip.data.io import Report
+from focusclip.core.errors import fail
+from focusclip.core.report import Report
 from focusclip.data.records import Annotation, Person
 from focusclip.data.skeleton import NUM_JOINTS
 

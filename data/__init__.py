@@ -1,1 +1,2 @@
-"""Shared core of focusclip: records, MPII skeleton, file helpers, errors. Imports no other package of ours."""
+"""The pose domain: annotation records, the MPII skeleton, pose geometry in words, ROI heatmaps, splits
+and the synthetic world. Imports only focusclip.core among our packages (tests/test_layout.py)."""

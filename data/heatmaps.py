@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from focusclip.data.devices import resolve_device
-from focusclip.data.errors import fail
+from focusclip.core.devices import resolve_device
+from focusclip.core.errors import fail
 from focusclip.data.skeleton import BODY_PARTS, NUM_JOINTS
 
 MODES = ("parts", "person")

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from focusclip.data.errors import fail
-from focusclip.data.io import read_jsonl, write_jsonl
+from focusclip.core.errors import fail
+from focusclip.core.io import read_jsonl, write_jsonl
 from focusclip.data.skeleton import NUM_JOINTS
 
 SPLITS = ("train", "val", "test")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from focusclip.cli import Device, Force, Version
-from focusclip.data.errors import fail, run_cli
+from focusclip.core.errors import fail, run_cli
 
 HELP = ("Zero-shot evaluation of a focus-train checkpoint (or a Hugging Face CLIP) on the 12 human-centric "
         "tasks of eight datasets in their official layouts (docs/eval.md).")

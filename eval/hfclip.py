@@ -1,7 +1,7 @@
 """A CLIP model in the Hugging Face format behind the `EvalModel` interface: a hub id (e.g.
 `openai/clip-vit-base-patch32`, downloaded and cached the way transformers does, `--revision` to pin
 it) or a folder written by `CLIPModel.save_pretrained` + `CLIPProcessor.save_pretrained`
-(`config.json`, weights, tokenizer files, `preprocessor_config.json`). `focusclip.data.hub` loads it,
+(`config.json`, weights, tokenizer files, `preprocessor_config.json`). `focusclip.core.hub` loads it,
 or says in one line why it cannot.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from focusclip.data.hub import Source, load, resolve, weights_sha256
+from focusclip.core.hub import Source, load, resolve, weights_sha256
 
 
 class HFClip:
@@ -33,7 +33,7 @@ class HFClip:
 
     @functools.cached_property
     def sha256(self) -> Optional[str]:
-        """SHA-256 of the weights file (see `focusclip.data.hub.weights_sha256`)."""
+        """SHA-256 of the weights file (see `focusclip.core.hub.weights_sha256`)."""
         return weights_sha256(self.source) if self.source is not None else None
 
     @property

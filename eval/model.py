@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from focusclip.data.errors import fail, reading
+from focusclip.core.errors import fail, reading
 
 
 @runtime_checkable

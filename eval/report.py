@@ -11,8 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from focusclip.data.errors import fail
-from focusclip.data.io import atomic_path, atomic_write_text
+from focusclip.core.errors import fail
+from focusclip.core.io import atomic_path, atomic_write_text
 
 
 def ran(entry: dict) -> bool:

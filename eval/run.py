@@ -17,11 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from focusclip.data.devices import resolve_device
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, report_path_for
-from focusclip.data.preflight import writable_file
-from focusclip.eval.metrics import classification_metrics
+from focusclip.core.devices import resolve_device
+from focusclip.core.errors import fail
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_file
+from focusclip.eval.metrics import classification_metrics, image_blind_levels
 from focusclip.eval.model import EvalModel, load_model
 from focusclip.eval.readers import MissingData, read_for_task
 from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
@@ -114,7 +114,9 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     metrics = classification_metrics(scores[usable], [lab for lab, u in zip(labels, usable) if u], task.k)
     log(f"{task.id}: top-{task.k} {100 * metrics['topk']:.2f}% on {metrics['n']} images "
         f"({len(samples) / max(seconds, 1e-9):.0f} img/s" + (f", {reused} embeddings reused)" if reused else ")"))
-    return {"status": "ok", **base, **metrics, "skipped": _skipped(skipped),
+    # what a model that never looks at the image scores here (per-class label counts = confusion rows)
+    levels = image_blind_levels(np.asarray(metrics["confusion"]).sum(axis=1), task.k)
+    return {"status": "ok", **base, **metrics, "levels": levels, "skipped": _skipped(skipped),
             "seconds": round(time.perf_counter() - t0, 3),
             "images_per_s": round(len(samples) / max(seconds, 1e-9), 1)}
 

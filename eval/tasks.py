@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.eval.readers.base import norm_name
 
 TASKS_DIR = Path(str(resources.files("focusclip.eval") / "tasks"))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from focusclip.data.progress import progress
+from focusclip.core.progress import progress
 from focusclip.eval.model import EvalModel
 from focusclip.eval.readers.base import BadImage, Sample, load_image
 

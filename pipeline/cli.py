@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from focusclip.data.errors import run_cli
+from focusclip.core.errors import run_cli
 from focusclip.pipeline.commands import convert, demo, describe, download, filter, frames, heatmaps, publish, synth
 from focusclip.pipeline.commands.options import Version
 

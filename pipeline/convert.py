@@ -16,9 +16,10 @@ from pathlib import Path
 from focusclip.converters.emotic import SPLITS as EMOTIC_SPLITS, read_emotic
 from focusclip.converters.mpii_json import read_mpii_json, read_val_images
 from focusclip.converters.mpii_mat import read_mpii_mat
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, read_json, report_path_for, write_jsonl
-from focusclip.data.preflight import writable_dir, writable_file
+from focusclip.core.errors import fail
+from focusclip.core.io import read_json, write_jsonl
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_dir, writable_file
 from focusclip.data.records import Annotation
 from focusclip.data.splits import VAL_FRACTION, assign_val
 
@@ -114,7 +115,7 @@ def fill_image_sizes(records: list[Annotation], images: Path, report: Report) ->
     """width/height from image headers (PIL opens lazily: no pixel is decoded); a missing or
     unreadable image keeps its record with a null size and is reported."""
     from PIL import Image, UnidentifiedImageError
-    from focusclip.data.progress import progress
+    from focusclip.core.progress import progress
 
     if not images.is_dir():
         raise fail("image folder not found", str(images), "pass the folder holding the MPII .jpg files")

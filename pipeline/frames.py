@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, atomic_write_bytes, report_path_for
-from focusclip.data.preflight import writable_dir
+from focusclip.core.errors import fail
+from focusclip.core.io import atomic_write_bytes
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_dir
 from focusclip.data.kinetics import find_videos, middle_frame, parse_clip_stem
-from focusclip.data.progress import progress
+from focusclip.core.progress import progress
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, read_json
-from focusclip.data.preflight import writable_dir
+from focusclip.core.errors import fail
+from focusclip.core.io import read_json
+from focusclip.core.report import Report
+from focusclip.core.preflight import writable_dir
 from focusclip.data.synthetic.world import MAT_NAME, WorldConfig, generate_mpii
 from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, generate_stanford40, generate_utkface, stanford40_counts
-from focusclip.data.progress import progress as progress_bar
+from focusclip.core.progress import progress as progress_bar
 
 
 def world_paths(out: str | os.PathLike) -> dict[str, Path]:

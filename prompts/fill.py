@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.geometry import PoseFacts, image_facts
 from focusclip.data.records import Annotation
 from focusclip.data.skeleton import JOINTS

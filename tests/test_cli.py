@@ -45,7 +45,7 @@ def test_bad_device_is_a_usage_error_listing_the_choices(tmp_path):
 
 
 def test_progress_redraws_a_log_rarely_and_a_terminal_a_few_times_a_second():
-    from focusclip.data.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, progress
+    from focusclip.core.progress import LOG_INTERVAL_S, TERMINAL_INTERVAL_S, progress
 
     log = io.StringIO()   # not a terminal
     bar = progress(total=5000, desc="train", file=log)

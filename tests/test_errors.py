@@ -53,7 +53,7 @@ def w(tmp_path_factory):
     from focusclip.pipeline.describe.stage import run_describe
     from tests.eval import fixtures as fx
     from tests.eval.tiny_models import save_tiny_checkpoint
-    from tests.pipeline.test_describe import random_annotations
+    from tests.pipeline.describe.test_describe import random_annotations
     from tests.training.fixtures import make_world, tiny_overrides
 
     root = Path(tempfile.mkdtemp(prefix="focusclip-errors-"))

@@ -1,4 +1,5 @@
-"""The package layout: one installed name (`focusclip`), no import cycle, typer only in the commands.
+"""The package layout: one installed name (`focusclip`), layers with a table of allowed edges, no import
+cycle, typer only in the commands.
 
 The import graph is read with `ast` from the source files, so it sees imports inside functions too
 (the lazy ones that keep `--help` fast) and needs nothing imported.
@@ -23,6 +24,25 @@ FOLDERS = {"focusclip": "focusclip", "converters": "focusclip.converters", "data
 BARE = tuple(f for f in FOLDERS if f != "focusclip")
 TYPER_ALLOWED = ("focusclip.cli", "focusclip.pipeline.cli", "focusclip.pipeline.commands", "focusclip.training.cli",
                  "focusclip.eval.cli")
+
+
+# The layers (docs/design.md §2): package → the packages it may import. The root (`__version__` only)
+# may be imported by every package; a command module may import its own package and what is below it.
+LAYERS = {
+    "focusclip": set(),
+    "focusclip.core": {"focusclip"},
+    "focusclip.data": {"focusclip", "focusclip.core"},
+    "focusclip.converters": {"focusclip", "focusclip.core", "focusclip.data"},
+    "focusclip.prompts": {"focusclip", "focusclip.core", "focusclip.data"},
+    "focusclip.pipeline": {"focusclip", "focusclip.core", "focusclip.data", "focusclip.converters",
+                           "focusclip.prompts"},
+    "focusclip.training": {"focusclip", "focusclip.core", "focusclip.data"},
+    "focusclip.eval": {"focusclip", "focusclip.core", "focusclip.data", "focusclip.converters",
+                       "focusclip.training.checkpoint"},
+}
+COMMANDS = {"focusclip.cli": "focusclip", "focusclip.pipeline.cli": "focusclip.pipeline",
+            "focusclip.pipeline.commands": "focusclip.pipeline", "focusclip.training.cli": "focusclip.training",
+            "focusclip.eval.cli": "focusclip.eval"}
 
 
 def package_modules() -> dict[str, Path]:
@@ -110,6 +130,50 @@ def test_cycle_finder_finds_a_cycle():
 def test_no_import_cycles():
     cycles = strongly_connected(import_graph())
     assert not cycles, "import cycles: " + "; ".join(" ↔ ".join(c) for c in cycles)
+
+
+def layer_of(module: str) -> str:
+    """The layer a module belongs to: a command (its dotted prefix in COMMANDS) or the longest package
+    of LAYERS that contains it."""
+    for command in COMMANDS:
+        if module == command or module.startswith(command + "."):
+            return command
+    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
+
+
+def allowed(importer: str, imported: str) -> bool:
+    src, dst = layer_of(importer), layer_of(imported)
+    if src == dst:
+        return True
+    if src in COMMANDS:   # a command: its own package and everything below that
+        own = COMMANDS[src]
+        if dst in COMMANDS:   # the app and its commands, and the options all three scripts share
+            return COMMANDS[dst] == own or dst == "focusclip.cli"
+        return dst == own or dst in LAYERS[own] or allowed(own + ".x", imported)
+    # a layer by its name, or one module of another layer named in full (eval → training.checkpoint)
+    return any(dst == a if a in LAYERS else imported == a for a in LAYERS[src])
+
+
+def layer_breaks(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} → {d}" for m, deps in graph.items() for d in deps if not allowed(m, d))
+
+
+def test_layer_table_catches_the_breaks_it_names():
+    """The two breaks this table was written against: the demo importing eval, the root importing training."""
+    graph = {"focusclip.pipeline.demo.report": {"focusclip.eval.metrics", "focusclip.core.io"},
+             "focusclip._auto": {"focusclip.training.model"},
+             "focusclip.eval.model": {"focusclip.training.checkpoint", "focusclip.training.trainer"},
+             "focusclip.training.cli": {"focusclip.training.trainer", "focusclip.cli", "focusclip.core.errors"},
+             "focusclip.pipeline.commands.demo": {"focusclip.pipeline.demo", "focusclip.eval.cli"}}
+    assert layer_breaks(graph) == ["focusclip._auto → focusclip.training.model",
+                                   "focusclip.eval.model → focusclip.training.trainer",
+                                   "focusclip.pipeline.commands.demo → focusclip.eval.cli",
+                                   "focusclip.pipeline.demo.report → focusclip.eval.metrics"]
+
+
+def test_imports_follow_the_layers():
+    breaks = layer_breaks(import_graph())
+    assert not breaks, "imports across the layers of docs/design.md §2:\n" + "\n".join(breaks)
 
 
 def test_typer_only_in_command_modules():

@@ -14,7 +14,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from focusclip.data.citations import FOCUSCLIP_BIBTEX
-from focusclip.data.hub_repo import is_repo_id
+from focusclip.core.hub_repo import is_repo_id
 
 TAGS = ["focusclip", "clip", "contrastive-learning", "human-pose", "zero-shot-image-classification", "mpii"]
 PIPELINE = "zero-shot-image-classification"
@@ -43,7 +43,7 @@ _CITATION = f"## Citation\n\n```bibtex\n{FOCUSCLIP_BIBTEX}\n```"
 
 def hub_ids_in(note: Any) -> list[str]:
     """Hub ids a provenance note names: a source dict (`{"kind": "hub", "name": ID}`, as
-    `focusclip.data.hub.Source.to_dict` writes), a dict's `hub_id`/`repo_id`/`id`, or "pretrained USER/NAME"."""
+    `focusclip.core.hub.Source.to_dict` writes), a dict's `hub_id`/`repo_id`/`id`, or "pretrained USER/NAME"."""
     if isinstance(note, dict):
         if note.get("kind") == "hub" and isinstance(note.get("name"), str) and is_repo_id(note["name"]):
             return [note["name"]]
@@ -55,7 +55,7 @@ def hub_ids_in(note: Any) -> list[str]:
 
 
 def _note(note: Any) -> str:
-    if isinstance(note, dict) and "kind" in note:   # a focusclip.data.hub.Source
+    if isinstance(note, dict) and "kind" in note:   # a focusclip.core.hub.Source
         kind, name = note["kind"], note.get("name")
         if kind == "hub":
             commit = f", commit {note['commit'][:12]}" if note.get("commit") else ""
@@ -148,7 +148,7 @@ def data_section(provenance: dict, train_yaml: Optional[dict]) -> str:
 def usage_section(repo_id: Optional[str], config) -> str:
     where = repo_id or "path/to/checkpoint"
     return "\n".join([
-        "## How to use", "", "```python", "import focusclip  # registers model_type 'focusclip' with transformers",
+        "## How to use", "", "```python", "import focusclip.training.model  # registers model_type 'focusclip' with transformers",
         "import torch", "from transformers import AutoModel, AutoTokenizer", "",
         f'model = AutoModel.from_pretrained("{where}").eval()',
         f'tokenizer = AutoTokenizer.from_pretrained("{where}")',

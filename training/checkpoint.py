@@ -36,9 +36,9 @@ from typing import Any
 
 import torch
 
-from focusclip.data.errors import fail
-from focusclip.data.hub import file_sha256
-from focusclip.data.io import atomic_write_text, give_umask_mode, write_json
+from focusclip.core.errors import fail
+from focusclip.core.hub import file_sha256
+from focusclip.core.io import atomic_write_text, give_umask_mode, write_json
 
 WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
@@ -130,7 +130,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
 def locate_checkpoint(path_or_id: str | os.PathLike) -> Path:
     """A local checkpoint (as `resolve_checkpoint_dir`), or a hub model id `USER/NAME` that is not a
     local path: downloaded into the hub cache (honours `HF_HUB_OFFLINE`), without training state."""
-    from focusclip.data.hub_repo import download_snapshot, names_hub_repo
+    from focusclip.core.hub_repo import download_snapshot, names_hub_repo
 
     text = os.fspath(path_or_id)
     if not names_hub_repo(text):

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from focusclip.cli import SetOpt, Version
-from focusclip.data.errors import run_cli
+from focusclip.core.errors import run_cli
 
 HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml; docs/training.md). "
         "Many GPUs: torchrun --nproc_per_node N $(which focus-train) CONFIG.yaml. "
@@ -101,7 +101,7 @@ def push_command(checkpoint: CheckpointArg,
                  license_id: Annotated[str, typer.Option(
                      "--license", help="License id for the card (hub license ids; default 'other').")] = "other",
                  ) -> None:
-    from focusclip.data.hub_repo import check_repo_id, write_token
+    from focusclip.core.hub_repo import check_repo_id, write_token
 
     check_repo_id(repo_id)   # before torch is imported: a bad id or no token fails in a blink
     write_token("focus-train push")

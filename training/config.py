@@ -18,8 +18,8 @@ from typing import Any, Literal, Optional, Sequence
 
 import yaml
 
-from focusclip.data.errors import fail
-from focusclip.data.preflight import writable_dir
+from focusclip.core.errors import fail
+from focusclip.core.preflight import writable_dir
 
 
 @dataclass(frozen=True)
@@ -303,7 +303,7 @@ def to_yaml(cfg: FocusConfig) -> str:
 
 def check_config(cfg: FocusConfig, where: str = "config") -> None:
     """Checks across keys and on the file system, done before any training starts."""
-    from focusclip.data.hub_repo import names_hub_repo
+    from focusclip.core.hub_repo import names_hub_repo
 
     d, t = cfg.data, cfg.train
     writable_dir(cfg.output_dir, "output_dir")

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.heatmaps import render_heatmaps
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 from focusclip.training.config import DataConfig, FocusConfig
 from focusclip.training.prepared import PreparedFrames
 from focusclip.training.sources import Item, load_items

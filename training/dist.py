@@ -12,7 +12,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 
 
 @dataclass(frozen=True)

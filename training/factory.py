@@ -1,7 +1,7 @@
 """Build the towers, the tokenizer and the model from a training config.
 
 A tower whose `pretrained` names a hub id or a folder is loaded with transformers through
-`focusclip.data.hub` (downloaded and cached online, from the cache offline, one-line error when it
+`focusclip.core.hub` (downloaded and cached online, from the cache offline, one-line error when it
 cannot be had); `pretrained: null` is the only way to random init. The text tower's tokenizer comes
 with it; a random-init text tower gets a WordPiece tokenizer trained on the training descriptions.
 `resolve_sources` checks every tower without downloading (for `--check`); `load_pretrained` loads them
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from focusclip.data.hub import RANDOM, Source, load, resolve
+from focusclip.core.hub import RANDOM, Source, load, resolve
 from focusclip.training.config import FocusConfig
 
 TOWERS = {"vision": ("vision tower", "model.vision"), "text": ("text tower", "model.text")}

@@ -15,8 +15,8 @@ import secrets
 from pathlib import Path
 from typing import Optional
 
-from focusclip.data.errors import fail
-from focusclip.data.io import JsonlAppender, atomic_write_text
+from focusclip.core.errors import fail
+from focusclip.core.io import JsonlAppender, atomic_write_text
 
 LOGGERS = ("jsonl", "tensorboard", "wandb")
 PACKAGE = {"tensorboard": "tensorboard", "wandb": "wandb"}

@@ -11,7 +11,8 @@ floored at MIN_TEMPERATURE, as CLIP caps its logit scale at 100. At inference th
 or `get_image_features` / `get_text_features` (the projections before normalising, as `CLIPModel`).
 
 `FocusCLIPModel` is a `PreTrainedModel` (`save_pretrained`, `from_pretrained(folder_or_hub_id)`,
-`push_to_hub`); `import focusclip` registers it with `AutoConfig`/`AutoModel` (focusclip/_auto.py).
+`push_to_hub`); importing this module registers it (and, through focusclip.training.vit, the
+convolutional-stem tower `focusclip_vit`) with `AutoConfig`/`AutoModel`, as a model's own module does.
 The state-dict keys are those of the checkpoints written before it existed, so those load unchanged.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
+import focusclip.training.vit  # noqa: F401  (registers model_type focusclip_vit with AutoModel)
 from focusclip.training.hf_config import FocusCLIPConfig
 
 MIN_TEMPERATURE = 0.01   # CLIP (Radford et al. 2021) clamps its logit scale 1/τ at 100

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from focusclip.data.io import atomic_path
+from focusclip.core.io import atomic_path
 
 PAIR_KEYS = ("loss_image_text", "loss_masked_image", "loss_masked_text")
 

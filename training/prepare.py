@@ -22,10 +22,11 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.heatmaps import render_heatmaps, to_uint8
-from focusclip.data.io import Report, write_json
-from focusclip.data.progress import progress
+from focusclip.core.io import write_json
+from focusclip.core.report import Report
+from focusclip.core.progress import progress
 from focusclip.training.config import DataConfig, FocusConfig, to_dict
 from focusclip.training.prepared import (FRAMES, INDEX, KINDS, Geometry, ShardPlan, incomplete_owner, is_complete,
                                          is_damaged, pid_alive, plan_shards, renders_heatmap, shard_bytes, shard_dir)

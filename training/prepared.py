@@ -31,7 +31,7 @@ from typing import Optional
 
 import numpy as np
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.training.config import DataConfig
 from focusclip.training.sources import Item
 

@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from focusclip.data.errors import fail
-from focusclip.data.hub_repo import check_repo_id, commit_files, write_token
-from focusclip.data.io import Report, atomic_write_text, give_umask_mode, read_json
+from focusclip.core.errors import fail
+from focusclip.core.hub_repo import check_repo_id, commit_files, write_token
+from focusclip.core.io import atomic_write_text, give_umask_mode, read_json
+from focusclip.core.report import Report
 from focusclip.training import checkpoint as ck
 from focusclip.training.card import render_card
 
@@ -136,7 +137,7 @@ EXPORT_NOTE_FOCUS_VIT = """
 
 This folder holds the two encoders as transformers models. `vision/` is a ViT with a convolutional
 stem or mean-pooled readout (`model_type: focusclip_vit`): it loads with `AutoModel.from_pretrained`
-once `import focusclip` has registered the type (`pip install focusclip`). `text/` loads with
+once `import focusclip.training.vit` has registered the type (`pip install focusclip`). `text/` loads with
 `AutoModel.from_pretrained` (a BERT-family encoder) and `AutoTokenizer.from_pretrained`.
 `projections.safetensors` holds the linear maps into the joint embedding space (`vision_projection`,
 `text_projection`, [D, H], no bias): the image embedding is `vision_projection @` {readout}, the text

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from focusclip.data.errors import fail, reading
+from focusclip.core.errors import fail, reading
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig
 from focusclip.training.data import FocusDataset

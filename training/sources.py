@@ -21,9 +21,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.heatmaps import people_arrays
-from focusclip.data.io import Report, read_jsonl
+from focusclip.core.io import read_jsonl
+from focusclip.core.report import Report
 from focusclip.data.records import read_annotations
 
 HUB_TO_SPLIT = {"train": "train", "validation": "val", "val": "val", "test": "test"}
@@ -46,7 +47,7 @@ class Item:
 def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[str],
                report: Report) -> list[Item]:
     """All Items of `dataset` (every split), descriptions grouped per image, in a stable order."""
-    from focusclip.data.hub_repo import names_hub_repo
+    from focusclip.core.hub_repo import names_hub_repo
 
     path = Path(dataset)
     if names_hub_repo(dataset):
@@ -119,7 +120,7 @@ def _from_hub(repo_id: str, call):
     from datasets.exceptions import DatasetNotFoundError
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from focusclip.data.hub_repo import offline_error, scrub
+    from focusclip.core.hub_repo import offline_error, scrub
 
     try:
         return call()

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.training.dist import Dist
 from focusclip.training.loss import FocusLoss
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -16,10 +16,11 @@ from typing import Callable, Optional
 
 import torch
 
-from focusclip.data.errors import FocusError, fail, reading
-from focusclip.data.hub import Source
-from focusclip.data.io import Report, read_jsonl, write_jsonl
-from focusclip.data.progress import progress
+from focusclip.core.errors import FocusError, fail, reading
+from focusclip.core.hub import Source
+from focusclip.core.io import read_jsonl, write_jsonl
+from focusclip.core.report import Report
+from focusclip.core.progress import progress
 from focusclip.training import checkpoint as ck
 from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
 from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, RunBatchSampler, SampleSpec,

@@ -11,7 +11,7 @@ patch embedding: the tokens, the position embeddings and the transformer are ViT
 Its config, `FocusViTConfig` (`model_type: focusclip_vit`, focusclip.training.vit_config), is a
 `ViTConfig` with `stem`, `stem_channels` and `pooling`. `FocusViTModel` is a `ViTModel` (same forward,
 same outputs), so `save_pretrained` / `from_pretrained` and the Auto classes work as for any
-transformers model once `import focusclip` has registered the type.
+transformers model once this module (or focusclip.training.model) is imported, which registers the type.
 """
 from __future__ import annotations
 

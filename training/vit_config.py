@@ -1,8 +1,6 @@
 """`FocusViTConfig` (`model_type: focusclip_vit`), the config of the convolutional-stem vision tower
-(focusclip.training.vit), apart from the model so that it can be registered with the Auto classes
-while transformers' own ViT model module is still being imported (the Auto modules often load inside
-it, and a subclass of ViTModel cannot be defined then). (focusclip/_auto.py then puts a stand-in in
-AutoModel's table until focusclip.training.vit is imported, which registers the real class.)
+(focusclip.training.vit, which registers both with the Auto classes when imported), apart from the
+model so that configs can be read without building a ViT.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from focusclip.data.io import atomic_write_bytes, atomic_write_text
+from focusclip.core.io import atomic_write_bytes, atomic_write_text
 from focusclip.data.synthetic.world import WorldConfig, encode_jpeg, image_rng, render_scene
 from focusclip.data.synthetic.pose import ACTIVITIES
 

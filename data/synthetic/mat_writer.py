@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import scipy.io
 
-from focusclip.data.io import atomic_path
+from focusclip.core.io import atomic_path
 from focusclip.data.records import Annotation, Person
 
 __all__ = ["write_mpii_mat"]

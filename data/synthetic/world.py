@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from focusclip.data.io import atomic_write_bytes, write_jsonl
+from focusclip.core.io import atomic_write_bytes, write_jsonl
 from focusclip.data.synthetic.mat_writer import write_mpii_mat
 from focusclip.data.records import Annotation, Person
 from focusclip.data.skeleton import NUM_JOINTS

@@ -6,7 +6,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.kinetics import clip_stem, find_videos
 from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
 

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.eval.readers.base import FER_SIDE, DatasetSplit, ImageRef, MissingData, Sample, find_dir
 
 # FER2013 label codes 0..6 (torchvision, Kaggle README)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, find_dir
 
 # FairFace label values, as the CSV spells them (note "more than 70" and "Latino_Hispanic")

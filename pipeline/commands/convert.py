@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from focusclip.data.io import Report, report_path_for
+from focusclip.core.report import Report, report_path_for
 from focusclip.pipeline.commands.options import Force, Output
 from focusclip.pipeline.convert import run_convert_emotic, run_convert_mpii
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.pipeline.commands.options import Force
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from focusclip.data.errors import FocusError, fail
+from focusclip.core.errors import FocusError, fail
 from focusclip.pipeline.commands.options import Force
 
 MIRROR_ENV = "FOCUSCLIP_MIRROR"

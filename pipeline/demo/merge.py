@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from focusclip.data.io import read_jsonl, write_jsonl
+from focusclip.core.io import read_jsonl, write_jsonl
 from focusclip.pipeline.demo.layout import DemoOptions, Layout, Outcome, real_images
 
 

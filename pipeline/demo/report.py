@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from focusclip.data.io import atomic_path, atomic_write_text, read_jsonl
+from focusclip.core.io import atomic_path, atomic_write_text, read_jsonl
 from focusclip.data.skeleton import LIMBS
 from focusclip.pipeline.demo.layout import Layout, results_path
 
@@ -131,12 +131,13 @@ def _results(lay: Layout) -> dict[str, dict]:
 
 
 def reference_levels(entry: dict) -> dict:
-    """The image-blind levels (chance, best constant answer) of a results entry's test set, whose
-    per-class label counts are its confusion matrix's row sums."""
-    from focusclip.eval.metrics import image_blind_levels
+    """The image-blind levels (chance, best constant answer) of a results entry's test set, as focus-eval
+    wrote them (`levels`); empty for results written before it did."""
+    return entry.get("levels") or {}
 
-    counts = np.asarray(entry.get("confusion") or [[0]], dtype=float).sum(axis=1)
-    return image_blind_levels(counts, int(entry.get("k", 1)))
+
+def _level(levels: dict, key: str) -> str:
+    return f"{100 * levels[key]:.1f}" if key in levels else "—"
 
 
 def _cell(entry: dict | None, key: str, ci_key: str) -> str:
@@ -164,8 +165,8 @@ def results_table(lay: Layout) -> str | None:
         for key, ci_key, name in (("top1", "ci95_top1", "top-1"), ("topk", "ci95", f"top-{any_e.get('k', '?')}")):
             delta = (f"{100 * (e['FocusCLIP'][key] - e['CLIP'][key]):+.1f}"
                      if e["FocusCLIP"] and e["CLIP"] and key in e["FocusCLIP"] and key in e["CLIP"] else "—")
-            lines.append(f"| {t} | {any_e.get('n', '?')} | {name} | {100 * ref['chance_' + key]:.1f} | "
-                         f"{100 * ref['blind_' + key]:.1f} | "
+            lines.append(f"| {t} | {any_e.get('n', '?')} | {name} | {_level(ref, 'chance_' + key)} | "
+                         f"{_level(ref, 'blind_' + key)} | "
                          + " | ".join(_cell(e[m], key, ci_key) for m in labels) + f" | {delta} |")
     return ("Zero-shot accuracy (%) on the synthetic held-out sets, [bootstrap 95% CI]; chance = uniform "
             "guesses, image-blind = the best constant answer (the most frequent test classes)\n\n"
@@ -190,7 +191,7 @@ def results_chart(lay: Layout) -> Path | None:
             ax.bar(x, y, width, label=label, yerr=np.array(err).T, capsize=3)
         for j, t in enumerate(tasks):
             entry = next(r[t] for r in res.values() if t in r)
-            blind = 100 * reference_levels(entry)[f"blind_{key}"]
+            blind = 100 * reference_levels(entry).get(f"blind_{key}", math.nan)
             ax.hlines(blind, j - width / 2, j + 0.8 - width / 2, colors="k", linestyles="--",
                       label="image-blind" if j == 0 else None)
         ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=15)

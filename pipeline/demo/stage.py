@@ -27,10 +27,11 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, write_json
-from focusclip.data.preflight import writable_dir
-from focusclip.data.progress import INTERVAL_ENV, progress
+from focusclip.core.errors import fail
+from focusclip.core.io import write_json
+from focusclip.core.report import Report
+from focusclip.core.preflight import writable_dir
+from focusclip.core.progress import INTERVAL_ENV, progress
 from focusclip.pipeline.demo.layout import MARKER, DemoOptions, Layout, Outcome, Runner, Step
 from focusclip.pipeline.demo.plans import PLANNERS
 

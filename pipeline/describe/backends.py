@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.pipeline.describe.types import Answer, Backend, Emit, GenParams, Job
 
 BACKENDS = ("template", "openai", "vllm", "transformers")

@@ -1,7 +1,7 @@
 """Local-model backends: `vllm` (offline batched `LLM.chat`) and `transformers` (a model with a chat
 template, batched `generate`). Both import their library only when they run. `--model` is a hub id
 (downloaded and cached the way transformers does: HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN for gated
-models) or a save_pretrained folder; `focusclip.data.hub` checks it before any work starts.
+models) or a save_pretrained folder; `focusclip.core.hub` checks it before any work starts.
 
 Both sample each image from its own seeded generator, so the seed a record names reproduces its text
 whatever else was in the batch: vLLM takes a seed per request; for transformers, `SeededSampling`
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from focusclip.data.errors import fail
-from focusclip.data.hub import Source, load, resolve
+from focusclip.core.errors import fail
+from focusclip.core.hub import Source, load, resolve
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
 MODEL = dict(what="describer model", key="--model")

@@ -21,8 +21,8 @@ import re
 import time
 from typing import Sequence
 
-from focusclip.data.errors import FocusError, fail
-from focusclip.data.progress import progress
+from focusclip.core.errors import FocusError, fail
+from focusclip.core.progress import progress
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
 _PLACEHOLDER_KEY = "EMPTY"  # local servers (vllm serve, Ollama) accept any key

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 
-from focusclip.data.errors import fail
-from focusclip.data.io import JsonlAppender, Report, read_jsonl, report_path_for
-from focusclip.data.preflight import writable_file
+from focusclip.core.errors import fail
+from focusclip.core.io import JsonlAppender, read_jsonl
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_file
 from focusclip.data.records import SPLITS, Annotation, Description, read_annotations
-from focusclip.data.sharding import parse_shard, take_shard
-from focusclip.data.progress import progress as progress_bar
+from focusclip.core.sharding import parse_shard, take_shard
+from focusclip.core.progress import progress as progress_bar
 from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job
 from focusclip.prompts import build_prompt

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from focusclip import __version__
-from focusclip.data.errors import fail
-from focusclip.data.progress import progress
+from focusclip.core.errors import fail
+from focusclip.core.progress import progress
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0

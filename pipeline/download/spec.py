@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from focusclip.data.errors import FocusError, fail
-from focusclip.data.io import Report, read_json, write_json
+from focusclip.core.errors import FocusError, fail
+from focusclip.core.io import read_json, write_json
+from focusclip.core.report import Report
 from focusclip.pipeline.download.catalog import CATALOG
 from focusclip.pipeline.download.fetch import GotWebPage, fetch
 from focusclip.pipeline.download.place import (Checks, check_count, check_layout, files_under, find_prefix,

@@ -17,8 +17,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from focusclip.data.errors import fail
-from focusclip.data.progress import progress
+from focusclip.core.errors import fail
+from focusclip.core.progress import progress
 
 CHUNK = 1 << 20
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")

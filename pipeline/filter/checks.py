@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.geometry import PoseFacts, image_facts
 from focusclip.data.records import Annotation
 from focusclip.data.skeleton import JOINTS

@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report, read_jsonl
+from focusclip.core.errors import fail
+from focusclip.core.io import read_jsonl
+from focusclip.core.report import Report
 from focusclip.data.records import Annotation
 
 Key = tuple[str, str, str]

@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 
 
-from focusclip.data.errors import FocusError, fail
-from focusclip.data.io import Report, report_path_for, write_jsonl
-from focusclip.data.preflight import writable_file
+from focusclip.core.errors import FocusError, fail
+from focusclip.core.io import write_jsonl
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_file
 from focusclip.data.records import Annotation, read_annotations
-from focusclip.data.progress import progress
+from focusclip.core.progress import progress
 from focusclip.pipeline.filter.checks import CHECKS, CheckContext, FilterConfig
 from focusclip.pipeline.filter.records import check_describe_options, read_latest_descriptions, regenerate_round, safe_options
 from focusclip.pipeline.filter.text_metrics import corpus_metrics

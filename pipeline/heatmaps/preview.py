@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from focusclip.data.heatmaps import people_arrays, render_heatmaps, usable_joints
-from focusclip.data.io import atomic_path
+from focusclip.core.io import atomic_path
 from focusclip.data.skeleton import LIMBS
 
 

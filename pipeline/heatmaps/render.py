@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.data.heatmaps import render_padded
-from focusclip.data.io import Report, atomic_path
+from focusclip.core.io import atomic_path
+from focusclip.core.report import Report
 from focusclip.data.skeleton import NUM_JOINTS
 
 # zlib level 1, the UP filter and run-length matching: ~2 ms and ~45 KB for a 1280×720 heatmap (a

@@ -22,13 +22,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from focusclip.data.errors import fail
-from focusclip.data.devices import resolve_device
+from focusclip.core.errors import fail
+from focusclip.core.devices import resolve_device
 from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
-from focusclip.data.io import Report, report_path_for
-from focusclip.data.preflight import writable_dir
-from focusclip.data.sharding import parse_shard
-from focusclip.data.progress import progress
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_dir
+from focusclip.core.sharding import parse_shard
+from focusclip.core.progress import progress
 from focusclip.pipeline.heatmaps.preview import render_overlay, write_previews
 from focusclip.pipeline.heatmaps.render import CpuSink, DeviceSink, Item, batches, encode_png, torch_threads
 
@@ -178,7 +178,7 @@ def collect_items(cfg: HeatmapsConfig, report: Report) -> tuple[list[Item], list
             report.skip("duplicate image", item.image)
             continue
         outputs.add(item.dst)
-        if (len(outputs) - 1) % count != index:  # round-robin, as data.sharding.take_shard
+        if (len(outputs) - 1) % count != index:  # round-robin, as core.sharding.take_shard
             continue
         seen.append(item)
         status = image_status(item)

@@ -90,7 +90,7 @@ def usage(repo_id: str | None, config: str, with_images: bool) -> str:
     return "\n".join(lines)
 
 
-# Keys of a stage report (data.io.Report) that describe the run, not the filtering; file paths are
+# Keys of a stage report (core.io.Report) that describe the run, not the filtering; file paths are
 # left out too (they are the publisher's local paths).
 _NOT_STATS = {"stage", "options", "timings", "skipped_examples", "inputs", "outputs", "input", "output"}
 

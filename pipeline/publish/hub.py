@@ -1,11 +1,11 @@
-"""Upload a published folder to the Hugging Face hub in one commit (`focusclip.data.hub_repo` builds
+"""Upload a published folder to the Hugging Face hub in one commit (`focusclip.core.hub_repo` builds
 the commit). Only this module touches the network, and only when `--push` is given."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from focusclip.data.hub_repo import check_repo_id, commit_files, write_token
+from focusclip.core.hub_repo import check_repo_id, commit_files, write_token
 
 __all__ = ["check_repo_id", "check_token", "folder_files", "push_folder"]
 

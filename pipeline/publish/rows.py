@@ -13,8 +13,8 @@ from pathlib import Path
 
 from datasets import Features, Image, List, Value
 
-from focusclip.data.errors import fail
-from focusclip.data.io import read_jsonl
+from focusclip.core.errors import fail
+from focusclip.core.io import read_jsonl
 from focusclip.data.records import Annotation, Person, read_annotations
 from focusclip.data.skeleton import NUM_JOINTS
 

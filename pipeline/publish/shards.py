@@ -16,7 +16,7 @@ from datasets import Features
 from datasets.arrow_writer import ParquetWriter
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 
 MAX_BATCH_ROWS = 1000
 MAX_BATCH_BYTES = 16 * 2**20

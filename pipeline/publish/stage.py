@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Iterator
 
 
-from focusclip.data.errors import FocusError, fail
-from focusclip.data.io import Report, read_json, report_path_for
-from focusclip.data.preflight import writable_dir
-from focusclip.data.progress import progress
+from focusclip.core.errors import FocusError, fail
+from focusclip.core.io import read_json
+from focusclip.core.report import Report, report_path_for
+from focusclip.core.preflight import writable_dir
+from focusclip.core.progress import progress
 from focusclip.pipeline.publish.card import PRETTY_NAME, ConfigSummary, render_card
 from focusclip.pipeline.publish.hub import check_repo_id, check_token, push_folder
 from focusclip.pipeline.publish.rows import (HUB_SPLITS, ConfigInput, check_config_names, features,

@@ -5,8 +5,8 @@ import pytest
 import scipy.io
 
 from focusclip.converters.emotic import CATEGORIES, read_emotic
-from focusclip.data.errors import FocusError
-from focusclip.data.io import Report
+from focusclip.core.errors import FocusError
+from focusclip.core.report import Report
 from tests.converters.mat_fixtures import emotic_annotations, expected_emotic, write_emotic
 
 

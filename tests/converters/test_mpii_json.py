@@ -8,8 +8,8 @@ import cv2
 import pytest
 
 from focusclip.converters.mpii_json import read_mpii_json, read_val_images
-from focusclip.data.errors import FocusError
-from focusclip.data.io import Report
+from focusclip.core.errors import FocusError
+from focusclip.core.report import Report
 from focusclip.data.splits import assign_val, hash_split
 from focusclip.pipeline.convert import fill_image_sizes
 

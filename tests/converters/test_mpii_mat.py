@@ -6,8 +6,8 @@ import pytest
 import scipy.io
 
 from focusclip.converters.mpii_mat import read_mpii_mat
-from focusclip.data.errors import FocusError
-from focusclip.data.io import Report
+from focusclip.core.errors import FocusError
+from focusclip.core.report import Report
 from focusclip.data.synthetic.mat_writer import write_mpii_mat
 from focusclip.data.records import Annotation, Person, validate_annotation
 from focusclip.pipeline.convert import annotation_row

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from focusclip.data.errors import FocusError
-from focusclip.data.io import JsonlAppender, atomic_path, read_jsonl, repair_jsonl_tail
+from focusclip.core.errors import FocusError
+from focusclip.core.io import JsonlAppender, atomic_path, read_jsonl, repair_jsonl_tail
 from focusclip.data.records import Annotation, Person, read_annotations, validate_annotation, write_annotations
-from focusclip.data.sharding import parse_shard, take_shard
+from focusclip.core.sharding import parse_shard, take_shard
 from focusclip.data.skeleton import BODY_PARTS, FLIP_PAIRS, JOINTS, flip_index
 from tests.conftest import console_script
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from focusclip.data.devices import resolve_device
-from focusclip.data.errors import FocusError
+from focusclip.core.devices import resolve_device
+from focusclip.core.errors import FocusError
 from focusclip.data.heatmaps import (bad_joints, people_arrays, render_heatmaps, render_heatmaps_batch, to_uint8,
                                      usable_joints)
 from focusclip.data.records import Person

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from focusclip.data.io import read_jsonl
+from focusclip.core.io import read_jsonl
 from focusclip.data.records import Annotation
 from focusclip.data.skeleton import JOINT_ID as J
 from focusclip.data.synthetic.world import WorldConfig, generate_mpii, training_image

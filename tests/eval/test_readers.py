@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.eval.readers import MissingData, load_image
 from focusclip.eval.readers.actions import read_kinetics, read_stanford40
 from focusclip.eval.readers.emotic import read_emotic_split

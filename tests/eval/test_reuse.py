@@ -91,7 +91,7 @@ def test_mean_names_its_tasks_and_a_comparison_uses_the_shared_ones(tmp_path, ca
 
 
 def test_resize_overrides_the_checkpoint_geometry_and_is_part_of_the_result(tmp_path):
-    from focusclip.data.errors import FocusError
+    from focusclip.core.errors import FocusError
     from tests.eval.tiny_models import save_tiny_checkpoint
 
     fx.write_utkface(tmp_path / "data")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.eval.run import EvalOptions, run_eval
 from tests.eval import fixtures as fx
 from tests.eval.fakes import ColourModel

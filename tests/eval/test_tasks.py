@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.eval.readers import read_for_task
 from focusclip.eval.run import task_samples
 from focusclip.eval.tasks import TASKS_DIR, all_tasks, select_tasks, task_from_dict

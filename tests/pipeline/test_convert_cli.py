@@ -121,7 +121,7 @@ def test_wrong_usage_exits_2(tmp_path):
 
 
 def test_library_refuses_a_folder_as_output_and_reuses_finished_work(tmp_path):
-    from focusclip.data.errors import FocusError
+    from focusclip.core.errors import FocusError
     from focusclip.pipeline.convert import run_convert_mpii
 
     src = tmp_path / "m.mat"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.data.geometry import image_facts
 from focusclip.data.records import Annotation
 from focusclip.prompts import available_prompts, build_prompt

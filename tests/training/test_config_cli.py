@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.pipeline.demo.stage import _STEPS_DONE
 from tests.conftest import REPO, console_script
 from tests.training.fixtures import make_world, tiny_overrides

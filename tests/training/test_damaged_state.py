@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.training import checkpoint as ck
 from focusclip.training.resume import read_resume
 from tests.eval.tiny_models import save_tiny_checkpoint

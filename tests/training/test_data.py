@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.data.heatmaps import render_heatmaps, to_uint8
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 from tests.training.fixtures import make_world
 from focusclip.training.config import DataConfig
 from focusclip.training.data import Collate, EpochBatchSampler, FocusDataset, SampleSpec

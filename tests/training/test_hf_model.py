@@ -1,7 +1,7 @@
 """A trained checkpoint is a Hugging Face model folder: AutoConfig/AutoModel/AutoTokenizer load it once
-focusclip is imported (before or after transformers' Auto classes), with the embeddings of `load_checkpoint`; its card
-parses; the exported towers are plain ViTModel/BertModel folders; the old layout still loads and resumes;
-`import focusclip` and `focus-data --help` stay free of torch and transformers."""
+focusclip.training.model is imported (before or after transformers' Auto classes), with the embeddings of
+`load_checkpoint`; its card parses; the exported towers are plain ViTModel/BertModel folders; the old layout
+still loads and resumes; `import focusclip` and `focus-data --help` stay free of torch and transformers."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ import torch
 import yaml
 from huggingface_hub import ModelCard
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.training import load_checkpoint
 from focusclip.training.config import load_config
 from focusclip.training.publish import export_towers
@@ -61,9 +61,9 @@ print(json.dumps({{"class": type(model).__name__, "config": type(AutoConfig.from
 
 
 def test_automodel_loads_the_checkpoint_with_equal_embeddings(trained):
-    """A fresh interpreter: `import focusclip` before transformers' Auto classes registers model_type
-    focusclip (the other order: test_exported_towers_…); the embeddings equal load_checkpoint's."""
-    out = _python(EMBED.format(imports="import focusclip", texts=TEXTS), trained["ckpt"], trained["pixels"])
+    """A fresh interpreter: `import focusclip.training.model` before transformers' Auto classes registers
+    model_type focusclip (the other order: test_exported_towers_…); the embeddings equal load_checkpoint's."""
+    out = _python(EMBED.format(imports="import focusclip.training.model", texts=TEXTS), trained["ckpt"], trained["pixels"])
     assert (out["class"], out["config"], out["model_type"]) == ("FocusCLIPModel", "FocusCLIPConfig", "focusclip")
     torch.testing.assert_close(torch.tensor(out["image"]), trained["ref"]["image"], rtol=0, atol=1e-6)
     torch.testing.assert_close(torch.tensor(out["text"]), trained["ref"]["text"], rtol=0, atol=1e-6)
@@ -117,7 +117,7 @@ with torch.no_grad():
     img = torch.nn.functional.normalize(cls @ proj["vision_projection"].T, dim=-1)
     txt = torch.nn.functional.normalize(pooled @ proj["text_projection"].T, dim=-1)
 plain = "focusclip" in sys.modules
-import focusclip   # after transformers' Auto classes: registers at once
+import focusclip.training.model   # after transformers' Auto classes: registers at once
 model = AutoModel.from_pretrained(sys.argv[3])
 print(json.dumps({{"focusclip_imported": plain, "auto_text": type(AutoModel.from_pretrained(out + "/text")).__name__,
                   "image": img.tolist(), "text": txt.tolist(), "late_auto": type(model).__name__}}))
@@ -193,5 +193,5 @@ def test_importing_focusclip_and_focus_data_help_load_neither_torch_nor_transfor
                        text=True, env=ENV, timeout=120)
     assert r.returncode == 0 and "convert" in r.stdout
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "focusclip._auto" in imported
+    assert "focusclip.pipeline.cli" in imported
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}

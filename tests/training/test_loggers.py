@@ -10,7 +10,7 @@ import struct
 import pytest
 import torch
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.training import loggers
 from focusclip.training.config import check_config, load_config
 from focusclip.training.trainer import run_train

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.training.config import load_config
 from focusclip.training.dist import Dist
 from focusclip.training.factory import build_model

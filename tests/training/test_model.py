@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from tests.conftest import REPO
 from focusclip.training import load_checkpoint
 from focusclip.training.config import load_config

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from focusclip.training.config import load_config
 from focusclip.training.dist import resolve_device
 from focusclip.training.steps import make_amp, resolve_precision

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from focusclip.data.heatmaps import people_arrays, render_heatmaps, to_uint8
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 from focusclip.training.config import load_config
 from focusclip.training.data import FocusDataset, SampleSpec
 from focusclip.training.prepare import prepare_set

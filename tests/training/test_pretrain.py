@@ -100,7 +100,7 @@ def test_a_finished_tower_is_reused_and_other_options_are_refused(towers, world)
     out, _ = towers
     again = run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=out)))
     assert again.extra["reused"] is True
-    from focusclip.data.errors import FocusError
+    from focusclip.core.errors import FocusError
 
     with pytest.raises(FocusError, match="other options.*--force"):
         run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=out, **{"mlm.steps": 7})))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from focusclip.data.errors import FocusError
+from focusclip.core.errors import FocusError
 from tests.training.fixtures import make_world, tiny_overrides
 from focusclip.training import load_checkpoint
 from focusclip.training.config import load_config

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 
-from focusclip.data.errors import fail
+from focusclip.core.errors import fail
 from focusclip.training.config import (DataConfig, TextConfig, VisionConfig, apply_override, build,
                                        read_yaml_mapping, to_dict)
 

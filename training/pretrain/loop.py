@@ -14,9 +14,10 @@ from typing import Protocol
 
 import torch
 
-from focusclip.data.errors import fail
-from focusclip.data.io import JsonlAppender, Report, atomic_path, read_json, read_jsonl, write_jsonl
-from focusclip.data.progress import progress
+from focusclip.core.errors import fail
+from focusclip.core.io import JsonlAppender, atomic_path, read_json, read_jsonl, write_jsonl
+from focusclip.core.report import Report
+from focusclip.core.progress import progress
 from focusclip.training.checkpoint import UNPICKLING_ERRORS, load_pickled
 from focusclip.training.config import OptimConfig
 from focusclip.training.optim import build_optimizer, build_scheduler, seed_step

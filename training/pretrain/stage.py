@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 from focusclip.training.pretrain.config import (PretrainConfig, Tower, check_pretrain_config, default_output,
                                                 tower_options)
 
@@ -13,7 +13,7 @@ def run_pretrain(tower: Tower, cfg: PretrainConfig, output: Optional[str | Path]
                  force: bool = False) -> Report:
     """Pretrain one tower per `cfg` into `output` (default OUTPUT_DIR/<tower>). The report's
     `extra["reused"]` is True when a finished tower with the same options was kept."""
-    from focusclip.data.io import read_json
+    from focusclip.core.io import read_json
     from focusclip.training.pretrain.loop import REPORT, finished, train_tower
 
     check_pretrain_config(cfg, tower)
@@ -36,7 +36,7 @@ def run_pretrain(tower: Tower, cfg: PretrainConfig, output: Optional[str | Path]
 
         objective, sched = MaskedLanguageModelling(cfg, report), cfg.mlm
     if objective.num_samples() < sched.batch_size:
-        from focusclip.data.errors import fail
+        from focusclip.core.errors import fail
 
         raise fail(f"{objective.num_samples()} training samples make no batch of {sched.batch_size}",
                    cfg.data.dataset, f"lower {'mim' if tower == 'vision' else 'mlm'}.batch_size or add data")

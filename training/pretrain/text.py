@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from focusclip.data.errors import fail
-from focusclip.data.io import Report
+from focusclip.core.errors import fail
+from focusclip.core.report import Report
 from focusclip.training.pretrain.config import PretrainConfig
 from focusclip.training.sources import load_items
 from focusclip.training.text import train_wordpiece

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focusclip.data.io import Report
+from focusclip.core.report import Report
 from focusclip.training.pretrain.config import PretrainConfig
 from focusclip.training.sources import Item, load_items
 from focusclip.training.transforms import apply_plan, mean_fill, plan_resize

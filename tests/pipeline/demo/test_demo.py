@@ -1,0 +1,185 @@
+"""The whole pipeline, in-process, on a very small synthetic world: every stage runs and its outputs
+agree with the stages before it (counts, image ids). A second run reuses everything."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from PIL import Image
+
+from focusclip.core.errors import FocusError
+from focusclip.core.io import read_jsonl
+from focusclip.pipeline.demo import DemoOptions, run_demo
+from focusclip.pipeline.demo.layout import Layout, checkpoint, results_path
+from focusclip.pipeline.demo.plans import SYNTH_TASKS
+
+
+class InProcessRunner:
+    """Calls the console scripts' Typer apps in this process (no interpreter start-ups) and returns
+    (exit status, stdout) as the subprocess runner would."""
+
+    def __init__(self):
+        from focusclip.eval.cli import app as eval_app
+        from focusclip.pipeline.cli import app as data_app
+        from focusclip.training.cli import app as train_app
+
+        self.apps = {"focus-data": data_app, "focus-train": train_app, "focus-eval": eval_app}
+
+    def __call__(self, script, args, log):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = self.apps[script](args=list(args), prog_name=script, standalone_mode=False)
+                rc = rc if isinstance(rc, int) else 0
+            except FocusError as e:
+                print(f"error: {e}", file=err)
+                rc = 1
+            except click.exceptions.Exit as e:
+                rc = e.exit_code
+            except click.ClickException as e:
+                print(e.format_message(), file=err)
+                rc = 2
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"$ {script} {' '.join(args)}\n{out.getvalue()}{err.getvalue()}")
+        return rc, out.getvalue()
+
+
+# A shared group folder's umask: every file the stages write must be group-readable and -writable,
+# as an ordinary write makes it (the default 022 would not tell 0644 from a tempfile's 0600 apart less
+# clearly; 002 differs from both).
+UMASK = 0o002
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("demo") / "run"
+    opt = DemoOptions(out=out, n_train=40, n_eval=14, steps=3,
+                      train_sets=("train.batch_size=8", "train.checkpoint_every=0"))
+    lines: list[str] = []
+    old = os.umask(UMASK)
+    try:
+        report = run_demo(opt, runner=InProcessRunner(), echo=lines.append)
+    finally:
+        os.umask(old)
+    return opt, Layout(out), report, lines
+
+
+def test_files_written_by_every_stage_have_the_umask_permissions(demo_run):
+    """Datasets, heatmaps, descriptions, checkpoints (training state and card included), results and
+    reports: 0666 and 0777 less the umask, like files made with open() and mkdir()."""
+    _, lay, report, _ = demo_run
+    files = [p for p in lay.out.rglob("*") if p.is_file() and not p.is_symlink()]
+    folders = [p for p in lay.out.rglob("*") if p.is_dir()]
+    wrong = [f"{p.relative_to(lay.out)} {stat.S_IMODE(p.stat().st_mode):o}" for p in files
+             if stat.S_IMODE(p.stat().st_mode) != 0o666 & ~UMASK]
+    wrong += [f"{p.relative_to(lay.out)}/ {stat.S_IMODE(p.stat().st_mode):o}" for p in folders
+              if stat.S_IMODE(p.stat().st_mode) != 0o777 & ~UMASK]
+    assert not wrong, wrong
+    stages = {s["name"] for s in report.extra["steps"]}
+    assert {"convert", "heatmaps", "describe", "filter", "publish", "train-focusclip", "eval-focusclip"} <= stages
+    kinds = {p.suffix for p in files}
+    assert {".jsonl", ".json", ".png", ".parquet", ".safetensors", ".pt", ".md", ".yaml"} <= kinds, kinds
+
+
+def test_every_stage_ran(demo_run):
+    _, _, report, lines = demo_run
+    status = {s["name"]: s["status"] for s in report.extra["steps"]}
+    assert status == {name: "ran" for name in status}, "\n".join(lines)
+    assert {"synth", "convert", "merge", "heatmaps", "describe", "filter", "publish", "train-clip",
+            "train-focusclip", "eval-clip", "eval-focusclip"} == set(status)
+
+
+def test_stage_outputs_agree(demo_run):
+    _, lay, _, _ = demo_run
+    truth = {r["image"]: r for r in read_jsonl(lay.world_truth)}
+    ann = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    assert ann.keys() == truth.keys() and len(ann) == 40
+    for name, r in ann.items():
+        assert [p["kpts"] for p in r["people"]] == [p["kpts"] for p in truth[name]["people"]]
+    labelled = {n for n, r in ann.items() if any(v > 0 for p in r["people"] for v in p["kpts_vis"])}
+    pngs = {p.stem for p in lay.heatmaps.glob("*.png")}
+    assert {Path(n).stem for n in labelled} <= pngs
+    described = [d["image"] for d in read_jsonl(lay.descriptions)]
+    assert len(described) == len(set(described)) and set(described) <= set(ann)
+    assert {n for n in labelled if ann[n]["split"] != "test"} <= set(described)
+    kept = {d["image"] for d in read_jsonl(lay.kept)}
+    assert kept <= set(described) and len(kept) >= 0.9 * len(described)
+
+
+def test_published_dataset_holds_the_kept_descriptions(demo_run):
+    from datasets import load_dataset
+
+    _, lay, _, _ = demo_run
+    kept = {d["image"]: d["description"] for d in read_jsonl(lay.kept)}
+    ann = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    ds = load_dataset(str(lay.published), "template")
+    rows = {r["image"]: r for split in ds.values() for r in split}
+    assert rows.keys() == {n for n in kept if ann[n]["split"] != "test"}
+    for name, row in rows.items():
+        assert row["description"] == kept[name] and row["count"] == len(ann[name]["people"])
+
+
+def test_training_and_evaluation_outputs(demo_run):
+    _, lay, _, _ = demo_run
+    for model in ("clip", "focusclip"):
+        assert (checkpoint(lay, model) / "model.safetensors").is_file()
+        rows = read_jsonl(lay.train / model / "metrics.jsonl")
+        assert any("loss" in r for r in rows)
+        results = json.loads(results_path(lay, model).read_text())
+        stanford = results["tasks"]["stanford40-action"]
+        assert stanford["n"] == 14 and stanford["k"] == 3 and len(stanford["classes"]) == 40
+        assert set(results["tasks"]) == set(SYNTH_TASKS) == {"stanford40-action"}   # no age task: no text teaches age
+        assert 0 <= stanford["ci95_top1"][0] <= stanford["top1"] <= stanford["ci95_top1"][1] <= 1
+    focus_rows = read_jsonl(lay.train / "focusclip" / "metrics.jsonl")
+    assert any(r.get("alpha") is not None for r in focus_rows)
+
+
+def test_report_folder_and_final_table(demo_run):
+    _, lay, _, lines = demo_run
+    for png in ("heatmap_overlays.png", "loss_curves.png", "results.png"):
+        assert (lay.report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (lay.report / "results.md").read_text()
+    assert "FocusCLIP − CLIP" in table and "| chance | image-blind |" in table
+    rows = [r for r in table.splitlines() if r.startswith("| stanford40-action | 14 |")]
+    assert [r.split(" | ")[2] for r in rows] == ["top-1", "top-3"]
+    # chance over 40 classes; image-blind = the most frequent test class (and the 3 most frequent)
+    results = json.loads(results_path(lay, "clip").read_text())["tasks"]["stanford40-action"]
+    counts = sorted((sum(r) for r in results["confusion"]), reverse=True)
+    assert rows[0].split(" | ")[3:5] == ["2.5", f"{100 * counts[0] / 14:.1f}"]
+    assert rows[1].split(" | ")[3:5] == ["7.5", f"{100 * sum(counts[:3]) / 14:.1f}"]
+    # each model's cell holds its value and the bootstrap CI
+    assert rows[0].split(" | ")[5] == (f"{100 * results['top1']:.1f} [{100 * results['ci95_top1'][0]:.1f}, "
+                                       f"{100 * results['ci95_top1'][1]:.1f}]")
+    assert any("Look at" in ln for ln in lines)
+
+
+def test_second_run_reuses_every_step(demo_run):
+    opt, _, _, _ = demo_run
+    again = run_demo(opt, runner=InProcessRunner(), echo=lambda s: None)
+    assert {s["status"] for s in again.extra["steps"]} == {"reused"}
+
+
+def test_real_mpii_joins_the_synthetic_training_set(mpii_samples, tmp_path):
+    opt = DemoOptions(out=tmp_path / "run", n_train=6, n_eval=7, mpii_dir=mpii_samples, until="merge")
+    report = run_demo(opt, runner=InProcessRunner(), echo=lambda s: None)
+    status = {s["name"]: s["status"] for s in report.extra["steps"]}
+    assert status["convert-real-mpii"] == "ran" and status["merge"] == "ran"
+    lay = Layout(opt.out)
+    real = {p.name for p in mpii_samples.glob("*.jpg")}
+    merged = {r["image"]: r for r in read_jsonl(lay.annotations)}
+    assert real <= merged.keys() and len(merged) == 6 + len(real)
+    for name in real:   # linked, not copied, and the record keeps the real 0-based keypoints
+        assert (lay.images / name).is_symlink() and (lay.images / name).read_bytes()[:2] == b"\xff\xd8"
+        with Image.open(mpii_samples / name) as im:
+            assert (merged[name]["width"], merged[name]["height"]) == im.size
+    synthetic = next(n for n in merged if n not in real)
+    assert (lay.images / synthetic).resolve() == (lay.world_images / synthetic).resolve()
