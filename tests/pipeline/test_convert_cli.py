@@ -33,6 +33,7 @@ def test_mpii_mat_with_images_then_rerun_then_force(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     expected = expected_mpii()
     expected[1].update(width=64, height=48)
+    assert len(rows) == len(expected) == 6
     for row, exp in zip(rows, expected):
         assert row["split"] in (("test",) if exp["split"] == "test" else ("train", "val"))
         assert {**row, "split": exp["split"]} == exp
@@ -59,11 +60,21 @@ def test_mpii_json_with_split_files(tmp_path):
     out = tmp_path / "a.jsonl"
     r = focus_data("convert", "mpii", tmp_path / "train.json", "-o", out, "--split-json-dir", tmp_path / "annot")
     assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {out}: 4 images (train 2, val 2, test 0), 4 people, 64 labelled joints")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [row["split"] for row in rows] == ["train", "val", "val", "train"]
-    assert rows[0]["people"][0]["kpts"][3] == [3.0, 4.0] and rows[0]["people"][0]["center"] == [49.0, 59.0]
+    # One record per image, in file order; HRNet's 1-based pixels become 0-based (x − 1, y − 1) and its
+    # joints_vis means "labelled", written as visibility 2; the images listed in valid.json are val.
+    person = {"id": 0, "center": [49.0, 59.0], "scale": 1.0, "head_box": None,
+              "kpts": [[float(j), j + 1.0] for j in range(16)], "kpts_vis": [2] * 16}
+    assert rows == [{"image": f"{i:09d}.jpg", "split": split, "width": None, "height": None, "video_id": None,
+                     "video_frame": None, "activity_id": -1, "category": "", "activity": "",
+                     "single_person": [], "people": [person]}
+                    for i, split in enumerate(["train", "val", "val", "train"])]
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["val_from"] == "split files" and report["source_format"] == "hrnet-json"
+    assert report["counts"] == {"images": 4, "people": 4, "split_train": 2, "split_val": 2, "split_test": 0,
+                                "labelled_joints": 64, "joints_visibility_unknown": 64}
+    assert report["skipped"] == {} and report["outputs"] == [str(out)]
 
 
 def test_emotic(tmp_path):
@@ -115,9 +126,13 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, kind, name, messag
     assert not out_dir.exists() or not any(out_dir.rglob("*"))
 
 
-def test_wrong_usage_exits_2(tmp_path):
-    r = focus_data("convert", "mpii", tmp_path / "x.mat")      # no -o
-    assert r.returncode == 2
+def test_wrong_usage_exits_2_names_the_missing_option_and_writes_nothing(tmp_path):
+    src = tmp_path / "m.mat"
+    write_mpii(src)
+    r = focus_data("convert", "mpii", src, cwd=tmp_path)      # no -o
+    assert r.returncode == 2 and r.stdout == ""
+    assert "Missing option '-o' / '--output'" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mat"]     # no record, no report anywhere
 
 
 def test_library_refuses_a_folder_as_output_and_reuses_finished_work(tmp_path):
