@@ -58,7 +58,7 @@ def tiny_checkpoint(run_dir: Path):
 
     from focusclip.eval.tasks import all_tasks
     from focusclip.training.checkpoint import load_checkpoint, save_checkpoint
-    from focusclip.training.model import FocusCLIP
+    from focusclip.training.model import FocusCLIPModel
     from focusclip.training.text import train_wordpiece
 
     prompts = [p for t in all_tasks() for row in t.prompts(True) for p in row]
@@ -67,7 +67,8 @@ def tiny_checkpoint(run_dir: Path):
                              num_attention_heads=4, intermediate_size=128), add_pooling_layer=False)
     bert = BertModel(BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                 intermediate_size=128, max_position_embeddings=256), add_pooling_layer=False)
-    model = FocusCLIP(vit, bert, name="tiny-clip", embed_dim=64, triple=False, image_size=64, max_text_length=256)
+    model = FocusCLIPModel.from_towers(vit, bert, name="tiny-clip",
+                                       embed_dim=64, triple=False, image_size=64, max_text_length=256)
     save_checkpoint(run_dir, 1, model, tok, "model: {name: tiny-clip}\n", {"step": 1, "epoch": 0})
     return load_checkpoint(run_dir, device="cpu")
 

@@ -277,7 +277,7 @@ def bench_loop(args) -> int:
         tok = train_wordpiece(training_texts(items, False), cfg.model.text.vocab_size)
         torch.manual_seed(0)
         model = build_model(cfg, tok).to(device)
-        collate = Collate(tok, model.max_text_length, cfg.data.padding, training_texts(items, cfg.data.flip))
+        collate = Collate(tok, model.config.max_text_length, cfg.data.padding, training_texts(items, cfg.data.flip))
         sampler = RunBatchSampler(len(ds), args.batch_size, 0, 1, t.seed, epochs=10**6)
         batches = iter(make_loader(ds, sampler, collate, args.workers, device.type == "cuda", t.seed, t.prefetch))
         amp, d = make_amp(device, t.precision), Dist(device=device)

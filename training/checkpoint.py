@@ -94,7 +94,7 @@ class LoadedModel:
                        f"{tuple(pixels.shape)}", "encode_images", "stack LoadedModel.preprocess outputs")
         outs = [self.model.encode_image(chunk.to(self.device, torch.float32)).float()
                 for chunk in pixels.split(batch_size)]
-        return torch.cat(outs) if outs else pixels.new_zeros(0, self.model.embed_dim)
+        return torch.cat(outs) if outs else pixels.new_zeros(0, self.model.config.embed_dim)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
@@ -108,7 +108,7 @@ class LoadedModel:
                                  max_length=self.max_text_length, return_tensors="pt")
             outs.append(self.model.encode_text(tok["input_ids"].to(self.device),
                                                tok["attention_mask"].to(self.device)).float())
-        return torch.cat(outs) if outs else torch.zeros(0, self.model.embed_dim, device=self.device)
+        return torch.cat(outs) if outs else torch.zeros(0, self.model.config.embed_dim, device=self.device)
 
 
 # ------------------------------------------------------------------------------------------ finding

@@ -115,14 +115,16 @@ def _random_text(cfg: FocusConfig, tokenizer):
 def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
     """The FocusCLIP/CLIP model: pretrained towers where `pre` holds them, random init (seeded by the
     caller) for the others, the projections and alpha always fresh."""
-    from focusclip.training.model import FocusCLIP
+    from focusclip.training.model import FocusCLIPModel
 
     vit = pre.vit if pre is not None and pre.vit is not None else _random_vit(cfg)
     text = pre.text if pre is not None and pre.text is not None else _random_text(cfg, tokenizer)
     m, v = cfg.model, cfg.model.vision
     max_len = min(cfg.data.max_text_length, int(text.config.max_position_embeddings))
-    return FocusCLIP(vit, text, name=m.name, embed_dim=m.embed_dim, triple=m.triple,
-                     shared_encoder=m.shared_encoder, alpha_init=m.alpha_init,
-                     image_size=cfg.train.image_size, image_mean=v.image_mean, image_std=v.image_std,
-                     max_text_length=max_len, temperature=cfg.loss.temperature,
-                     learn_temperature=cfg.loss.learn_temperature, alpha_trainable=m.alpha_trainable)
+    return FocusCLIPModel.from_towers(vit, text, name=m.name, embed_dim=m.embed_dim, triple=m.triple,
+                                      shared_encoder=m.shared_encoder, alpha_init=m.alpha_init,
+                                      image_size=cfg.train.image_size, image_mean=v.image_mean,
+                                      image_std=v.image_std, max_text_length=max_len,
+                                      temperature=cfg.loss.temperature,
+                                      learn_temperature=cfg.loss.learn_temperature,
+                                      alpha_trainable=m.alpha_trainable)

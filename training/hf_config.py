@@ -37,7 +37,7 @@ class FocusCLIPConfig(PretrainedConfig):
         self.image_mean = [float(x) for x in image_mean]
         self.image_std = [float(x) for x in image_std]
         self.max_text_length = int(max_text_length)
-        # `temperature` (the old key, and FocusCLIP(…, temperature=…)) is a generation parameter to
+        # `temperature` (the old key, and from_towers(…, temperature=…)) is a generation parameter to
         # transformers, which refuses it in a model config
         self.contrastive_temperature = float(kwargs.pop("temperature", contrastive_temperature))
         self.learn_temperature = bool(learn_temperature)

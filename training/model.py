@@ -150,17 +150,6 @@ class FocusCLIPModel(PreTrainedModel):
                     self.alpha_logit.fill_(_logit(self.config.alpha_init))
                 self.log_temperature.fill_(math.log(self.config.contrastive_temperature))
 
-    # -- what the rest of the code reads --------------------------------------------------------
-    name = property(lambda self: self.config.name)
-    embed_dim = property(lambda self: self.config.embed_dim)
-    triple = property(lambda self: self.config.triple)
-    shared_encoder = property(lambda self: self.config.shared_encoder)
-    image_size = property(lambda self: self.config.image_size)
-    max_text_length = property(lambda self: self.config.max_text_length)
-    learn_temperature = property(lambda self: self.config.learn_temperature)
-    image_mean = property(lambda self: tuple(self.config.image_mean))
-    image_std = property(lambda self: tuple(self.config.image_std))
-
     # -- inference API (plain CLIP) --------------------------------------------------------------
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:   # [B, 3, S, S] → [B, D]
         return self.vision(pixel_values)
@@ -206,7 +195,7 @@ class FocusCLIPModel(PreTrainedModel):
     def temperature(self) -> torch.Tensor:
         """τ of the loss: fixed, or learnt in log space and floored at MIN_TEMPERATURE."""
         t = self.log_temperature.exp()
-        return t.clamp(min=MIN_TEMPERATURE) if self.learn_temperature else t
+        return t.clamp(min=MIN_TEMPERATURE) if self.config.learn_temperature else t
 
     # -- the config as a plain dict (the checkpoint layout before this class) ----------------------
     def config_dict(self) -> dict:
@@ -214,18 +203,6 @@ class FocusCLIPModel(PreTrainedModel):
         d = self.config.to_focus_dict()
         d["temperature"] = float(self.temperature.detach())
         return d
-
-    @classmethod
-    def from_config_dict(cls, cfg: dict) -> "FocusCLIPModel":
-        """Random-init skeleton with the shapes of `cfg` (an old-layout config.json, or
-        `config_dict()`); weights are loaded afterwards."""
-        return cls(FocusCLIPConfig.from_focus_dict(cfg))
-
-
-def FocusCLIP(vit: nn.Module, text_encoder: nn.Module, **options) -> FocusCLIPModel:   # noqa: N802
-    """The constructor the trainer, tests and benchmarks call (towers in, keyword options out);
-    kept from before the transformers class: `FocusCLIP(vit, bert, embed_dim=16, triple=False)`."""
-    return FocusCLIPModel.from_towers(vit, text_encoder, **options)
 
 
 def _logit(p: float) -> float:

@@ -205,7 +205,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     sched = build_scheduler(opt, total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
     texts = training_texts(train_set.items + (val_set.items if val_set is not None else []), cfg.data.flip)
-    collate = Collate(tokenizer, model.max_text_length, cfg.data.padding, texts)
+    collate = Collate(tokenizer, model.config.max_text_length, cfg.data.padding, texts)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
               per_rank, steps_per_epoch, total, report)
     keys = ("loss", *(f"loss_{k}" for k in _pairs(cfg)), "grad_norm")

@@ -17,7 +17,7 @@ def save_tiny_checkpoint(run_dir: Path, step: int = 3, train_config: str = "mode
     from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
     from focusclip.training.checkpoint import save_checkpoint
-    from focusclip.training.model import FocusCLIP
+    from focusclip.training.model import FocusCLIPModel
     from focusclip.training.text import train_wordpiece
 
     tok = train_wordpiece(all_prompts(), vocab_size=400)
@@ -25,7 +25,8 @@ def save_tiny_checkpoint(run_dir: Path, step: int = 3, train_config: str = "mode
                              num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)
     bert = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                 intermediate_size=64, max_position_embeddings=64), add_pooling_layer=False)
-    model = FocusCLIP(vit, bert, name="tiny-clip", embed_dim=16, triple=False, image_size=32, max_text_length=64)
+    model = FocusCLIPModel.from_towers(vit, bert, name="tiny-clip",
+                                       embed_dim=16, triple=False, image_size=32, max_text_length=64)
     return save_checkpoint(Path(run_dir), step, model, tok, train_config, {"step": step, "epoch": 0})
 
 
