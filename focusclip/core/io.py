@@ -81,6 +81,9 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
+TOO_DEEP = "nested too deeply to be a record (a damaged or hostile file)"
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -89,6 +92,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise fail(f"not valid JSON ({e})", str(path), "pass a JSON file") from None
+    except RecursionError:
+        raise fail(TOO_DEEP, str(path), "pass a JSON file of records") from None
 
 
 def read_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = True) -> list[dict]:
@@ -116,6 +121,8 @@ def read_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = True) -> list
             if i == last and torn:
                 break
             raise fail(f"line {i + 1} is not valid JSON", str(path), "fix or remove that line") from None
+        except RecursionError:   # json recurses once per nesting level: a hostile line of [[[[…
+            raise fail(f"line {i + 1}: {TOO_DEEP}", str(path), "fix or remove that line") from None
         if not isinstance(row, dict):
             raise fail(f"line {i + 1} is not a JSON object", str(path), "each line must be one record")
         rows.append(row)

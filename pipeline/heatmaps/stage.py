@@ -25,6 +25,7 @@ import torch
 from focusclip.core.errors import fail
 from focusclip.core.devices import resolve_device
 from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
+from focusclip.data.records import MAX_IMAGE_SIDE, looks_like_description
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_dir
 from focusclip.core.sharding import parse_shard
@@ -65,7 +66,7 @@ def iter_rows(path: Path, report: Report) -> Iterator[dict]:
             report.count("records")
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):   # RecursionError: [[[[…
                 row = None
             if isinstance(row, dict):
                 yield row
@@ -74,8 +75,12 @@ def iter_rows(path: Path, report: Report) -> Iterator[dict]:
 
 
 def row_item(row: dict, cfg: HeatmapsConfig, report: Report) -> Item | None:
-    """One annotation row → an Item, or None (counted) when it is unusable."""
-    image, people = row.get("image"), row.get("people", [])
+    """One annotation row → an Item, or None (counted) when it is unusable. A descriptions file given
+    instead of annotations stops the run at its first record."""
+    if looks_like_description(row):
+        raise fail("this is a descriptions file (written by `focus-data describe`/`filter`), not annotations",
+                   str(cfg.annotations), "pass the annotations.jsonl written by `focus-data convert`")
+    image, people = row.get("image"), row.get("people")
     if not isinstance(image, str) or not image.strip() or not isinstance(people, list):
         report.skip("bad record", str(image))
         return None
@@ -115,6 +120,10 @@ def _record_size(row: dict) -> tuple[int, int] | None:
     return None
 
 
+def _too_large(size: tuple[int, int] | None) -> bool:
+    return size is not None and max(size) > MAX_IMAGE_SIDE
+
+
 # ---------------------------------------------------------------------------------------- file checks
 
 
@@ -122,7 +131,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from the image header, without decoding the pixels; None when unreadable."""
     from PIL import Image
 
-    try:
+    try:   # PIL's decompression-bomb check is for decoding; only the header is read here
         with Image.open(path) as im:
             w, h = im.size
         return (h, w) if w > 0 and h > 0 else None
@@ -154,6 +163,8 @@ def image_status(item: Item) -> str:
         return "unreadable image"
     if item.size is None:
         item.size = image_size(Path(item.src))
+    if _too_large(item.size):   # a heatmap is H×W float32 on the device: refused before allocating it
+        return f"image over {MAX_IMAGE_SIDE} px"
     return "ok" if item.size is not None else "unreadable image"
 
 
@@ -184,6 +195,8 @@ def collect_items(cfg: HeatmapsConfig, report: Report) -> tuple[list[Item], list
         status = image_status(item)
         if status != "ok":
             report.skip(status, item.image)
+        elif not len(item.kpts):   # its heatmap would be blank: never written as if it were one
+            report.skip("no person", item.image)
         elif os.path.basename(item.dst) in existing and png_size(Path(item.dst)) == item.size:
             report.skip("already done", item.image)
         else:

@@ -152,7 +152,9 @@ def test_shards_split_the_work_and_person_mode(dataset, tmp_path):
              {"image": "c.jpg", "people": [], "height": 36, "width": 30}]
     garbage.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"image": "a.j')  # torn tail
     rg = run_heatmaps(garbage, dataset["images"], tmp_path / "g", device="cpu")
-    assert rg.skipped["bad record"] == 3 and rg.counts["rendered"] == 2
+    # c.jpg's record has no person: counted, never a blank heatmap
+    assert rg.skipped["bad record"] == 3 and rg.skipped["no person"] == 1 and rg.counts["rendered"] == 1
+    assert not (tmp_path / "g" / "c.png").exists()
     assert rg.examples["bad record"] == ["a.jpg", "line 2", "line 5"]
     assert rg.counts["bad_coordinates"] == 16  # kpts not a list: every labelled joint is bad
     garbage.write_text('{"image": "a.jpg", "people": "x"}\nnot json\n')
