@@ -24,6 +24,7 @@ import torch
 
 from focusclip.core.errors import fail
 from focusclip.core.devices import resolve_device
+from focusclip.core.lock import output_lock
 from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
 from focusclip.data.records import MAX_IMAGE_SIDE, looks_like_description
 from focusclip.core.report import Report, report_path_for
@@ -219,6 +220,12 @@ def run_heatmaps(annotations: str | os.PathLike, images: str | os.PathLike, out_
     cfg = HeatmapsConfig(Path(annotations), Path(images), Path(out_dir), mode, device, float(min_sigma),
                          force, shard, int(preview or 0), workers)
     dev, n_workers = _check_config(cfg)
+    i, n = parse_shard(cfg.shard)   # one writer per folder and shard (shards write disjoint PNGs)
+    with output_lock(cfg.out_dir.with_name(f"{cfg.out_dir.name}.shard-{i}-of-{n}") if n > 1 else cfg.out_dir):
+        return _run(cfg, dev, n_workers)
+
+
+def _run(cfg: HeatmapsConfig, dev: torch.device, n_workers: int) -> Report:
     report = Report("heatmaps", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()})
     report.extra.update({"device_used": str(dev), "workers_used": n_workers})
     report.count("rendered", 0)

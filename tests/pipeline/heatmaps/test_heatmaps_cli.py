@@ -226,3 +226,25 @@ def test_command_on_cuda_matches_cpu(dataset, tmp_path):
         a = cv2.imread(str(tmp_path / "cpu" / name), cv2.IMREAD_UNCHANGED).astype(int)
         b = cv2.imread(str(tmp_path / "gpu" / name), cv2.IMREAD_UNCHANGED).astype(int)
         assert np.abs(a - b).max() <= 1
+
+
+def test_a_second_process_on_the_same_folder_is_refused_at_once(dataset, tmp_path):
+    """One writer per output folder (and shard): the second run names the holder and writes nothing."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "hm"
+    hold = ("import sys, time\nfrom focusclip.core.lock import output_lock\n"
+            "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        run = cli(dataset["ann"], "--images", dataset["images"], "-o", out, "--device", "cpu")
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert f"is being written by pid {holder.pid}" in run.stderr and not out.exists()
+        other_shard = cli(dataset["ann"], "--images", dataset["images"], "-o", out, "--device", "cpu",
+                          "--shard", "0/2")
+        assert other_shard.returncode == 0, other_shard.stderr   # a shard locks its own part
+    finally:
+        holder.kill()
+        holder.wait()
