@@ -3,6 +3,9 @@
 Unknown keys and wrong types are user errors naming the dotted key. Relative paths in `data.*` and
 `output_dir` resolve against the current working directory (not the YAML's folder), so
 `focus-train configs/tiny-focusclip.yaml` run from the repo root reads `out/…` under the repo root.
+A recipe names its model size with `architecture: models/NAME.yaml` (relative to the recipe's folder,
+open_clip's model configs): the towers, the embedding width, the image side and the text length, laid
+under the recipe's own keys and `--set`; the resolved config holds them all and no `architecture` key.
 This module imports no torch, so the CLI checks a config in well under a second.
 """
 from __future__ import annotations
@@ -116,6 +119,22 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """A model size (configs/models/*.yaml): what a recipe's `architecture:` brings, keyed as below;
+    ARCHITECTURE_PLACES says where each key lands in the training config."""
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    embed_dim: int = 512
+    image_size: int = 224
+    max_text_length: int = 512
+
+
+# where each key of an architecture file lands in the training config
+ARCHITECTURE_PLACES = {"vision": "model.vision", "text": "model.text", "embed_dim": "model.embed_dim",
+                       "image_size": "train.image_size", "max_text_length": "data.max_text_length"}
+
+
+@dataclass(frozen=True)
 class LossWeights:
     image_text: float = 1.0
     masked_image: float = 1.0
@@ -180,11 +199,50 @@ class FocusConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FocusConfig:
-    """Read a YAML config, apply `a.b=value` overrides (values parsed as YAML), build the dataclasses."""
-    raw = read_yaml_mapping(path, "configs/focusclip.yaml")
+    """The training config at `path`, with `--set` overrides (`load_yaml_config`)."""
+    return load_yaml_config(path, overrides, FocusConfig, "configs/focusclip.yaml", ARCHITECTURE_PLACES)
+
+
+def load_yaml_config(path: str | Path, overrides: list[str] | tuple[str, ...], config_class: type,
+                     example: str, places: dict[str, str]) -> Any:
+    """Read a YAML config, apply `a.b=value` overrides (values parsed as YAML), lay the result over the
+    architecture file it names (`places`: where each of that file's keys lands), build `config_class`."""
+    raw = read_yaml_mapping(path, example)
     for item in overrides:
         apply_override(raw, item)
-    return build(FocusConfig, raw, where=str(path))
+    if "architecture" in raw:
+        raw = merge(architecture_layer(raw.pop("architecture"), Path(path), places), raw)
+    return build(config_class, raw, where=str(path))
+
+
+def architecture_layer(name: Any, recipe: Path, places: dict[str, str]) -> dict:
+    """The architecture file `name` (relative to the recipe's folder), checked as an `Architecture`,
+    as a nested mapping with each of its keys at its place (keys without a place are dropped)."""
+    if not isinstance(name, str) or not name.strip():
+        raise fail(f"'architecture' must name a YAML file, got {name!r}", str(recipe),
+                   "e.g. architecture: models/mini.yaml")
+    path = recipe.parent / name
+    if not path.is_file():
+        raise fail(f"architecture file not found: {path}", str(recipe),
+                   "name a file under configs/models/, relative to the recipe's folder")
+    raw = read_yaml_mapping(path, "configs/models/mini.yaml")
+    build(Architecture, raw, where=str(path))   # unknown keys and wrong types name this file
+    layer: dict = {}
+    for key, value in raw.items():
+        if key in places:
+            for part in reversed(places[key].split(".")):   # "model.vision" → {"model": {"vision": value}}
+                value = {part: value}
+            layer = merge(layer, value)
+    return layer
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid on `base`: mappings merged key by key, any other value replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else value
+    return out
 
 
 def read_yaml_mapping(path: str | Path, example: str) -> dict:

@@ -3,7 +3,9 @@
 It names the data (the training config's `data` keys), the towers' shapes (`vision`, `text`: the
 training config's `model.vision` / `model.text` keys), the resolution, and one schedule per tower:
 `mim` (masked-image modelling of the vision tower) and `mlm` (masked language modelling of the text
-tower). Overrides are `--set a.b=value`, unknown keys are one-line errors, as in `training/config.py`.
+tower). `architecture: models/NAME.yaml` brings the shapes, the resolution and the text length from a
+model size file, under the config's own keys. Overrides are `--set a.b=value`, unknown keys are
+one-line errors, as in `training/config.py`.
 """
 from __future__ import annotations
 
@@ -13,8 +15,7 @@ from typing import Literal, Optional
 
 
 from focusclip.core.errors import fail
-from focusclip.training.config import (DataConfig, TextConfig, VisionConfig, apply_override, build,
-                                       read_yaml_mapping, to_dict)
+from focusclip.training.config import DataConfig, TextConfig, VisionConfig, load_yaml_config, to_dict
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,15 @@ class PretrainConfig:
 Tower = Literal["vision", "text"]
 
 
+# where each key of an architecture file (configs/models/*.yaml) lands; embed_dim has none (no
+# projection before contrastive training)
+ARCHITECTURE_PLACES = {"vision": "vision", "text": "text", "image_size": "image_size",
+                       "max_text_length": "data.max_text_length"}
+
+
 def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    raw = read_yaml_mapping(path, "configs/mini-towers.yaml")
-    for item in overrides:
-        apply_override(raw, item)
-    return build(PretrainConfig, raw, where=str(path))
+    """The pretraining config at `path`, with `--set` overrides (`load_yaml_config`)."""
+    return load_yaml_config(path, overrides, PretrainConfig, "configs/mini-towers.yaml", ARCHITECTURE_PLACES)
 
 
 def check_pretrain_config(cfg: PretrainConfig, tower: Tower, where: str = "config") -> None:
@@ -86,7 +91,7 @@ def check_pretrain_config(cfg: PretrainConfig, tower: Tower, where: str = "confi
         if cfg.vision.stem != "patch" or cfg.vision.pooling != "cls":
             raise fail("pretrain-vision trains ViT's own patch stem and [CLS] readout (SimMIM masks patches, which a "
                        "convolutional stem would let leak into their neighbours)", where,
-                       "remove vision.stem / vision.pooling from the pretraining config")
+                       "set vision: {stem: patch, pooling: cls} in the pretraining config")
         if cfg.image_size % cfg.vision.patch_size:
             raise fail(f"image_size {cfg.image_size} is not a multiple of vision.patch_size "
                        f"{cfg.vision.patch_size}", where, "change one of them")
