@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from focusclip.eval.metrics import bootstrap_ci, classification_metrics
+from focusclip.eval.metrics import (balanced_accuracy, bootstrap_ci, classification_metrics, confusion_matrix,
+                                    hits_at, image_blind_levels, top_predictions)
 from focusclip.eval.run import EvalOptions, run_eval
 from focusclip.eval.tasks import TASKS_DIR
 from tests.eval import fixtures as fx
@@ -49,6 +50,91 @@ def test_bootstrap_interval_matches_resampling_by_hand():
     ref = np.percentile(means, [2.5, 97.5])
     assert abs(lo - ref[0]) <= 0.02 and abs(hi - ref[1]) <= 0.02
     assert bootstrap_ci(np.ones(10, bool)) == [1.0, 1.0]
+
+
+# --- single-label unit checks, each on a hand-worked example ----------------------------------------
+def test_top_predictions_best_first_ties_to_the_lower_index_and_k_capped():
+    scores = np.array([[0.1, 0.7, 0.7, 0.3],
+                       [0.5, 0.5, 0.5, 0.5],
+                       [-1.0, -3.0, -2.0, 0.0]])
+    assert top_predictions(scores, 3).tolist() == [[1, 2, 3], [0, 1, 2], [3, 0, 2]]
+    assert top_predictions(scores, 9).shape == (3, 4)            # k above C: every class, ranked
+    assert top_predictions(scores, 1).tolist() == [[1], [0], [3]]
+
+
+def test_hits_at_k_counts_the_true_class_among_the_first_k():
+    preds = np.array([[2, 0, 1], [1, 2, 0], [0, 1, 2]])
+    labels = [[2], [0], [2]]
+    assert hits_at(preds, labels, 1).tolist() == [True, False, False]
+    assert hits_at(preds, labels, 2).tolist() == [True, False, False]
+    assert hits_at(preds, labels, 3).tolist() == [True, True, True]
+
+
+def test_balanced_accuracy_is_the_mean_recall_over_the_classes_present():
+    # class 0: 3 samples, all right; class 1: 1 sample, wrong; class 2: none (left out, not a 0)
+    top1 = np.array([True, True, True, False])
+    labels = [[0], [0], [0], [1]]
+    assert balanced_accuracy(top1, labels, 3) == pytest.approx((3 / 3 + 0 / 1) / 2)   # 0.5, top-1 is 0.75
+    # 2 of 4 right in class 0, 1 of 2 in class 2 → (0.5 + 0.5) / 2; 5 of 8 in class 1 → (0.5+0.625+0.5)/3
+    top1 = np.array([1, 1, 0, 0, 1, 0] + [1] * 5 + [0] * 3, bool)
+    labels = [[0]] * 4 + [[2]] * 2 + [[1]] * 8
+    assert balanced_accuracy(top1, labels, 3) == pytest.approx((0.5 + 0.625 + 0.5) / 3)
+    assert np.isnan(balanced_accuracy(np.zeros(0, bool), [], 3))
+
+
+def test_confusion_rows_are_true_classes_columns_top1():
+    pred1 = np.array([0, 2, 2, 1, 0])
+    labels = [[0], [0], [2], [1], [1]]
+    assert confusion_matrix(pred1, labels, 3).tolist() == [[1, 0, 1],
+                                                          [1, 1, 0],
+                                                          [0, 0, 1]]
+
+
+def test_classification_metrics_on_an_imbalanced_single_label_set():
+    # 5 samples, 3 classes; scores chosen so top-1 = [0, 0, 0, 2, 1], top-2 second = [1, 2, 1, 0, 2]
+    scores = np.array([[0.9, 0.5, 0.1],
+                       [0.8, 0.1, 0.3],
+                       [0.7, 0.6, 0.0],
+                       [0.4, 0.0, 0.8],
+                       [0.2, 0.9, 0.5]])
+    labels = [[0], [0], [1], [0], [2]]
+    m = classification_metrics(scores, labels, k=2)
+    assert (m["n"], m["k"]) == (5, 2)
+    assert m["top1"] == pytest.approx(2 / 5)                     # samples 0 and 1
+    assert m["topk"] == pytest.approx(5 / 5)                     # every true class is in its top 2
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 0 + 0) / 3)
+    assert m["confusion"] == [[2, 0, 1], [1, 0, 0], [0, 1, 0]]
+    assert m["ci95"] == [1.0, 1.0]                               # all hits: no spread to resample
+    assert m["ci95_top1"] == bootstrap_ci(np.array([1, 1, 0, 0, 0], bool))
+
+
+def test_no_samples_gives_nan_not_an_error():
+    m = classification_metrics(np.zeros((0, 3)), [], k=2)
+    assert m["n"] == 0 and all(np.isnan(m[key]) for key in ("top1", "topk", "balanced_accuracy"))
+    assert all(np.isnan(v) for v in m["ci95"] + m["ci95_top1"]) and m["confusion"] == [[0] * 3] * 3
+
+
+def test_bootstrap_interval_is_the_binomial_spread_deterministic_by_seed():
+    # n = 400 at p = 0.5: the resampled mean has sd √(p(1−p)/n) = 0.025, so the 95% interval is about
+    # 0.5 ± 1.96 · 0.025 = [0.451, 0.549]
+    hits = np.array([True, False] * 200)
+    lo, hi = bootstrap_ci(hits)
+    assert lo == pytest.approx(0.5 - 1.96 * 0.025, abs=0.006)
+    assert hi == pytest.approx(0.5 + 1.96 * 0.025, abs=0.006)
+    assert bootstrap_ci(hits) == [lo, hi]                        # seeded: the same interval every run
+    assert bootstrap_ci(np.zeros(7, bool)) == [0.0, 0.0]
+    assert all(np.isnan(bootstrap_ci(np.zeros(0, bool))))
+    # ten times the samples, a third of the width (√10 ≈ 3.16)
+    wide, narrow = bootstrap_ci(hits[:40]), bootstrap_ci(np.tile(hits[:40], 10))
+    assert (wide[1] - wide[0]) / (narrow[1] - narrow[0]) == pytest.approx(np.sqrt(10), rel=0.15)
+
+
+def test_image_blind_levels_from_label_counts():
+    # 10 test samples over 4 classes with counts 5, 3, 2, 0
+    levels = image_blind_levels([2, 5, 0, 3], k=2)
+    assert levels == pytest.approx({"chance_top1": 1 / 4, "chance_topk": 2 / 4,
+                                    "blind_top1": 5 / 10, "blind_topk": (5 + 3) / 10})
+    assert image_blind_levels([1, 1], k=3)["chance_topk"] == 1.0
 
 
 def run_fake(tmp_path, task_id, model, workers=0):
