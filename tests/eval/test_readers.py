@@ -9,6 +9,7 @@ import pytest
 
 from focusclip.core.errors import FocusError
 from focusclip.eval.readers import MissingData, load_image
+from focusclip.eval.readers.base import BadImage, ImageRef, clamp_box, find_dir, norm_name
 from focusclip.eval.readers.actions import read_kinetics, read_stanford40
 from focusclip.eval.readers.emotic import read_emotic_split
 from focusclip.eval.readers.faces import FER_CLASSES, FERPLUS_CLASSES, majority_label, read_fer2013, read_ferplus
@@ -181,3 +182,41 @@ def test_absent_dataset_names_the_expected_path(tmp_path, reader, expected):
     with pytest.raises(MissingData) as e:
         reader(tmp_path)
     assert e.value.expected == str(tmp_path / expected)
+
+
+# --- the readers' shared helpers (readers/base.py) ---------------------------------------------------
+@pytest.mark.parametrize("box, want", [
+    ((10, 20, 30, 40), (10, 20, 30, 40)),
+    ((10.2, 20.7, 29.1, 39.5), (10, 20, 30, 40)),        # outward to whole pixels: floor, then ceil
+    ((30, 40, 10, 20), (10, 20, 30, 40)),                # corners given in either order
+    ((-10, -5, 40, 60), (0, 0, 40, 48)),                 # clamped to the 64×48 image
+    ((70, 10, 90, 20), None),                            # wholly right of the image
+    ((10, 10, 10, 30), None),                            # zero width
+])
+def test_clamp_box(box, want):
+    assert clamp_box(box, 64, 48) == want
+
+
+def test_load_image_crops_the_clamped_box_and_refuses_slivers(tmp_path):
+    from PIL import Image
+
+    arr = np.zeros((48, 64, 3), np.uint8)
+    arr[:, 32:] = (20, 20, 220)                          # right half blue, left half black
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    img = load_image(ImageRef(path=str(tmp_path / "a.png"), box=(40.5, -3, 80, 20.2)))
+    assert img.size == (64 - 40, 21) and img.mode == "RGB"
+    assert_colour(img, (20, 20, 220), tol=0.5)
+    with pytest.raises(BadImage, match="smaller than 2 px"):
+        load_image(ImageRef(path=str(tmp_path / "a.png"), box=(63, 0, 70, 10)))     # 1 px wide once clamped
+    with pytest.raises(BadImage, match="unreadable image"):
+        load_image(ImageRef(path=str(tmp_path / "absent.png")))
+
+
+def test_class_names_compare_loosely_and_folders_by_first_existing_name(tmp_path):
+    assert norm_name("watching_TV") == norm_name("watching  tv ") == "watching tv"
+    assert norm_name("East Asian") == norm_name("east_asian") and norm_name("a") != norm_name("b")
+    (tmp_path / "Images").mkdir()
+    assert find_dir(tmp_path, "JPEGImages", "Images") == tmp_path / "Images"
+    (tmp_path / "JPEGImages").mkdir()
+    assert find_dir(tmp_path, "JPEGImages", "Images") == tmp_path / "JPEGImages"     # the first that exists
+    assert find_dir(tmp_path, "frames", "clips") is None
