@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from focusclip.data.geometry import (BENDS, PoseFacts, image_facts, joint_angle, people_count, person_facts,
-                           person_size)
+from focusclip.data.geometry import (BENDS, PoseFacts, bend_word, elevation, image_facts, joint_angle,
+                                     people_count, person_facts, person_size, person_x)
 from focusclip.data.records import Annotation, Person
 from focusclip.data.skeleton import JOINT_ID, NUM_JOINTS
 
@@ -217,3 +217,34 @@ def test_real_mpii_samples(mpii_samples):
     assert (engine.state, engine.left_arm, engine.right_arm) == ("standing", "lowered", "lowered")
     scales = {e["image"]: e["scale"] for e in json.loads((mpii_samples / "test_mpii.json").read_text())}
     assert all(f.size_px == pytest.approx(200 * scales[name]) for name, f in facts.items())
+
+
+# --- the numeric helpers under the facts -------------------------------------------------------------
+@pytest.mark.parametrize("a, b, deg", [((0, 0), (10, 0), 0.0), ((0, 10), (10, 0), 45.0), ((0, 0), (0, -5), 90.0),
+                                       ((0, 0), (0, 5), -90.0), ((10, 10), (0, 0), 45.0)])
+def test_elevation_is_above_the_image_horizontal_whichever_way_x_goes(a, b, deg):
+    assert elevation(a, b) == pytest.approx(deg)             # image y grows downwards
+
+
+@pytest.mark.parametrize("angle, word", [(180, "straight"), (155, "straight"), (154.99, "slightly bent"),
+                                         (120, "slightly bent"), (119.99, "bent at a right angle"),
+                                         (65, "bent at a right angle"), (64.99, "fully bent"), (0, "fully bent")])
+def test_bend_word_bounds_are_inclusive_from_below(angle, word):
+    assert bend_word(angle) == word
+
+
+def test_person_size_falls_back_from_scale_to_segments_to_spread():
+    assert person_size(make_person(STANDING, scale=1.5)) == pytest.approx(300.0)      # scale · 200
+    # no scale: the largest segment / its typical share of H; here the forearm 30 px / 0.19
+    assert person_size(make_person({"l_elbow": (0, 0), "l_wrist": (0, 30)}, scale=None)) == \
+        pytest.approx(30 / 0.19)
+    # two joints that form no segment: their spread (3-4-5 triangle)
+    assert person_size(make_person({"head_top": (0, 0), "l_ankle": (3, 4)}, scale=None)) == pytest.approx(5.0)
+    assert person_size(make_person({"head_top": (1, 1)}, scale=None)) is None
+    assert person_size(make_person({"head_top": (1, 1), "l_ankle": (1, 1)}, scale=None)) is None
+
+
+def test_person_x_is_the_mean_labelled_joint_else_the_mpii_centre():
+    assert person_x(make_person({"head_top": (10, 0), "l_ankle": (30, 9), "r_ankle": (50, 9)})) == 30.0
+    assert person_x(make_person({}, center=[77.5, 3.0])) == 77.5
+    assert person_x(make_person({})) is None
