@@ -23,6 +23,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q -n auto tests
 
+# the same without the tests marked slow (the demo, the learning, resume-after-kill and DDP runs, the world probe's training)
+test-fast: install
+	$(PY) -m pytest -q -n auto -m "not slow" tests
+
 bench: install
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 

@@ -25,6 +25,7 @@ def _quadrant_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+@pytest.mark.slow
 def test_the_supervised_ceiling_learns_what_the_pixels_show(wp):
     from focusclip.training.config import load_config
 

@@ -160,6 +160,7 @@ def learn_world(tmp_path_factory):
     return make_world(tmp_path_factory.mktemp("learn"), n_train=256, n_val=64, describers=("template",))
 
 
+@pytest.mark.slow
 def test_the_mini_recipe_learns_past_a_bar_the_old_recipe_misses(learn_world, tmp_path):
     """90 steps of batch 32 on 256 images: mini-clip.yaml's validation loss ends below 80% of the
     collapse value; the same budget with the old recipe (τ fixed at 0.5) does not get there."""

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -60,6 +61,7 @@ def _kill_after_step(args: list[str], metrics: Path, step: int) -> int:
     return max(r["step"] for r in _rows(metrics.parent) if "loss" in r)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_bit_identical_with_dropout_flips_crops_and_workers(tmp_path):
     world = make_world(tmp_path / "world", n_train=STEPS_PER_EPOCH * 8, n_val=8)
     prepared = tmp_path / "prepared"

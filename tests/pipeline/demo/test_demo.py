@@ -92,6 +92,7 @@ def demo_run(tmp_path_factory):
     return opt, Layout(out), report, lines
 
 
+@pytest.mark.slow
 def test_files_written_by_every_stage_have_the_umask_permissions(demo_run):
     """Datasets, heatmaps, descriptions, checkpoints (training state and card included), results and
     reports: 0666 and 0777 less the umask, like files made with open() and mkdir()."""
@@ -109,6 +110,7 @@ def test_files_written_by_every_stage_have_the_umask_permissions(demo_run):
     assert {".jsonl", ".json", ".png", ".parquet", ".safetensors", ".pt", ".md", ".yaml"} <= kinds, kinds
 
 
+@pytest.mark.slow
 def test_every_stage_ran(demo_run):
     _, _, report, lines = demo_run
     status = {s["name"]: s["status"] for s in report.extra["steps"]}
@@ -117,6 +119,7 @@ def test_every_stage_ran(demo_run):
             "train-focusclip", "eval-clip", "eval-focusclip"} == set(status)
 
 
+@pytest.mark.slow
 def test_stage_outputs_agree(demo_run):
     _, lay, _, _ = demo_run
     truth = {r["image"]: r for r in read_jsonl(lay.world_truth)}
@@ -145,6 +148,7 @@ def test_stage_outputs_agree(demo_run):
     assert (counts["descriptions"], counts["kept"], counts["rejected"]) == (39, 39, 0)
 
 
+@pytest.mark.slow
 def test_published_dataset_holds_the_kept_descriptions(demo_run):
     from datasets import load_dataset
 
@@ -158,6 +162,7 @@ def test_published_dataset_holds_the_kept_descriptions(demo_run):
         assert row["description"] == kept[name] and row["count"] == len(ann[name]["people"])
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_outputs(demo_run):
     _, lay, _, _ = demo_run
     for model in ("clip", "focusclip"):
@@ -173,6 +178,7 @@ def test_training_and_evaluation_outputs(demo_run):
     assert any(r.get("alpha") is not None for r in focus_rows)
 
 
+@pytest.mark.slow
 def test_report_folder_and_final_table(demo_run):
     _, lay, _, lines = demo_run
     for png in ("heatmap_overlays.png", "loss_curves.png", "results.png"):
@@ -192,6 +198,7 @@ def test_report_folder_and_final_table(demo_run):
     assert any("Look at" in ln for ln in lines)
 
 
+@pytest.mark.slow
 def test_second_run_reuses_every_step(demo_run):
     opt, _, _, _ = demo_run
     again = run_demo(opt, runner=InProcessRunner(), echo=lambda s: None)
