@@ -28,9 +28,13 @@ class InProcessRunner:
     tracebacks are the real ones, not a copy of them."""
 
     def __init__(self):
-        self.mains = {ep.name: ep.load() for ep in entry_points(group="console_scripts")
-                      if ep.name in ("focus-data", "focus-train", "focus-eval")}
-        assert len(self.mains) == 3, f"console scripts not installed: {sorted(self.mains)}"
+        from focusclip.eval.cli import main as eval_main
+        from focusclip.pipeline.cli import main as data_main
+        from focusclip.training.cli import main as train_main
+
+        self.mains = {"focus-data": data_main, "focus-train": train_main, "focus-eval": eval_main}
+        installed = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name in self.mains}
+        assert installed == {name: f"{fn.__module__}:main" for name, fn in self.mains.items()}, installed
 
     def __call__(self, script, args, log):
         out, err = io.StringIO(), io.StringIO()
