@@ -150,3 +150,19 @@ def test_a_learnt_temperature_is_floored_at_clips_cap():
     with torch.no_grad():
         model.log_temperature.fill_(-1.0)
     assert model.temperature.item() == pytest.approx(0.36788, rel=1e-4)
+
+
+def test_the_model_is_read_through_its_config_and_built_one_way():
+    """`FocusCLIPModel(config)` or `FocusCLIPModel.from_towers(…)`; its settings are `model.config`'s
+    (no alias properties, no wrapper function named like a class)."""
+    import focusclip.training.model as module
+
+    model, _ = _model("tiny-clip")
+    assert not hasattr(module, "FocusCLIP") and not hasattr(module.FocusCLIPModel, "from_config_dict")
+    for key in ("name", "embed_dim", "triple", "shared_encoder", "image_size", "max_text_length",
+                "learn_temperature", "image_mean", "image_std"):
+        assert not hasattr(model, key), key
+    assert (model.config.name, model.config.embed_dim, model.config.triple, model.config.image_size,
+            model.config.max_text_length) == ("tiny-clip", 64, False, 64, 256)
+    again = module.FocusCLIPModel(model.config)          # random towers with the same shapes
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
