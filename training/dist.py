@@ -93,6 +93,15 @@ def mean_scalar(d: Dist, value: float) -> float:
     return float(t.item()) / d.world_size
 
 
+def mean_over_ranks(d: Dist, t: torch.Tensor) -> torch.Tensor:
+    """Average of a device tensor over ranks, left on the device (no host read)."""
+    if not d.enabled:
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t / d.world_size
+
+
 def gather_objects(d: Dist, obj):
     """[obj of rank 0, rank 1, …] on every rank (small picklable objects: RNG states, counts)."""
     if not d.enabled:

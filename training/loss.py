@@ -6,76 +6,117 @@ is its counterpart, its negatives are the other 2N − 2 (same-modality ones inc
 cosine / t; the loss is the mean over the 2N anchors of −log(e^pos / (e^pos + Σ e^neg)).
 `clip_loss(a, b, t)` is CLIP's cross-modal-only InfoNCE: mean of the a→b and b→a cross-entropies.
 
-Under DDP, `gather_with_grad` collects every rank's embeddings and puts the local tensor (which
-carries the autograd graph) back in its slot, so negatives span the global batch.
+Both are written as *local rows against a pool*: the anchors are some rows of the batch, the
+candidates all of it. On one process the rows are the whole batch. Under DDP (`FocusLoss(…, d)`)
+each rank scores only its own rows against the embeddings gathered from every rank (open_clip's
+`local_loss` with `gather_with_grad`), so the negatives span the global batch and each rank builds
+[2n, 2N] logits instead of [2N, 2N]. The gather's backward sums over ranks the gradient every
+rank's loss has for each row and hands each rank its own rows' share. With equal rows per rank, the
+mean of the ranks' losses is the global loss, and DDP's mean of the ranks' gradients is exactly its
+gradient, for every parameter (the temperature included): no world-size factor, no parameter
+singled out by name.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from focusclip.training.dist import Dist
+
 # (pair name, first view, second view) of the FocusCLIP objective
 PAIRS = (("image_text", "image", "text"), ("masked_image", "masked", "image"), ("masked_text", "masked", "text"))
 
 
-def _f32(x: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 embeddings (autocast) → float32 for the softmax; float64 stays (tests)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Unit rows; bf16/fp16 embeddings (autocast) → float32 for the softmax; float64 stays (tests)."""
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return F.normalize(x, dim=-1)
 
 
-def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    """a, b [N, D] (any norm) → scalar NT-Xent over the 2N pooled embeddings."""
+def nt_xent_rows(a: torch.Tensor, b: torch.Tensor, all_a: torch.Tensor, all_b: torch.Tensor, first: int,
+                 temperature: torch.Tensor | float) -> torch.Tensor:
+    """NT-Xent of the local anchors a, b [n, D] against the pool all_a, all_b [N, D] (unit rows; the
+    local rows are rows first … first+n−1 of the pool) → mean over the 2n anchors. Each anchor's
+    candidates are the 2N pooled embeddings but itself; its positive is the other view of its sample."""
+    n, big = a.shape[0], all_a.shape[0]
+    sim = torch.cat([a, b]) @ torch.cat([all_a, all_b]).T / temperature          # [2n, 2N]
+    rows = torch.arange(n, device=a.device) + first                             # [n] global sample index
+    own = torch.cat([rows, rows + big])                                          # [2n] each anchor's own column
+    sim = sim.masked_fill(torch.arange(2 * big, device=a.device) == own[:, None], float("-inf"))
+    return F.cross_entropy(sim, torch.cat([rows + big, rows]))                  # target: the other view
+
+
+def clip_rows(a: torch.Tensor, b: torch.Tensor, all_a: torch.Tensor, all_b: torch.Tensor, first: int,
+              temperature: torch.Tensor | float) -> torch.Tensor:
+    """CLIP's InfoNCE of the local rows a, b [n, D] against the pool all_a, all_b [N, D] (unit rows,
+    local at first …): mean of the a→all_b and b→all_a cross-entropies (no same-modality negatives)."""
+    target = torch.arange(a.shape[0], device=a.device) + first
+    return 0.5 * (F.cross_entropy(a @ all_b.T / temperature, target)                # [n, N]
+                  + F.cross_entropy(b @ all_a.T / temperature, target))
+
+
+def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float, d: Dist = Dist()) -> torch.Tensor:
+    """a, b [n, D] (any norm) → scalar NT-Xent over the 2n pooled embeddings; under DDP (`d`), of
+    this rank's 2n anchors against the 2N embeddings of every rank."""
     n = a.shape[0]
-    z = F.normalize(_f32(torch.cat([a, b])), dim=-1)              # [2N, D]
-    sim = z @ z.T / temperature                                     # [2N, 2N]
-    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    sim = sim.masked_fill(eye, float("-inf"))                       # an anchor is not its own negative
-    target = torch.arange(2 * n, device=z.device).roll(n)           # i ↔ i + N
-    return F.cross_entropy(sim, target)
+    z = _unit(torch.cat([a, b]))                                                  # [2n, D]
+    a, b = z[:n], z[n:]
+    return nt_xent_rows(a, b, gather_rows(a, d), gather_rows(b, d), d.rank * n, temperature)
 
 
-def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    """a, b [N, D] → CLIP's symmetric cross-modal InfoNCE (no same-modality negatives)."""
-    a, b = F.normalize(_f32(a), dim=-1), F.normalize(_f32(b), dim=-1)
-    logits = a @ b.T / temperature                                   # [N, N]
-    target = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float, d: Dist = Dist()) -> torch.Tensor:
+    """a, b [n, D] → CLIP's symmetric cross-modal InfoNCE (no same-modality negatives); under DDP
+    (`d`) this rank's rows against every rank's."""
+    a, b = _unit(a), _unit(b)
+    return clip_rows(a, b, gather_rows(a, d), gather_rows(b, d), d.rank * a.shape[0], temperature)
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """[n, D] per rank → [sum n, D] in rank order; only the local slice carries gradients, which is
-    all this rank's parameters need (DDP then sums the ranks' contributions). Needs equal n."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts)
+class _GatherRows(torch.autograd.Function):
+    """[n, D] per rank → [W·n, D], every rank's rows in rank order. Backward: every rank's loss has a
+    gradient for every rank's rows; the all-reduce sums them, and each rank keeps its own rows'."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+        ctx.rank, ctx.n = rank, x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world_size)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.clone(memory_format=torch.contiguous_format)   # the engine's buffer is not ours to reduce in place
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n], None, None
+
+
+def gather_rows(x: torch.Tensor, d: Dist) -> torch.Tensor:
+    """[n, D] on each rank → [W·n, D] (rank order) whose gradient reaches the rank each row came from;
+    `x` itself on one process. Every rank must have the same n (the sampler's per-rank batch)."""
+    return _GatherRows.apply(x, d.rank, d.world_size) if d.enabled else x
 
 
 class FocusLoss(nn.Module):
     """Weighted sum over the pairs (image, text), (masked, image), (masked, text); the CLIP baseline
-    (no masked view) uses image–text only. Returns (total, {pair: loss})."""
+    (no masked view) uses image–text only. Returns (total, {pair: loss}). With a DDP `d`, the loss of
+    this rank's rows against the gathered batch (the global loss is the mean over ranks)."""
 
-    def __init__(self, kind: str = "ntxent", weights: Optional[dict] = None,
-                 gather: Callable[[torch.Tensor], torch.Tensor] = gather_with_grad):
+    def __init__(self, kind: str = "ntxent", weights: Optional[dict] = None, d: Dist = Dist()):
         super().__init__()
         assert kind in ("ntxent", "clip"), f"unknown loss kind {kind}"
         self.fn = nt_xent if kind == "ntxent" else clip_loss
         self.weights = dict(weights or {"image_text": 1.0, "masked_image": 1.0, "masked_text": 1.0})
-        self.gather = gather
+        self.d = d
 
     def forward(self, out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = {"image": out.image, "text": out.text, "masked": out.masked}
-        views = {k: self.gather(v) for k, v in views.items() if v is not None}
         parts: dict[str, torch.Tensor] = {}
         for name, first, second in PAIRS:
-            if first in views and second in views and self.weights.get(name, 0.0) != 0.0:
-                parts[name] = self.fn(views[first], views[second], out.temperature)
+            if views[first] is not None and views[second] is not None and self.weights.get(name, 0.0) != 0.0:
+                parts[name] = self.fn(views[first], views[second], out.temperature, self.d)
         assert parts, "no loss pair is active: check loss.weights"
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts

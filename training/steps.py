@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -10,19 +9,16 @@ import numpy as np
 import torch
 
 from focusclip.core.errors import fail
-from focusclip.training.dist import Dist
+from focusclip.training.dist import Dist, mean_over_ranks
 from focusclip.training.loss import FocusLoss
-
-# Parameters every rank uses on the whole gathered batch (see `_unscale_replicated`).
-REPLICATED = ("log_temperature",)
 
 
 @dataclass
 class StepResult:
     """One optimizer step's numbers, left on the device (reading them is a host sync; the loop reads
     them once per `train.log_every` steps, `training/stats.py`)."""
-    loss: torch.Tensor              # 0-d float32: the weighted sum, mean over the micro-batches
-    parts: dict[str, torch.Tensor]  # pair → 0-d float32, mean over the micro-batches
+    loss: torch.Tensor              # 0-d float32: the weighted sum, mean over the micro-batches and ranks
+    parts: dict[str, torch.Tensor]  # pair → 0-d float32, mean over the micro-batches and ranks
     grad_norm: torch.Tensor         # 0-d float32: global norm before clipping (inf/nan: an fp16 overflow)
     finite: torch.Tensor            # 0-d bool: the loss is finite, and so is the norm (fp16: the scaler's call)
     samples: int                    # summed over ranks
@@ -71,21 +67,6 @@ def make_amp(device: torch.device, precision: str, bf16_ok: Optional[bool] = Non
     return Amp(name, device.type, torch.amp.GradScaler(device.type, enabled=name == "fp16"))
 
 
-@contextlib.contextmanager
-def cpu_threads(device: torch.device, workers: int):
-    """On the CPU, leave the data workers their cores: torch's intra-op threads plus busy workers
-    would oversubscribe the machine, and OpenMP threads waiting for a descheduled peer slow every
-    matmul (measured on 2 cores with 2 workers: a tiny-model step 5× slower). Never raises the
-    thread count; restored afterwards."""
-    before = torch.get_num_threads()
-    if device.type == "cpu" and workers > 0:
-        torch.set_num_threads(min(before, max(1, (os.cpu_count() or 1) - workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def to_device(batch: dict, device: torch.device) -> dict:
     nb = device.type == "cuda"
     return {k: (v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
@@ -104,12 +85,12 @@ def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dic
     """Forward/backward over `micro` (accumulated), then one optimizer step, without a host sync
     (bf16/fp32; fp16's grad scaler reads its overflow flag, as torch's GradScaler does).
 
-    Each rank's loss is over the global batch (gathered embeddings) but only its local embeddings
-    carry gradients; DDP averages gradients over ranks, so the loss is scaled by world_size to make
-    the step equal to one process on the whole batch (the temperature is the exception: see
-    `_unscale_replicated`). A non-finite loss or norm is not checked here: `finite` says so, and the
-    loop acts on it before anything is logged or saved (`training/stats.py`). Under fp16 an
-    overflowing gradient is the scaler's business (it skips that step and lowers the scale)."""
+    Under DDP each rank's loss is its own rows against the gathered batch (training/loss.py): the
+    global loss is the mean of the ranks' losses and DDP's mean of their gradients is its gradient,
+    so the step is the one-process step on the whole batch; the losses reported are that mean (one
+    small all-reduce, no host read). A non-finite loss or norm is not checked here: `finite` says
+    so, and the loop acts on it before anything is logged or saved (`training/stats.py`). Under fp16
+    an overflowing gradient is the scaler's business (it skips that step and lowers the scale)."""
     model.train()
     total_sum, parts_sum, n = None, {}, 0
     for j, batch in enumerate(micro):
@@ -118,12 +99,12 @@ def train_step(model, raw_model, loss_fn: FocusLoss, opt, sched, micro: list[dic
         sync = contextlib.nullcontext() if (last or not d.enabled) else model.no_sync()
         with sync:
             total, parts, _ = forward_loss(model, loss_fn, batch, amp)
-            amp.scaler.scale(total * (d.world_size / len(micro))).backward()
+            amp.scaler.scale(total / len(micro)).backward()
         total_sum = _add(total_sum, total.detach().float() / len(micro))
         for k, v in parts.items():
             parts_sum[k] = _add(parts_sum.get(k), v.detach().float() / len(micro))
         n += batch["pixels"].shape[0] * d.world_size
-    _unscale_replicated(raw_model, d)
+    total_sum, parts_sum = _mean_over_ranks(d, total_sum, parts_sum)
     amp.scaler.unscale_(opt)
     norm = _clip(raw_model, grad_clip, total_sum)
     finite = torch.isfinite(total_sum) & (torch.isfinite(norm) | amp.scaler.is_enabled())
@@ -144,15 +125,12 @@ def _add(acc: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return x if acc is None else acc + x
 
 
-def _unscale_replicated(raw_model: torch.nn.Module, d: Dist) -> None:
-    """Undo the world_size loss scale for parameters outside the gather's reach. The temperature
-    divides every logit of the *whole* gathered batch, so each rank's backward already gives its
-    full gradient; DDP averages world_size equal copies of world_size × that, so divide once."""
+def _mean_over_ranks(d: Dist, total: torch.Tensor, parts: dict[str, torch.Tensor]):
+    """The ranks' local losses → the global batch's (equal rows per rank: the mean), in one all-reduce."""
     if not d.enabled:
-        return
-    for name, p in raw_model.named_parameters():
-        if name in REPLICATED and p.grad is not None:
-            p.grad.div_(d.world_size)
+        return total, parts
+    mean = mean_over_ranks(d, torch.stack([total, *parts.values()]))
+    return mean[0], dict(zip(parts, mean[1:]))
 
 
 def _clip(model: torch.nn.Module, max_norm: float, like: torch.Tensor) -> torch.Tensor:
@@ -172,7 +150,7 @@ def validate(raw_model, loader, device: torch.device, amp: Amp, loss_kind: str, 
     """Mean validation losses over the loader (one process, no gather), and the image–text cosine
     similarity matrix [N, N] of the first batch. (None, None) for an empty loader."""
     raw_model.eval()
-    loss_fn = FocusLoss(loss_kind, weights, gather=lambda x: x)
+    loss_fn = FocusLoss(loss_kind, weights)
     sums: dict[str, float] = {}
     batches, sim = 0, None
     for batch in loader:

@@ -1,9 +1,9 @@
-"""Two gloo processes on the CPU train exactly like one process on the same global batch: the
-embedding gather (with gradients) makes negatives span both ranks, and the loss scaling makes the
-DDP-averaged gradient the full-batch gradient — for the learnable temperature too, which every rank
-applies to the whole gathered batch (its gradient is not multiplied by the world size). The two
-ranks read a prepared set they built together (each its share of the shards), the one process
-decodes the files: the same samples either way."""
+"""Two gloo processes on the CPU train exactly like one process on the same global batch: each rank
+scores its own rows against the embeddings gathered from both (negatives span both ranks), and the
+DDP-averaged gradient is the full-batch gradient — for the learnable temperature too (one step's
+loss and gradients on random features: test_ddp_loss.py). The two ranks read a prepared set they
+built together (each its share of the shards), the one process decodes the files: the same samples
+either way."""
 from __future__ import annotations
 
 import json

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from focusclip.training.loss import FocusLoss, clip_loss, nt_xent
+from focusclip.training.loss import FocusLoss, clip_loss, clip_rows, nt_xent, nt_xent_rows
 from focusclip.training.model import FocusOutput
 
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
@@ -71,3 +71,14 @@ def test_focus_loss_without_masked_view_is_image_text_only():
     total, parts = FocusLoss("clip")(out)
     assert list(parts) == ["image_text"]
     assert total.item() == pytest.approx(clip_loss(img, txt, 0.5).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("whole,rows", [(nt_xent, nt_xent_rows), (clip_loss, clip_rows)])
+def test_local_rows_against_the_pool_average_to_the_whole_batch_loss(whole, rows):
+    """What each DDP rank computes: its rows against all rows (unit norm). With 3 equal shares the
+    mean of the shares' losses is the loss of the whole batch; each share alone is not."""
+    torch.manual_seed(4)
+    a, b = (torch.nn.functional.normalize(torch.randn(9, 6, dtype=torch.float64), dim=-1) for _ in range(2))
+    shares = [rows(a[r:r + 3], b[r:r + 3], a, b, r, 0.3) for r in (0, 3, 6)]
+    assert (sum(shares) / 3).item() == pytest.approx(whole(a, b, 0.3).item(), rel=1e-12)
+    assert all(abs(s.item() - whole(a, b, 0.3).item()) > 1e-3 for s in shares)
