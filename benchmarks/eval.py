@@ -3,7 +3,7 @@ command, all in the same run (issue 17; it replaces issue 8's unreachable "10× 
 
 focus-eval scores a task in two stages that run at once: decoding + preprocessing (a DataLoader over
 `--workers` processes) and the image encoder on the batches they deliver (with the torch threads the
-command leaves it: the cores less the workers, `eval.zeroshot._cpu_threads`). Neither can go faster
+command leaves it: the cores less the workers, `core.devices.cpu_threads`). Neither can go faster
 together than alone, so the slower stage alone bounds the command:
   decode    the command's DataLoader alone (same dataset, batch size, workers), encoder skipped;
   encode    encode_images on batches of ready pixels (decoded beforehand), the command's thread count;
@@ -94,14 +94,30 @@ def encode_alone(model, batches, workers: int) -> tuple[float, float]:
     """(images/s, CPU ms per image) of encode_images on ready pixel batches, with the command's threads."""
     import torch
 
-    from focusclip.eval.zeroshot import _cpu_threads
+    from focusclip.core.devices import cpu_threads
 
-    with torch.no_grad(), _cpu_threads(torch.device("cpu"), workers):
+    with torch.no_grad(), cpu_threads(torch.device("cpu"), workers):
         c0, t0 = time.process_time(), time.perf_counter()
         for pixels in batches:
             model.encode_images(pixels)
         n = sum(len(b) for b in batches)
         return n / (time.perf_counter() - t0), 1e3 * (time.process_time() - c0) / n
+
+
+def score_one_by_one(model, samples, classifier) -> np.ndarray:
+    """The naive loop the batched scores are checked against: load, preprocess, encode one image,
+    score it → [N, C] cosine scores."""
+    import torch
+
+    from focusclip.eval.readers import load_image
+
+    weights = classifier.float()
+    rows = []
+    with torch.no_grad():
+        for s in samples:
+            feats = model.encode_images(model.preprocess(load_image(s.image))[None])     # [1, D]
+            rows.append((feats.float() @ weights.to(feats.device)).cpu().numpy()[0])
+    return np.stack(rows) if rows else np.zeros((0, classifier.shape[1]), np.float32)
 
 
 def command(ckpt: Path, data_root: Path, out: Path, args) -> tuple[float, float]:
@@ -130,7 +146,7 @@ def main() -> int:
     from focusclip.eval.readers import load_image, read_for_task
     from focusclip.eval.run import default_workers, task_samples
     from focusclip.eval.tasks import select_tasks
-    from focusclip.eval.zeroshot import build_classifier, score_one_by_one, score_samples
+    from focusclip.eval.zeroshot import build_classifier, score_samples
 
     args.workers = default_workers() if args.workers is None else args.workers
     with tempfile.TemporaryDirectory() as tmp:

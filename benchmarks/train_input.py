@@ -256,7 +256,8 @@ def bench_loop(args) -> int:
     from focusclip.training.prepare import prepare_set
     from focusclip.training.prepared import open_prepared
     from focusclip.training.stats import StepStats
-    from focusclip.training.steps import cpu_threads, make_amp, train_step
+    from focusclip.core.devices import cpu_threads
+    from focusclip.training.steps import make_amp, train_step
     from focusclip.training.text import train_wordpiece
 
     device = torch.device(args.device)

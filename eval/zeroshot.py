@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import Counter
 from typing import Sequence
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from focusclip.core.devices import cpu_threads
 from focusclip.core.progress import progress
 from focusclip.eval.model import EvalModel
 from focusclip.eval.readers.base import BadImage, Sample, load_image
@@ -58,20 +58,6 @@ def _collate(rows: list[tuple]) -> tuple[torch.Tensor, list[int], list[str]]:
     the trainer a socket round trip for its shared-memory handle; indices as a list cost none."""
     pixels = default_collate([r[0] for r in rows])        # stacked straight into shared memory in a worker
     return pixels, [r[1] for r in rows], [r[2] for r in rows]
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device, workers: int):
-    """On the CPU, leave the cores the decoding workers use: the encoder's intra-op threads plus
-    `workers` busy processes would oversubscribe the machine, and OpenMP threads that wait for a
-    descheduled peer slow every matmul down. Restored afterwards."""
-    before = torch.get_num_threads()
-    if device.type == "cpu" and workers > 0:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _autocast(device: torch.device):
@@ -127,7 +113,7 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
     feats: np.ndarray | None = None
     reasons = [""] * len(samples)
     bar = _progress(len(samples), progress)
-    with torch.no_grad(), _autocast(device), _cpu_threads(device, workers):
+    with torch.no_grad(), _autocast(device), cpu_threads(device, workers):
         for pixels, index, why in loader:
             batch = model.encode_images(pixels).float().cpu().numpy()      # [B, D], unit norm
             if feats is None:
@@ -165,17 +151,5 @@ def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch
     return scores, reasons
 
 
-def score_one_by_one(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor) -> np.ndarray:
-    """The naive loop (load, preprocess, encode one image, score): the benchmark's baseline."""
-    weights = classifier.float()
-    rows = []
-    with torch.no_grad():
-        for s in samples:
-            feats = model.encode_images(model.preprocess(load_image(s.image))[None])
-            rows.append((feats.float() @ weights.to(feats.device)).cpu().numpy()[0])
-    return np.stack(rows) if rows else np.zeros((0, classifier.shape[1]), np.float32)
-
-
 def _progress(total: int, desc: str | None):
-    
     return progress(total=total, desc=desc, unit="img", disable=desc is None, leave=False)

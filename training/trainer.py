@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import torch
 
+from focusclip.core.devices import cpu_threads
 from focusclip.core.errors import FocusError, fail, reading
 from focusclip.core.hub import Source
 from focusclip.core.io import read_jsonl, write_jsonl
@@ -35,7 +36,7 @@ from focusclip.training.prepare import prepare_set
 from focusclip.training.prepared import open_prepared
 from focusclip.training.resume import DAMAGED, initial_model, provenance, read_resume, resumed_provenance
 from focusclip.training.stats import StepStats, Window
-from focusclip.training.steps import Amp, cpu_threads, make_amp, train_step, validate
+from focusclip.training.steps import Amp, make_amp, train_step, validate
 from focusclip.training.text import load_tokenizer
 
 
@@ -203,7 +204,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     total = t.epochs * steps_per_epoch if t.max_steps is None else min(t.max_steps, t.epochs * steps_per_epoch)
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, total, cfg.optim)
-    loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights))
+    loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)
     texts = training_texts(train_set.items + (val_set.items if val_set is not None else []), cfg.data.flip)
     collate = Collate(tokenizer, model.config.max_text_length, cfg.data.padding, texts)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
