@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
         keep_archives: Annotated[bool, typer.Option(
             "--keep-archives", help="Keep the downloaded archives in ROOT/.downloads/NAME/.")] = False,
         retries: Annotated[int, typer.Option("--retries", min=0, help="Resumed retries per file.")] = 3,
+        allow_redirect: Annotated[Optional[list[str]], typer.Option(
+            "--allow-redirect", metavar="HOST", help="Follow redirects to HOST too (repeatable); by default a "
+                                                     "redirect is followed only to the host asked, never "
+                                                     "from https to http.")] = None,
         show_list: Annotated[bool, typer.Option("--list", help="List the datasets and exit.")] = False,
         force: Force = False,
     ) -> None:
@@ -62,7 +66,8 @@ def register(app: typer.Typer) -> None:
         if root is None:
             raise fail("--root is required", "--root", "e.g. focus-data download all --root ~/data/eval")
         opts = DownloadOptions(root=root, mirror=mirror or None, sources=tuple(sources or ()),
-                               keep_archives=keep_archives, force=force, retries=retries)
+                               keep_archives=keep_archives, force=force, retries=retries,
+                               allow_redirect=tuple(allow_redirect or ()))
         outcomes = run_download(list(names or ()), opts)
         _print(outcomes)
         _fail_if_any(outcomes)

@@ -6,7 +6,8 @@ Each part is unpacked into a fresh folder, checked, and moved into `staging/`; w
 there and the dataset's counts hold, `staging/` is renamed to `ROOT/<folder>` with `download.json`
 (what was fetched, from where, its SHA-256, what was counted) inside. A rerun skips a folder that has
 `download.json`, adopts a folder laid out by hand when it passes the same checks, and otherwise
-resumes where the last run stopped.
+resumes where the last run stopped. A refused file leaves nothing behind: the archive and its record
+in `state.json` go, and the work folder too when nothing else is in it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from focusclip.core.errors import FocusError, fail
 from focusclip.core.io import read_json, write_json
 from focusclip.core.report import Report
 from focusclip.pipeline.download.catalog import CATALOG
-from focusclip.pipeline.download.fetch import GotWebPage, fetch
+from focusclip.pipeline.download.fetch import GotWebPage, fetch, naming
 from focusclip.pipeline.download.place import (Checks, check_count, check_layout, files_under, find_prefix,
                                                move_into, under)
 from focusclip.pipeline.download.spec import Dataset, Part, check_mirror, match, mirrored
@@ -39,6 +40,7 @@ class DownloadOptions:
     force: bool = False
     retries: int = 3
     backoff_s: float = 2.0
+    allow_redirect: tuple[str, ...] = ()   # hosts a source may redirect to besides its own
 
 
 @dataclass
@@ -77,10 +79,14 @@ def run_download(names: list[str], opts: DownloadOptions,
         check_mirror(opts.mirror)
     outcomes = []
     for name in names:
+        work = opts.root / WORK / name
         try:
-            outcomes.append(download_dataset(catalog[name], opts))
+            with naming(work):                # an OSError that names no file happened in there
+                outcomes.append(download_dataset(catalog[name], opts))
         except FocusError as e:
             outcomes.append(Outcome(name, "failed", str(e)))
+        _remove_if_empty(work)                # a refusal or failure leaves no empty work folder
+        _remove_if_empty(opts.root / WORK)
     return outcomes
 
 
@@ -129,7 +135,8 @@ def _expand(ds: Dataset, work: Path, state: dict, opts: DownloadOptions) -> list
             continue
         listing, url = work / part.name, mirrored(part.url, opts.mirror)
         if not listing.is_file():
-            got = fetch(url, listing, retries=opts.retries, backoff_s=opts.backoff_s)
+            got = fetch(url, listing, retries=opts.retries, backoff_s=opts.backoff_s,
+                        allow_redirect=opts.allow_redirect)
             state.setdefault("fetched", {})[part.name] = {"source": url, "bytes": got.bytes, "sha256": got.sha256}
         urls = [ln.strip() for ln in listing.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
@@ -144,7 +151,8 @@ def _fetch_and_place(part: Part, ds: Dataset, work: Path, state: dict, opts: Dow
     archive = work / part.name
     if not archive.is_file():
         try:
-            got = fetch(url, archive, sha256=part.sha256, retries=opts.retries, backoff_s=opts.backoff_s)
+            got = fetch(url, archive, sha256=part.sha256, retries=opts.retries, backoff_s=opts.backoff_s,
+                        allow_redirect=opts.allow_redirect)
         except GotWebPage:
             raise fail("the server answered with a web page (a sign-in, quota or virus-scan page), not the file",
                        f"{part.name} from {url}", f"download it in a browser from {ds.page}, then run: "
@@ -155,15 +163,23 @@ def _fetch_and_place(part: Part, ds: Dataset, work: Path, state: dict, opts: Dow
     state.setdefault("fetched", {})[part.name] = record
     _save_state(work, state)
     try:
-        placed = _place(archive, [part], work, state, label=f"{part.name} from {url}")
+        if not _place(archive, [part], work, state, label=f"{part.name} from {url}"):
+            raise fail(f"holds none of {_anchors(part)}", url, "the source changed its layout; check it or --mirror")
     except FocusError:
         archive.unlink(missing_ok=True)       # a bad download is never kept: a rerun fetches it again
+        _forget(work, state, part.name)
         raise
-    if not placed:
-        archive.unlink()
-        raise fail(f"holds none of {_anchors(part)}", url, "the source changed its layout; check it or --mirror")
     if not opts.keep_archives:
         archive.unlink()
+
+
+def _forget(work: Path, state: dict, name: str) -> None:
+    """Drop a refused file's record; with nothing placed or fetched left, `state.json` goes too."""
+    state.get("fetched", {}).pop(name, None)
+    if state["placed"] or state.get("fetched"):
+        _save_state(work, state)
+    else:
+        (work / "state.json").unlink(missing_ok=True)
 
 
 def _place_dropped(src: Path, ds: Dataset, work: Path, state: dict) -> None:

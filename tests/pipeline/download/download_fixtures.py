@@ -1,13 +1,19 @@
 """A loopback HTTP server that speaks the parts of HTTP downloads use (Range → 206, If-Range, 416,
-dropped connections), and packers that turn a dataset folder written by tests/eval/fixtures.py into
-archives named and laid out as the real releases are."""
+dropped connections) and misbehaves on request (trickled bodies and heads, redirects), on 127.0.0.1,
+127.0.0.2 (another host as far as the client can tell) or with TLS; packers that turn a dataset folder
+written by tests/eval/fixtures.py into archives named and laid out as the real releases are; and the
+environment that lowers the download limits in a console script run."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import io
+import os
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import tarfile
 import threading
 import zipfile
@@ -28,6 +34,10 @@ class Served:
         self.content_type: dict[str, str] = {}
         self.drop_once: dict[str, int] = {}       # key → bytes of the body sent before the connection drops
         self.ignore_range: set[str] = set()       # keys answered 200 in full whatever Range says
+        self.trickle_once: dict[str, tuple[int, float]] = {}  # key → (bytes sent at once, then seconds per byte)
+        self.slow_head: dict[str, float] = {}     # key → seconds per byte of the status line and headers
+        self.redirects: dict[str, str] = {}       # key → Location of a 302
+        self.stop = threading.Event()             # set at teardown: trickling handlers return
         self.log: list[dict] = []                  # {"key", "range", "if_range", "status"}
         self.url = ""
 
@@ -61,6 +71,10 @@ class _Handler(BaseHTTPRequestHandler):
         key, rng, if_range = self.path, self.headers.get("Range"), self.headers.get("If-Range")
         entry = {"key": key, "range": rng, "if_range": if_range}
         served.log.append(entry)
+        if key in served.redirects:
+            return self._send(entry, 302, b"", "text/plain", {"Location": served.redirects[key]})
+        if key in served.slow_head:
+            return self._trickle_head(entry, served.slow_head[key])
         body = served.files.get(key)
         if body is None:
             return self._send(entry, 404, b"not found", "text/plain")
@@ -74,9 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
         if start:
             headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
         self._send(entry, 206 if start else 200, body[start:], served.content_type[key], headers,
-                   drop_after=served.drop_once.pop(key, None))
+                   drop_after=served.drop_once.pop(key, None), trickle=served.trickle_once.pop(key, None))
 
-    def _send(self, entry, status, payload, ctype, headers=None, drop_after=None) -> None:
+    def _send(self, entry, status, payload, ctype, headers=None, drop_after=None, trickle=None) -> None:
         entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -84,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        if trickle is not None:
+            return self._trickle(payload[:trickle[0]], payload[trickle[0]:], trickle[1])
         if drop_after is None:
             self.wfile.write(payload)
             return
@@ -92,19 +108,88 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _trickle(self, at_once: bytes, rest: bytes, seconds_per_byte: float) -> None:
+        """`at_once`, then `rest` one byte at a time, until the client hangs up or the test ends."""
+        stop = self.server.served.stop
+        try:
+            self.wfile.write(at_once)
+            self.wfile.flush()
+            for i in range(len(rest)):
+                if stop.wait(seconds_per_byte):
+                    return
+                self.wfile.write(rest[i:i + 1])
+                self.wfile.flush()
+        except OSError:           # the client gave up: what the tests want
+            pass
+        self.close_connection = True
+
+    def _trickle_head(self, entry, seconds_per_byte: float) -> None:
+        entry["status"] = 200
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 4\r\n\r\n"
+        self._trickle(b"", head + b"body", seconds_per_byte)
+
+
+def _serve(host: str, context: ssl.SSLContext | None = None):
+    httpd = ThreadingHTTPServer((host, 0), _Handler)
+    httpd.daemon_threads = True
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.served = Served()
+    httpd.served.url = f"{'https' if context else 'http'}://{host}:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield httpd.served
+    httpd.served.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+
 
 @pytest.fixture
 def server():
     """A real HTTP server on 127.0.0.1 in a thread; `server.url` is its base URL (a --mirror)."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.served = Served()
-    httpd.served.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield httpd.served
-    httpd.shutdown()
-    httpd.server_close()
+    yield from _serve("127.0.0.1")
+
+
+@pytest.fixture
+def other_server():
+    """The same on 127.0.0.2: another host for redirects (Linux routes all of 127/8 to loopback)."""
+    yield from _serve("127.0.0.2")
+
+
+@pytest.fixture
+def tls_cert(tmp_path_factory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM), made with openssl.
+    A client trusts it with SSL_CERT_FILE=<it>."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    pem = tmp_path_factory.mktemp("tls") / "loopback.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(pem), "-out", str(pem.with_suffix(".crt"))], check=True, capture_output=True)
+    pem.write_bytes(pem.read_bytes() + pem.with_suffix(".crt").read_bytes())
+    return pem
+
+
+@pytest.fixture
+def tls_server(tls_cert, monkeypatch):
+    """An HTTPS server on 127.0.0.1; this process trusts its certificate (SSL_CERT_FILE)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_cert)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_cert))
+    yield from _serve("127.0.0.1", context)
+
+
+def lowered_limits(folder: Path, **limits: float) -> dict[str, str]:
+    """Environment variables for a console script run with download limits lowered, as monkeypatch
+    lowers them in this process: `lowered_limits(tmp, **{"fetch.STALL_WINDOW_S": 1})` writes a
+    sitecustomize.py (Python imports it at start) setting focusclip.pipeline.download.fetch.STALL_WINDOW_S."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["import importlib"]
+    for name, value in limits.items():
+        module, attr = name.rsplit(".", 1)
+        lines.append(f"setattr(importlib.import_module('focusclip.pipeline.download.{module}'), {attr!r}, {value!r})")
+    (folder / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
 
 
 # ----------------------------------------------------------------------------------- archives
@@ -150,6 +235,15 @@ def zip_with(members: list[tuple[str, bytes, int]]) -> bytes:
             info = zipfile.ZipInfo(name)
             info.external_attr = mode << 16
             zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def zeros_zip(n_bytes: int, name: str = "JPEGImages/zeros.jpg") -> bytes:
+    """A zip holding `n_bytes` of zeros, deflated about 1000 to 1, written without holding them all."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w") as f:
+        for _ in range(n_bytes // 2**20):
+            f.write(bytes(2**20))
     return buf.getvalue()
 
 

@@ -1,16 +1,23 @@
 """Resumable downloads against a real HTTP server on 127.0.0.1: full, dropped and resumed (within a
-run and across runs), servers that ignore ranges, changed files, checksums, web pages, 404s."""
+run and across runs), servers that ignore ranges, changed files, checksums, web pages, 404s; hostile
+servers: trickled bodies and heads (stalls), redirects to other hosts and schemes; a full disk."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
+import time
+import urllib.request
 
 import pytest
 
-from focusclip.core.errors import FocusError
+from focusclip.core.errors import FocusError, user_message
+from focusclip.pipeline.download import fetch as fetch_mod
 from focusclip.pipeline.download.fetch import GotWebPage, fetch, part_path
-from tests.pipeline.download.download_fixtures import etag, server  # noqa: F401  (the fixture)
+from focusclip.pipeline.download.opener import _Redirects
+from tests.pipeline.download.download_fixtures import etag, other_server, server  # noqa: F401  (fixtures)
 
 BODY = os.urandom(300_000)
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -102,3 +109,104 @@ def test_not_found_is_one_line_naming_the_url(server, tmp_path):
         fetch(server.url + "/nope.zip", tmp_path / "nope.zip", retries=3, backoff_s=0)
     assert str(e.value).startswith(server.url + "/nope.zip: HTTP 404") and "\n" not in str(e.value)
     assert len(server.log) == 1                                        # a 404 is not retried
+
+
+# ----------------------------------------------------------------------------------- hostile servers
+@pytest.fixture
+def stall_in_a_second(monkeypatch):
+    """The stall rule lowered from 1 KiB/s over 60 s to 1,000 bytes/s over 1 s."""
+    monkeypatch.setattr(fetch_mod, "STALL_WINDOW_S", 1.0)
+    monkeypatch.setattr(fetch_mod, "MIN_RATE", 1000)
+
+
+@pytest.mark.parametrize("seconds_per_byte", [0.2, 30.0], ids=["trickling", "silent"])
+def test_a_stalled_server_is_one_line_and_what_arrived_is_kept_and_resumed(server, tmp_path, stall_in_a_second,
+                                                                            seconds_per_byte):
+    """100,000 bytes at once, then one byte every 0.2 s (or none): a stall within about two windows,
+    the bytes that came before it on disk (not lost with a 1 MiB read), and the next run resumes."""
+    server.add("/UTKFace.tar.gz", BODY)
+    server.trickle_once["/UTKFace.tar.gz"] = (100_000, seconds_per_byte)
+    dest = tmp_path / "UTKFace.tar.gz"
+    start = time.monotonic()
+    with pytest.raises(FocusError) as e:
+        fetch(server.url + "/UTKFace.tar.gz", dest, retries=0)
+    assert time.monotonic() - start < 5
+    kept = part_path(dest).read_bytes()
+    assert 100_000 <= len(kept) < 100_020 and kept == BODY[:len(kept)]
+    msg = str(e.value)
+    assert msg.startswith(f"{server.url}/UTKFace.tar.gz: the download stalled after {len(kept):,} bytes (")
+    assert ("under the minimum of 1,000 bytes/s" if seconds_per_byte < 1 else "nothing arrived in 1 s") in msg
+    assert "rerun later to resume it, or use --mirror" in msg and "\n" not in msg
+    got = fetch(server.url + "/UTKFace.tar.gz", dest, retries=0)          # the next run
+    assert dest.read_bytes() == BODY and got.resumed_from == len(kept)
+    assert server.log[-1]["range"] == f"bytes={len(kept)}-" and server.log[-1]["status"] == 206
+
+
+def test_a_stall_is_retried_from_what_arrived(server, tmp_path, stall_in_a_second):
+    server.add("/f.zip", BODY)
+    server.trickle_once["/f.zip"] = (50_000, 30.0)
+    got = fetch(server.url + "/f.zip", tmp_path / "f.zip", retries=1, backoff_s=0)
+    assert got.sha256 == SHA and [r["range"] for r in server.log] == [None, "bytes=50000-"]
+
+
+def test_a_server_trickling_its_head_is_a_stall(server, tmp_path, stall_in_a_second):
+    server.slow_head["/f.zip"] = 0.2                       # a valid response, one byte every 0.2 s
+    start = time.monotonic()
+    stalled = r"/f.zip: the download stalled after 0 bytes \(no response within 1 s; 0 retries\)"
+    with pytest.raises(FocusError, match=stalled):
+        fetch(server.url + "/f.zip", tmp_path / "f.zip", retries=0)
+    assert time.monotonic() - start < 3
+
+
+def test_a_redirect_on_the_same_host_is_followed(server, tmp_path):
+    server.add("/new/f.zip", BODY)
+    server.redirects["/f.zip"] = server.url + "/new/f.zip"
+    got = fetch(server.url + "/f.zip", tmp_path / "f.zip")
+    assert got.sha256 == SHA and [r["status"] for r in server.log] == [302, 200]
+
+
+def test_a_redirect_to_another_host_is_refused_unless_allowed(server, other_server, tmp_path):
+    other_server.add("/f.zip", BODY)
+    server.redirects["/f.zip"] = other_server.url + "/f.zip"
+    with pytest.raises(FocusError) as e:
+        fetch(server.url + "/f.zip", tmp_path / "f.zip", retries=3, backoff_s=0)
+    assert str(e.value) == (f"{server.url}/f.zip: the server redirected to {other_server.url}/f.zip, another host, "
+                            "so it was not followed (if you trust 127.0.0.2, rerun with --allow-redirect 127.0.0.2; "
+                            "or download the file by hand and pass --from)")
+    assert other_server.log == [] and len(server.log) == 1 and list(tmp_path.iterdir()) == []
+    got = fetch(server.url + "/f.zip", tmp_path / "f.zip", allow_redirect=("127.0.0.2",))
+    assert got.sha256 == SHA and len(other_server.log) == 1
+
+
+@pytest.mark.parametrize("origin, target, refused", [
+    ("https://a.example/f.zip", "http://a.example/f.zip", "from https to http"),
+    ("https://a.example/f.zip", "ftp://a.example/f.zip", "from https to ftp"),
+    ("http://a.example/f.zip", "ftp://a.example/f.zip", "from http to ftp"),
+    ("https://a.example/f.zip", "https://b.example/f.zip", "another host"),
+    ("http://a.example/f.zip", "https://A.example:8443/g.zip", None),     # an upgrade, and a port, on the host
+    ("https://a.example/f.zip", "https://b.example/f.zip?x", None),       # b.example allowed below
+])
+def test_the_redirect_rule_on_a_request(origin, target, refused):
+    """The handler itself (https→http also end to end, in test_download_cli with a TLS server)."""
+    handler = _Redirects(origin, ("b.example",) if refused is None else ())
+    fp = io.BytesIO(b"the redirect's body")
+    if refused:
+        with pytest.raises(FocusError, match=refused):
+            handler.redirect_request(urllib.request.Request(origin), fp, 302, "Found", {}, target)
+    else:
+        assert handler.redirect_request(urllib.request.Request(origin), fp, 302, "Found", {}, target).full_url == target
+    assert fp.closed                                       # the body is never read to its end
+
+
+def test_a_full_disk_while_downloading_names_the_file(server, tmp_path, monkeypatch):
+    server.add("/f.zip", BODY)
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fetch_mod, "open", lambda path, mode: FullDisk(path, mode.replace("b", "")), raising=False)
+    with pytest.raises(OSError) as e:
+        fetch(server.url + "/f.zip", tmp_path / "f.zip")
+    assert user_message(e.value) == (f"{tmp_path / 'f.zip.part'}: no space left on the device "
+                                     "(free some space or choose an output on another disk)")

@@ -1,6 +1,7 @@
 """`run_download` against a loopback mirror serving tiny releases in the real archive layouts: every
 dataset ends up where its eval reader finds it; reruns skip; bad archives, counts and checksums are
-refused with one line and nothing in the final folder; manual datasets take dropped-in files."""
+refused with one line and nothing in the final folder, nor any state left behind; manual datasets take
+dropped-in files."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,9 @@ from focusclip.pipeline.download import CATALOG, DownloadOptions, resolve_names,
 from focusclip.pipeline.download.stage import MARKER, WORK
 from focusclip.pipeline.convert import run_convert_mpii
 from tests.pipeline.download import download_releases as rel
-from tests.pipeline.download.download_fixtures import retarget, server, targz_of, url_key, zip_of, zip_with  # noqa: F401
+from focusclip.pipeline.download import unpack as unpack_mod
+from tests.pipeline.download.download_fixtures import (other_server, retarget, server, targz_of, url_key,  # noqa: F401
+                                                       zeros_zip, zip_of, zip_with)
 
 TASKS = {t.id: t for t in all_tasks()}
 
@@ -283,3 +286,44 @@ def test_names_all_and_unknown():
     assert {t for d in CATALOG.values() for t in d.tasks} == set(TASKS)
     with pytest.raises(Exception, match="unknown dataset 'coco'"):
         resolve_names(["coco"])
+
+
+def test_a_refused_archive_leaves_no_state_and_a_rerun_fetches_and_refuses_it_again(server, tmp_path, monkeypatch):
+    """A bomb (lowered limits): refused in one line; no archive, state.json or work folder is left, so
+    the rerun cannot unpack a cached copy: it fetches the file again and refuses it again."""
+    monkeypatch.setattr(unpack_mod, "RATIO_FLOOR", 2**20)
+    release = serve(server, rel.stanford40(tmp_path / "src"))
+    url = next(u for u in release.served if u.endswith("Stanford40_JPEGImages.zip"))
+    server.add(url, zeros_zip(3 * 2**20))
+    root = tmp_path / "root"
+    for run in (1, 2):
+        [out] = download(server, root, release.ds)
+        assert out.state == "failed" and "\n" not in out.message
+        assert "(a decompression bomb); it is refused" in out.message
+        assert sorted(p.name for p in root.iterdir()) == [] and len(server.hits(url)) == run
+
+
+def test_a_refusal_after_a_placed_part_keeps_that_part_and_forgets_the_refused_one(server, tmp_path):
+    release = serve(server, rel.stanford40(tmp_path / "src"))
+    url = next(u for u in release.served if u.endswith("Stanford40_XMLAnnotations.zip"))
+    server.add(url, zip_with([("XMLAnnotations/a.xml", b"<a/>", 0o100644), ("XMLAnnotations/p", b"", 0o010644)]))
+    root = tmp_path / "root"
+    [out] = download(server, root, release.ds)
+    assert out.state == "failed" and "member 'XMLAnnotations/p' is a device, FIFO or other special file" in out.message
+    work = root / WORK / "stanford40"
+    state = json.loads((work / "state.json").read_text())
+    assert list(state["placed"]) == list(state["fetched"]) == ["Stanford40_JPEGImages.zip"]
+    assert sorted(p.name for p in work.iterdir()) == ["staging", "state.json"]
+
+
+def test_a_redirect_to_another_host_is_refused_then_allowed(server, other_server, tmp_path):
+    release = rel.utkface(tmp_path / "src")
+    [(url, body)] = release.served.items()
+    other_server.add(url, body)
+    server.redirects[url_key(url)] = other_server.url + url_key(url)
+    root = tmp_path / "root"
+    [out] = download(server, root, release.ds)
+    assert out.state == "failed" and f"redirected to {other_server.url}/download?id=" in out.message
+    assert "--allow-redirect 127.0.0.2" in out.message and other_server.log == [] and list(root.iterdir()) == []
+    [out] = download(server, root, release.ds, allow_redirect=("127.0.0.2",))
+    assert out.state == "complete" and samples("utkface-age", root) == release.samples["utkface-age"]
