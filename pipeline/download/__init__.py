@@ -1,8 +1,9 @@
 """`focus-data download`: MPII and the evaluation datasets, in the layouts the readers expect
 (docs/download.md).
 
-`catalog` declares the datasets, `spec` the entry types and path patterns, `fetch` resumable HTTP,
-`unpack` safe zip/tar extraction, `place` the checks and moves into the dataset folder, `stage` the
+`catalog` declares the datasets, `spec` the entry types and path patterns, `fetch` resumable HTTP
+(with the stall rule), `opener` the redirect and response-head rules, `unpack` safe zip/tar
+extraction (with the bomb limits), `place` the checks and moves into the dataset folder, `stage` the
 run, `listing` the --list table.
 """
 from focusclip.pipeline.download.catalog import CATALOG
