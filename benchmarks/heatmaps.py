@@ -115,9 +115,9 @@ def time_render(people: list[list[dict]], device: str, workers: int) -> float:
     on a GPU big batches from the main thread. No quantization, encoding or writing."""
     import torch
 
-    from focusclip.core.devices import resolve_device
+    from focusclip.core.devices import cpu_threads, resolve_device
     from focusclip.data.heatmaps import people_arrays, render_padded
-    from focusclip.pipeline.heatmaps.render import Item, batches, stack, torch_threads
+    from focusclip.pipeline.heatmaps.render import Item, batches, stack
 
     dev = resolve_device(device)
     items = [Item(f"{i}.jpg", Path("x"), Path("x"), *people_arrays(p), size=(H, W))
@@ -133,7 +133,7 @@ def time_render(people: list[list[dict]], device: str, workers: int) -> float:
         render_padded(kpts.to(dev), vis.to(dev), (h, w), out=local.out[: len(chunk)])
 
     if dev.type == "cpu":
-        with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        with cpu_threads(dev, os.cpu_count() or 1), ThreadPoolExecutor(workers) as pool:   # one torch thread each
             list(pool.map(render, work[:workers]))  # allocate each thread's buffer
             t0 = time.perf_counter()
             list(pool.map(render, work))

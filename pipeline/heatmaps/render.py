@@ -9,7 +9,6 @@ Two sinks take same-size batches as the records stream in:
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import defaultdict, deque
@@ -99,17 +98,6 @@ def levels(chunk: Sequence[Item], size: tuple[int, int], mode: str, min_sigma: f
     kpts, vis = stack(chunk)
     hm = render_padded(kpts.to(device), vis.to(device), size, mode, min_sigma, out=out, peak=255.0)
     return hm.round_()
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Set torch's intra-op threads for a block, then restore them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Scratch(threading.local):

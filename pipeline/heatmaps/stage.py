@@ -8,7 +8,6 @@ everything; `--preview N` adds overlays.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from focusclip.core.errors import fail
-from focusclip.core.devices import resolve_device
+from focusclip.core.devices import cpu_threads, resolve_device
 from focusclip.core.lock import output_lock
 from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
 from focusclip.data.records import MAX_IMAGE_SIDE, looks_like_description
@@ -32,7 +31,7 @@ from focusclip.core.preflight import writable_dir
 from focusclip.core.sharding import parse_shard
 from focusclip.core.progress import progress
 from focusclip.pipeline.heatmaps.preview import render_overlay, write_previews
-from focusclip.pipeline.heatmaps.render import CpuSink, DeviceSink, Item, batches, encode_png, torch_threads
+from focusclip.pipeline.heatmaps.render import CpuSink, DeviceSink, Item, batches, encode_png
 
 __all__ = ["HeatmapsConfig", "Item", "run_heatmaps", "render_overlay", "encode_png", "png_size",
            "image_size", "collect_items"]
@@ -245,8 +244,9 @@ def _render_all(todo: list[Item], cfg: HeatmapsConfig, dev: torch.device, worker
                 report: Report) -> None:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     bar = progress(total=len(todo), desc="heatmaps", unit="img", disable=not todo)
-    # On a CPU the pool owns the cores: one torch thread per worker, no oversubscription.
-    threads = torch_threads(1) if dev.type == "cpu" else contextlib.nullcontext()
+    # On a CPU the pool's threads render with torch themselves and own every core: one torch
+    # thread each, no oversubscription.
+    threads = cpu_threads(dev, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers, thread_name_prefix="heatmaps") as pool, bar, threads:
         sink = (CpuSink(pool, workers, cfg.mode, cfg.min_sigma, report, bar) if dev.type == "cpu"
                 else DeviceSink(pool, workers, cfg.mode, cfg.min_sigma, dev, report, bar))
