@@ -84,15 +84,6 @@ def all_true(d: Dist, flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
-def mean_scalar(d: Dist, value: float) -> float:
-    """Average of a python float over ranks (for logging)."""
-    if not d.enabled:
-        return value
-    t = torch.tensor([value], device=d.device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / d.world_size
-
-
 def mean_over_ranks(d: Dist, t: torch.Tensor) -> torch.Tensor:
     """Average of a device tensor over ranks, left on the device (no host read)."""
     if not d.enabled:
