@@ -1,9 +1,15 @@
 """Zero-shot classification metrics from a score matrix and (possibly several) true labels per sample.
 
-Single-label samples have one label; EMOTIC samples have several, and a prediction is a hit when
-any true label is among the top k (top 1 for `top1`). Balanced accuracy is the mean over the
-classes present of the top-1 hit rate of the samples carrying that class, which for single-label
-data is the usual mean per-class recall.
+Single-label samples have one label; EMOTIC samples have several. One definition per metric, for
+both (docs/eval.md, "Metrics"):
+  top1, topk         the share of samples with any true label among the first 1 / k predictions;
+  confusion [C, C]   rows true class, columns top-1 prediction, one count per true label;
+  balanced_accuracy  per-class top-1 recall averaged over the classes present: for each class c, of
+                     the samples whose labels include c, the share whose top-1 is c — the confusion
+                     matrix's diagonal over its row sums. For single-label data, the usual mean recall.
+`METRIC_VERSION` names this set of definitions in every results entry: version 1 (before the field)
+credited every true label of a multi-label sample whose top-1 hit any of them, which was not the
+documented definition and disagreed with the confusion matrix; single-label results are the same in both.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 BOOTSTRAP_RESAMPLES = 10_000
+METRIC_VERSION = 2      # results entries without `metric_version` were computed by version 1
 
 
 def top_predictions(scores: np.ndarray, k: int) -> np.ndarray:
@@ -41,15 +48,13 @@ def bootstrap_ci(hits: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: i
     return [float(lo), float(hi)]
 
 
-def balanced_accuracy(top1: np.ndarray, labels: Sequence[Sequence[int]], num_classes: int) -> float:
-    carrying = np.zeros(num_classes)  # samples carrying each class
-    hit = np.zeros(num_classes)       # … of which the top-1 prediction was a hit
-    for h, lab in zip(top1, labels):
-        for c in lab:
-            carrying[c] += 1
-            hit[c] += h
+def balanced_accuracy(pred1: np.ndarray, labels: Sequence[Sequence[int]], num_classes: int) -> float:
+    """Per-class top-1 recall, averaged over the classes some sample carries: for class c, of the
+    samples whose labels include c, the share whose top-1 prediction `pred1` is c (NaN with no sample)."""
+    cm = confusion_matrix(pred1, labels, num_classes)
+    carrying = cm.sum(axis=1)                     # samples whose labels include each class
     present = carrying > 0
-    return float(np.mean(hit[present] / carrying[present])) if present.any() else float("nan")
+    return float(np.mean(np.diag(cm)[present] / carrying[present])) if present.any() else float("nan")
 
 
 def confusion_matrix(pred1: np.ndarray, labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
@@ -64,7 +69,8 @@ def confusion_matrix(pred1: np.ndarray, labels: Sequence[Sequence[int]], num_cla
 
 def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], k: int) -> dict:
     """scores [N, C] (higher is better), labels: per sample a non-empty list of class indices.
-    Returns n, k, top1, topk, balanced_accuracy, ci95 (of topk), ci95_top1 and confusion."""
+    Returns n, k, top1, topk, balanced_accuracy, ci95 (of topk), ci95_top1, confusion and
+    metric_version."""
     n, num_classes = scores.shape
     assert n == len(labels), f"{n} score rows for {len(labels)} label lists"
     preds = top_predictions(scores, max(k, 1))
@@ -75,10 +81,11 @@ def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], 
         "k": int(k),
         "top1": float(hit1.mean()) if n else float("nan"),
         "topk": float(hitk.mean()) if n else float("nan"),
-        "balanced_accuracy": balanced_accuracy(hit1, labels, num_classes),
+        "balanced_accuracy": balanced_accuracy(preds[:, 0] if n else np.zeros(0, int), labels, num_classes),
         "ci95": bootstrap_ci(hitk),
         "ci95_top1": bootstrap_ci(hit1),
         "confusion": confusion_matrix(preds[:, 0] if n else np.zeros(0, int), labels, num_classes).tolist(),
+        "metric_version": METRIC_VERSION,
     }
 
 

@@ -21,7 +21,7 @@ from focusclip.core.devices import resolve_device
 from focusclip.core.errors import fail
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_file
-from focusclip.eval.metrics import classification_metrics, image_blind_levels
+from focusclip.eval.metrics import METRIC_VERSION, classification_metrics, image_blind_levels
 from focusclip.eval.model import EvalModel, load_model
 from focusclip.eval.readers import MissingData, read_for_task
 from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
@@ -122,9 +122,11 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
 
 
 def _reusable(old: dict | None, opts: EvalOptions, model: EvalModel) -> bool:
-    """A stored task result of these weights that a rerun keeps (same options, not --force); the
-    results it comes from were kept by `_start_results` only for the same sha256."""
-    return bool(old) and ran(old) and old.get("options") == _fingerprint(opts, model) and not opts.force
+    """A stored task result of these weights that a rerun keeps (same options and metric definitions,
+    not --force); the results it comes from were kept by `_start_results` only for the same sha256.
+    An entry without `metric_version` was computed by version 1 (eval.metrics)."""
+    return (bool(old) and ran(old) and old.get("options") == _fingerprint(opts, model)
+            and old.get("metric_version", 1) == METRIC_VERSION and not opts.force)
 
 
 def _check_data(tasks: list[Task], data: dict, data_root: Path) -> None:

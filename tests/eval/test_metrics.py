@@ -72,14 +72,14 @@ def test_hits_at_k_counts_the_true_class_among_the_first_k():
 
 def test_balanced_accuracy_is_the_mean_recall_over_the_classes_present():
     # class 0: 3 samples, all right; class 1: 1 sample, wrong; class 2: none (left out, not a 0)
-    top1 = np.array([True, True, True, False])
+    pred1 = np.array([0, 0, 0, 2])
     labels = [[0], [0], [0], [1]]
-    assert balanced_accuracy(top1, labels, 3) == pytest.approx((3 / 3 + 0 / 1) / 2)   # 0.5, top-1 is 0.75
+    assert balanced_accuracy(pred1, labels, 3) == pytest.approx((3 / 3 + 0 / 1) / 2)   # 0.5, top-1 is 0.75
     # 2 of 4 right in class 0, 1 of 2 in class 2 → (0.5 + 0.5) / 2; 5 of 8 in class 1 → (0.5+0.625+0.5)/3
-    top1 = np.array([1, 1, 0, 0, 1, 0] + [1] * 5 + [0] * 3, bool)
+    pred1 = np.array([0, 0, 1, 2] + [2, 0] + [1] * 5 + [0, 0, 2])
     labels = [[0]] * 4 + [[2]] * 2 + [[1]] * 8
-    assert balanced_accuracy(top1, labels, 3) == pytest.approx((0.5 + 0.625 + 0.5) / 3)
-    assert np.isnan(balanced_accuracy(np.zeros(0, bool), [], 3))
+    assert balanced_accuracy(pred1, labels, 3) == pytest.approx((0.5 + 0.625 + 0.5) / 3)
+    assert np.isnan(balanced_accuracy(np.zeros(0, int), [], 3))
 
 
 def test_confusion_rows_are_true_classes_columns_top1():
@@ -179,3 +179,92 @@ def test_top3_on_a_k3_task_when_top1_is_always_wrong(tmp_path):
     entry = run_fake(tmp_path, "fer2013-emotion", model)
     assert (entry["k"], entry["n"], entry["top1"], entry["topk"]) == (3, 7, 0.0, 1.0)
     assert entry["classes"] == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+
+
+# --- multi-label (EMOTIC): one definition per metric, docs/eval.md "Metrics" -------------------------
+def test_multi_label_metrics_on_a_hand_worked_example():
+    # top-2 per row:  s0 → 0, 1   s1 → 1, 3   s2 → 3, 0   s3 → 2, 1
+    scores = np.array([[0.9, 0.5, 0.1, 0.0],
+                       [0.1, 0.8, 0.0, 0.4],
+                       [0.6, 0.2, 0.1, 0.7],
+                       [0.0, 0.3, 0.9, 0.2]])
+    labels = [[0, 1], [1], [1, 2], [2]]
+    m = classification_metrics(scores, labels, k=2)
+    # a sample is a hit when any of its labels is among the first 1 / 2 predictions
+    assert m["top1"] == pytest.approx(3 / 4)                      # s0, s1, s3
+    assert m["topk"] == pytest.approx(3 / 4)                      # s2's labels 1, 2 are not in (3, 0)
+    # one count per true label in the row of that label, the column of the top-1 prediction
+    assert m["confusion"] == [[1, 0, 0, 0],                       # s0 → 0
+                              [1, 1, 0, 1],                       # s0 → 0, s1 → 1, s2 → 3
+                              [0, 0, 1, 1],                       # s2 → 3, s3 → 2
+                              [0, 0, 0, 0]]
+    # per-class top-1 recall: class 0 1/1 (s0), class 1 1/3 (only s1's top-1 is 1), class 2 1/2 (s3);
+    # class 3 carries no sample. Crediting every label of a sample whose top-1 hits one of them would
+    # give class 1 2/3 (s0 counted) and a mean of 13/18.
+    assert m["balanced_accuracy"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 3)     # 11/18
+    assert m["metric_version"] == 2
+
+
+def reference_balanced_accuracy(scores: np.ndarray, labels) -> float:
+    """The definition in docs/eval.md, word for word: for each class c, over the samples whose labels
+    include c, the share whose top-1 is c; the mean over the classes present."""
+    recalls = []
+    for c in range(scores.shape[1]):
+        carrying = [i for i, lab in enumerate(labels) if c in lab]
+        if carrying:
+            recalls.append(np.mean([int(np.argmax(scores[i])) == c for i in carrying]))
+    return float(np.mean(recalls))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multi_label_balanced_accuracy_matches_the_definition_and_the_confusion_matrix(seed):
+    rng = np.random.default_rng(seed)
+    n, num_classes = 60, 7
+    scores = rng.normal(size=(n, num_classes))
+    # skewed label sets of 1 to 3 classes, drawn by the true top-1 half of the time
+    labels = []
+    for row in scores:
+        size = int(rng.integers(1, 4))
+        lab = set(rng.choice(num_classes, size=size, replace=False, p=np.arange(1, num_classes + 1) / 28).tolist())
+        if rng.random() < 0.5:
+            lab.add(int(np.argmax(row)))
+        labels.append(sorted(lab))
+    m = classification_metrics(scores, labels, k=3)
+    assert m["balanced_accuracy"] == pytest.approx(reference_balanced_accuracy(scores, labels))
+    cm = np.array(m["confusion"])
+    rows = cm.sum(axis=1)
+    assert rows.tolist() == [sum(c in lab for lab in labels) for c in range(num_classes)]
+    assert m["balanced_accuracy"] == pytest.approx(np.mean(np.diag(cm)[rows > 0] / rows[rows > 0]))
+    assert m["top1"] == pytest.approx(np.mean([int(np.argmax(s)) in lab for s, lab in zip(scores, labels)]))
+    top3 = np.argsort(-scores, axis=1)[:, :3]
+    assert m["topk"] == pytest.approx(np.mean([bool(set(t) & set(lab)) for t, lab in zip(top3, labels)]))
+
+
+def emotic_model(mapping: dict[str, str]) -> ColourModel:
+    """A colour model for emotic-emotion: the fixture's green, magenta and yellow person crops are the
+    classes Happiness, Doubt/Confusion and Anger; `mapping` says which class each is predicted as."""
+    raw = json.loads((TASKS_DIR / "emotic-emotion.json").read_text())
+    names = [c["name"] for c in raw["classes"]]
+    painted = {"Happiness": (20, 200, 20), "Doubt/Confusion": (200, 20, 200), "Anger": (200, 200, 20)}
+    colours = [painted.get(name, (5 * i, 5 * i, 5 * i)) for i, name in enumerate(names)]   # the rest: dark greys
+    order = list(range(len(names)))
+    for true, guess in mapping.items():
+        order[names.index(true)] = names.index(guess)
+    return ColourModel(colours, prompt_classes("emotic-emotion"), mapping=order)
+
+
+def test_emotic_balanced_accuracy_is_the_confusion_diagonal_over_its_rows(tmp_path):
+    fx.write_emotic(tmp_path / "data")
+    # green (Happiness + Pleasure) → Happiness; magenta (Doubt/Confusion) → Anger; yellow (Anger) → Anger
+    entry = run_fake(tmp_path, "emotic-emotion", emotic_model({"Doubt/Confusion": "Anger"}))
+    classes = entry["classes"]
+    cm = np.array(entry["confusion"])
+    hap, ple, doubt, anger = (classes.index(c) for c in ("Happiness", "Pleasure", "Doubt/Confusion", "Anger"))
+    assert entry["n"] == 3 and cm.sum() == 4                      # three people, four labels
+    assert (cm[hap, hap], cm[ple, hap], cm[doubt, anger], cm[anger, anger]) == (1, 1, 1, 1)
+    assert entry["top1"] == pytest.approx(2 / 3)
+    # Happiness 1/1, Pleasure 0/1 (its sample's top-1 is Happiness), Doubt/Confusion 0/1, Anger 1/1
+    assert entry["balanced_accuracy"] == pytest.approx(0.5)
+    rows = cm.sum(axis=1)
+    assert entry["balanced_accuracy"] == pytest.approx(np.mean(np.diag(cm)[rows > 0] / rows[rows > 0]))
+    assert entry["metric_version"] == 2

@@ -105,3 +105,21 @@ def test_resize_overrides_the_checkpoint_geometry_and_is_part_of_the_result(tmp_
     assert json.loads(res.read_text())["tasks"]["utkface-race"]["options"]["resize"] == "letterbox"
     with pytest.raises(FocusError, match="--resize: --resize applies to focus-train checkpoints"):
         run_eval(opts(tmp_path, hf_clip=str(tmp_path / "clip"), resize="crop"))
+
+
+def test_results_of_another_metric_version_are_computed_again(tmp_path):
+    """An entry written before `metric_version` (version 1: multi-label balanced accuracy credited
+    every label of a top-1 hit) says nothing of its definition: a rerun recomputes it."""
+    fx.write_utkface(tmp_path / "data", colour_by="race")
+    run_eval(opts(tmp_path, tasks=("utkface-race",)), model=utk_model())
+    path = tmp_path / "out" / "results.json"
+    res = json.loads(path.read_text())
+    assert res["tasks"]["utkface-race"]["metric_version"] == 2
+    del res["tasks"]["utkface-race"]["metric_version"]                 # as version 1 wrote it
+    path.write_text(json.dumps(res))
+    again = utk_model()
+    report = run_eval(opts(tmp_path, tasks=("utkface-race",)), model=again)
+    assert again.images_seen == 10 and report.counts.get("tasks_ok") == 1 and "tasks_reused" not in report.counts
+    assert json.loads(path.read_text())["tasks"]["utkface-race"]["metric_version"] == 2
+    same = utk_model()
+    assert run_eval(opts(tmp_path, tasks=("utkface-race",)), model=same).counts == {"tasks_reused": 1}
