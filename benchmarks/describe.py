@@ -16,7 +16,8 @@ from pathlib import Path
 
 from focusclip.data.records import Annotation, Person
 from focusclip.data.skeleton import JOINTS
-from focusclip.pipeline.describe.stage import run_describe
+from focusclip.pipeline.describe.stage import DescribeOptions, run_describe
+from focusclip.pipeline.describe.types import GenParams
 
 # An upright person (0-based pixels, MPII joint order by name), shifted per image for distinct prompts.
 POSE = {"r_ankle": (485, 460), "r_knee": (485, 360), "r_hip": (475, 260), "l_hip": (525, 260),
@@ -64,8 +65,9 @@ def serve(latency: float) -> tuple[ThreadingHTTPServer, str]:
 def throughput(url: str, concurrency: int, n: int, workdir: Path) -> float:
     out = workdir / f"c{concurrency}.jsonl"
     t0 = time.perf_counter()
-    report = run_describe(annotations(n), out, backend="openai", model="bench", base_url=url,
-                          concurrency=concurrency, progress=False)
+    opts = DescribeOptions(None, out, backend="openai", model="bench", base_url=url,
+                           gen=GenParams(concurrency=concurrency))
+    report = run_describe(opts, records=annotations(n), progress=False)
     seconds = time.perf_counter() - t0
     assert report.counts.get("described") == n, report.to_dict()
     return n / seconds

@@ -50,7 +50,7 @@ def w(tmp_path_factory):
     import numpy as np
 
     from focusclip.data.records import write_annotations
-    from focusclip.pipeline.describe.stage import run_describe
+    from focusclip.pipeline.describe.stage import DescribeOptions, run_describe
     from tests.eval import fixtures as fx
     from tests.eval.tiny_models import save_tiny_checkpoint
     from tests.pipeline.describe.test_describe import random_annotations
@@ -62,7 +62,7 @@ def w(tmp_path_factory):
     ns.ann = root / "annotations.jsonl"
     write_annotations(ns.ann, random_annotations(6))
     ns.desc = root / "descriptions" / "template.jsonl"
-    run_describe(ns.ann, ns.desc, progress=False)
+    run_describe(DescribeOptions(ns.ann, ns.desc), progress=False)
     ns.empty = root / "empty.jsonl"
     ns.empty.write_text("")
     ns.garbage = root / "garbage.bin"

@@ -1,4 +1,5 @@
-"""Option types shared by several `focus-data` commands, defined once."""
+"""Option types shared by several `focus-data` commands, defined once; the name lists behind the
+choices come from the library module that owns them."""
 from __future__ import annotations
 
 from enum import Enum
@@ -8,25 +9,65 @@ from typing import Annotated, Optional
 import typer
 
 from focusclip.cli import Device, Force, SetOpt, Version
+from focusclip.data.records import SPLITS
+from focusclip.pipeline.describe.backends import BACKENDS, DEFAULT_CONCURRENCY
+from focusclip.pipeline.describe.types import GenParams
+from focusclip.prompts import DEFAULT_PROMPT
 
-__all__ = ["Backend", "Device", "Force", "Limit", "Output", "SetOpt", "Shard", "Split", "Version"]
+__all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "Limit", "MaxRetries",
+           "MaxTokens", "Model", "Output", "PromptId", "Seed", "ServerWait", "SetOpt", "Shard", "Split",
+           "Temperature", "Timeout", "Version", "WithCoords", "given", "plain"]
 
-
-class Backend(str, Enum):
-    """Describe backends (pipeline/describe/backends.py)."""
-    template = "template"
-    openai = "openai"
-    vllm = "vllm"
-    transformers = "transformers"
-
-
-class Split(str, Enum):
-    """Annotation splits (docs/design.md §3.1)."""
-    train = "train"
-    val = "val"
-    test = "test"
-
+BackendName = Enum("BackendName", {n: n for n in BACKENDS}, type=str)   # describe backends
+Split = Enum("Split", {n: n for n in SPLITS}, type=str)                 # annotation splits (docs/design.md §3.1)
 
 Shard = Annotated[Optional[str], typer.Option("--shard", help="Process shard I of N (e.g. 0/4).")]
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output path.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Process at most N items.")]
+
+# The generation options of `describe`, which `filter --regenerate` passes on to it. Their defaults are
+# describe's (GEN); `filter` passes on only the ones given on its command line (`given`), so a round
+# keeps the rejected records' own backend and prompt unless told otherwise.
+GEN = GenParams()
+Backend = Annotated[Optional[BackendName], typer.Option(
+    "--backend", show_default=False,
+    help="template (offline), or an LLM: openai (any OpenAI-compatible server), vllm (in-process) or "
+         "transformers. Default: template (filter --regenerate: the rejected records' own).")]
+Model = Annotated[Optional[str], typer.Option(
+    "--model", help="Model name (openai); hub id (downloaded and cached) or save_pretrained folder (vllm, "
+                    "transformers).")]
+BaseUrl = Annotated[Optional[str], typer.Option(
+    "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")]
+Concurrency = Annotated[Optional[int], typer.Option(
+    "--concurrency", help=f"Requests in flight (openai, default {DEFAULT_CONCURRENCY['openai']}); sequences "
+                          f"scheduled at once, vLLM's max_num_seqs (vllm, default {DEFAULT_CONCURRENCY['vllm']}); "
+                          f"batch size (transformers, default {DEFAULT_CONCURRENCY['transformers']}).")]
+Seed = Annotated[int, typer.Option(
+    "--seed", help="Sampling seed (also picks the template's phrasing); each filter --regenerate round adds "
+                   "its own offset.")]
+Temperature = Annotated[float, typer.Option("--temperature", help="Sampling temperature.")]
+MaxTokens = Annotated[int, typer.Option(
+    "--max-tokens", help="Answer token limit (doubled up to twice on finish_reason 'length').")]
+PromptId = Annotated[Optional[str], typer.Option(
+    "--prompt", show_default=False,
+    help=f"Prompt template id in prompts/templates. Default: {DEFAULT_PROMPT} (filter --regenerate: the "
+         f"rejected records' own).")]
+WithCoords = Annotated[bool, typer.Option("--with-coords", help="Also give the LLM raw keypoint coordinates.")]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request (openai).")]
+MaxRetries = Annotated[int, typer.Option(
+    "--max-retries", help="Retries per image for 429/5xx/dropped/malformed answers (openai).")]
+ServerWait = Annotated[float, typer.Option(
+    "--server-wait", help="Seconds to wait for the server's /v1/models before the first request (openai; a "
+                          "vllm serve started just before needs minutes to load).")]
+
+
+def plain(params: dict) -> dict:
+    """Click's parsed parameters with enum members as their values (the library takes strings)."""
+    return {k: v.value if isinstance(v, Enum) else v for k, v in params.items()}
+
+
+def given(ctx: typer.Context) -> dict:
+    """The parameters given on the command line (not left at their default), as plain values."""
+    # By the source's name: newer Typer releases carry their own copy of click (another ParameterSource class)
+    sources = {k: ctx.get_parameter_source(k) for k in ctx.params}
+    return {k: v for k, v in plain(ctx.params).items() if sources[k] is not None and sources[k].name != "DEFAULT"}

@@ -4,6 +4,6 @@
 `types` what every backend shares; the backends are `template`, `openai_api` (OpenAI-compatible
 servers: retries, backoff, the key never shown) and `local` (vLLM in-process, transformers).
 """
-from focusclip.pipeline.describe.stage import run_describe
+from focusclip.pipeline.describe.stage import DescribeOptions, run_describe
 
-__all__ = ["run_describe"]
+__all__ = ["DescribeOptions", "run_describe"]

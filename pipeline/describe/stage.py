@@ -8,12 +8,13 @@ last record per key (`latest_descriptions`).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
-
 
 from focusclip.core.errors import fail
 from focusclip.core.io import JsonlAppender, read_jsonl
@@ -24,7 +25,7 @@ from focusclip.core.sharding import parse_shard, take_shard
 from focusclip.core.progress import progress as progress_bar
 from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job
-from focusclip.prompts import build_prompt
+from focusclip.prompts import DEFAULT_PROMPT, build_prompt
 
 Key = tuple[str, str, str]
 ROUND_SEED_STEP = 1000  # round r samples with seed + r * 1000: a new draw per regeneration round
@@ -128,68 +129,106 @@ def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], rep
     return jobs
 
 
-def run_describe(annotations: str | os.PathLike | Sequence[Annotation], output: str | os.PathLike,
-                 backend: str = "template", model: str | None = None, base_url: str | None = None,
-                 concurrency: int | None = None, split: str | None = None, limit: int | None = None,
-                 shard: str | None = None, seed: int = 0, temperature: float = 0.5, max_tokens: int = 512,
-                 prompt_id: str = "pose-v1", describer: str | None = None,
-                 redo_images: set[str] | None = None, round: int = 0, with_coords: bool = False,
-                 force: bool = False, timeout_s: float = 120.0, max_retries: int = 8,
-                 backoff_s: float = 1.0, device: str = "auto", server_wait_s: float = 600.0,
-                 max_model_len: int | None = None, tensor_parallel_size: int = 1, dtype: str = "auto",
+@dataclass(frozen=True)
+class DescribeOptions:
+    """One describe run, as `focus-data describe` takes it. `annotations` None: the records are passed to
+    `run_describe` in memory (the filter's regeneration rounds). `gen.concurrency` None takes the
+    backend's default (`DEFAULT_CONCURRENCY`)."""
+    annotations: Path | None
+    output: Path
+    backend: str = "template"
+    model: str | None = None            # model name (openai), hub id or folder (vllm, transformers)
+    base_url: str | None = None         # openai: the endpoint
+    split: str | None = None
+    limit: int | None = None
+    shard: str | None = None            # "I/N"
+    prompt_id: str = DEFAULT_PROMPT
+    describer: str | None = None        # None: describer_name(backend, model)
+    with_coords: bool = False           # also give the LLM raw keypoint coordinates
+    force: bool = False                 # ask again for every selected image
+    redo_images: frozenset[str] = frozenset()   # ask again for these (a filter regeneration round)
+    round: int = 0                      # the filter's regeneration round (0: none)
+    gen: GenParams = GenParams()
+
+    @classmethod
+    def from_flat(cls, **options) -> DescribeOptions:
+        """Options named as on the command line: GenParams' fields (seed, temperature, …) go into `gen`."""
+        gen = {k: options.pop(k) for k in list(options) if k in _GEN_FIELDS}
+        return cls(**options, gen=GenParams(**gen))
+
+
+_GEN_FIELDS = frozenset(f.name for f in dataclasses.fields(GenParams))
+# What `DescribeOptions.from_flat` takes: the run's fields and GenParams'
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(DescribeOptions) if f.name != "gen") | _GEN_FIELDS
+# The report keeps what shapes the records; not the transport (timeouts, retries, device, vllm engine)
+_REPORTED_GEN = ("concurrency", "seed", "temperature", "max_tokens")
+
+
+def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None = None,
                  backend_obj: Backend | None = None, progress: bool = True) -> Report:
     """Describe each selected image once per (image, describer, prompt_sha) and append the records to
-    `output`; write the report at `describe_report_path(output, shard, round)`.
-    `concurrency` None takes the backend's default (`DEFAULT_CONCURRENCY`). `force` asks again for
-    every selected image (like `redo_images` for all); `backend_obj` replaces the backend built from
-    `backend`/`model` (tests, custom clients). Everything a run needs (a writable output, input to
-    describe, the server) is checked before the first request; a run that describes nothing writes
-    nothing."""
-    concurrency = DEFAULT_CONCURRENCY.get(backend, 8) if concurrency is None else concurrency
-    if concurrency < 1 or max_tokens < 1:
+    `opts.output`; write the report at `describe_report_path(output, shard, round)`. The images come
+    from `opts.annotations` or, when that is None, from `records`. `backend_obj` replaces the backend
+    built from `backend`/`model` (tests, custom clients). Everything a run needs (a writable output,
+    input to describe, the server) is checked before the first request; a run that describes nothing
+    writes nothing."""
+    assert (opts.annotations is None) != (records is None), "give either opts.annotations or records"
+    opts = _resolve(opts)
+    if opts.gen.concurrency < 1 or opts.gen.max_tokens < 1:
         raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
-    if Path(output).suffix != ".jsonl":
-        raise fail(f"output '{output}' does not end in .jsonl", "-o", "name it like descriptions/NAME.jsonl")
-    output = writable_file(output, "-o", append=True)
-    writable_file(describe_report_path(output, shard, round), "-o")
-    params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed, concurrency=concurrency,
-                       timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, device=device,
-                       server_wait_s=server_wait_s, max_model_len=max_model_len,
-                       tensor_parallel_size=tensor_parallel_size, dtype=dtype)
-    engine = backend_obj or make_backend(backend, model, base_url, params)
-    describer = describer or describer_name(backend, model)
-    options = dict(annotations=str(annotations) if isinstance(annotations, (str, os.PathLike)) else "<list>",
-                   output=str(output), backend=backend, model=model, base_url=base_url, concurrency=concurrency,
-                   split=split, limit=limit, shard=shard, seed=seed, temperature=temperature,
-                   max_tokens=max_tokens, prompt_id=prompt_id, describer=describer, round=round,
-                   with_coords=with_coords, force=force, redo_images=len(redo_images or ()))
-    report = Report("describe", options)
-    chosen = _choose(annotations, split, shard, limit)
+    if Path(opts.output).suffix != ".jsonl":
+        raise fail(f"output '{opts.output}' does not end in .jsonl", "-o", "name it like descriptions/NAME.jsonl")
+    output = writable_file(opts.output, "-o", append=True)
+    writable_file(describe_report_path(output, opts.shard, opts.round), "-o")
+    engine = backend_obj or make_backend(opts.backend, opts.model, opts.base_url, opts.gen)
+    report = Report("describe", _report_options(opts))
+    where = str(opts.annotations) if records is None else "annotations"
+    chosen = _choose(records if records is not None else opts.annotations, where, opts.split, opts.shard,
+                     opts.limit)
     report.count("images", len(chosen))
     with JsonlAppender(output) as out:   # opens the file at the first record
         if out.repaired:
             report.count("torn_lines_repaired")
         done = set(latest_descriptions(output))
-        redo = {a.image for a in chosen} if force else set(redo_images or ())
+        redo = {a.image for a in chosen} if opts.force else set(opts.redo_images)
         t0 = time.perf_counter()
-        jobs = _jobs(chosen, describer, done, report, prompt_id, with_coords, seed, redo, round)
+        jobs = _jobs(chosen, opts.describer, done, report, opts.prompt_id, opts.with_coords, opts.gen.seed,
+                     redo, opts.round)
         report.time("prompts_s", time.perf_counter() - t0)
         report.count("asked", len(jobs))
-        _check_work(chosen, jobs, report, str(annotations) if options["annotations"] != "<list>" else "annotations")
-        writer = _Writer(out, report, None, describer, engine.name, _gen_params(temperature, max_tokens, round))
+        _check_work(chosen, jobs, report, where)
+        writer = _Writer(out, report, None, opts.describer, engine.name,
+                         _gen_params(opts.gen.temperature, opts.gen.max_tokens, opts.round))
         if jobs:
             prepare = getattr(engine, "prepare", None)   # optional for custom backends
             if prepare is not None:
                 prepare()   # e.g. waits for the server and checks the model, before the first job
-            with progress_bar(total=len(jobs), desc=f"describe ({describer})", unit="img",
+            with progress_bar(total=len(jobs), desc=f"describe ({opts.describer})", unit="img",
                               disable=not progress) as writer.bar:
                 t0 = time.perf_counter()
                 engine.run(jobs, writer)
                 report.time("generate_s", time.perf_counter() - t0)
     _check_answers(report, writer.failures)
     report.extra.update(usage=writer.usage, failures=writer.failures)
-    report.save(describe_report_path(output, shard, round))
+    report.save(describe_report_path(output, opts.shard, opts.round))
     return report
+
+
+def _resolve(opts: DescribeOptions) -> DescribeOptions:
+    """The defaults that depend on other options filled in: the backend's concurrency, the describer."""
+    gen = opts.gen
+    if gen.concurrency is None:
+        gen = dataclasses.replace(gen, concurrency=DEFAULT_CONCURRENCY.get(opts.backend, 8))
+    return dataclasses.replace(opts, gen=gen, describer=opts.describer or describer_name(opts.backend, opts.model))
+
+
+def _report_options(opts: DescribeOptions) -> dict:
+    """The report's `options`: the run's fields and the sampling part of `gen`, as JSON values."""
+    fields = dataclasses.asdict(opts)
+    gen = fields.pop("gen")
+    return {**fields, **{k: gen[k] for k in _REPORTED_GEN},
+            "annotations": "<list>" if opts.annotations is None else str(opts.annotations),
+            "output": str(opts.output), "redo_images": len(opts.redo_images)}
 
 
 def _gen_params(temperature: float, max_tokens: int, round_: int) -> dict:
@@ -199,13 +238,11 @@ def _gen_params(temperature: float, max_tokens: int, round_: int) -> dict:
     return gen
 
 
-def _choose(annotations: str | os.PathLike | Sequence[Annotation], split: str | None, shard: str | None,
-            limit: int | None) -> list[Annotation]:
+def _choose(annotations: str | os.PathLike | Sequence[Annotation], where: str, split: str | None,
+            shard: str | None, limit: int | None) -> list[Annotation]:
     """The selected annotations; no input at all (an empty file, a split it does not have) is a user
     error. An empty shard (more shards than images) is not: the other shards have the work."""
-    from_file = isinstance(annotations, (str, os.PathLike))
-    records = read_annotations(annotations) if from_file else list(annotations)
-    where = str(annotations) if from_file else "annotations"
+    records = read_annotations(annotations) if isinstance(annotations, (str, os.PathLike)) else list(annotations)
     if not records:
         raise fail("holds no annotation records", where, "run `focus-data convert` first")
     if split is not None and split in SPLITS and not any(a.split == split for a in records):

@@ -20,7 +20,9 @@ class GenParams:
     temperature: float = 0.5
     max_tokens: int = 512
     seed: int = 0
-    concurrency: int = 8          # requests in flight (openai), max_num_seqs (vllm), batch size (transformers)
+    # requests in flight (openai), max_num_seqs (vllm), batch size (transformers); None until run_describe
+    # fills in the backend's default (backends.DEFAULT_CONCURRENCY)
+    concurrency: int | None = None
     timeout_s: float = 120.0      # per HTTP request
     max_retries: int = 8          # per job, for retryable failures (429, 5xx, dropped, malformed)
     backoff_s: float = 1.0        # first retry wait; doubles per attempt, capped at max_backoff_s

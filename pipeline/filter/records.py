@@ -1,7 +1,6 @@
 """The filter's input side: description records (last per key wins) and regeneration rounds via describe."""
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
@@ -73,11 +72,17 @@ def safe_options(options: dict) -> dict:
     return out
 
 
+def regenerate_option_names() -> frozenset[str]:
+    """The describe options a regeneration round takes (`DescribeOptions.from_flat`'s names, less those
+    the filter sets itself), and the `backend_obj` hook of `run_describe`."""
+    from focusclip.pipeline.describe.stage import OPTION_NAMES
+
+    return OPTION_NAMES - _OWN_OPTIONS | {"backend_obj"}
+
+
 def check_describe_options(options: dict) -> None:
     """Unknown or filter-owned keys are a user error before any work is done."""
-    from focusclip.pipeline.describe.stage import run_describe
-
-    known = set(inspect.signature(run_describe).parameters) - _OWN_OPTIONS
+    known = regenerate_option_names()
     for k in options:
         if k not in known:
             raise fail(f"unknown describe option '{k}'", "describe_options",
@@ -90,15 +95,18 @@ def regenerate_round(descriptions: Path, annotations: dict[str, Annotation], lat
     """Ask describe again for the rejected images, grouped by (describer, backend, prompt_id) of their
     records so the new records land under the same key; returns the records that are new since
     `latest` (and updates `latest`). Options the caller leaves out default to the records' own."""
-    from focusclip.pipeline.describe.stage import run_describe
+    from focusclip.pipeline.describe.stage import DescribeOptions, run_describe
 
+    options = dict(options)
+    backend_obj = options.pop("backend_obj", None)
     for (describer, backend, prompt_id), images in sorted(redo.items()):
-        opts = {"backend": backend, "describer": describer, "prompt_id": prompt_id, "progress": False,
-                **options}
         anns = [annotations[i] for i in sorted(images) if i in annotations]
         if not anns:
             continue
-        sub = run_describe(anns, descriptions, redo_images=set(images), round=round_, **opts)
+        opts = DescribeOptions.from_flat(**{"backend": backend, "describer": describer, "prompt_id": prompt_id,
+                                            **options}, annotations=None, output=descriptions,
+                                         redo_images=frozenset(images), round=round_)
+        sub = run_describe(opts, records=anns, backend_obj=backend_obj, progress=False)
         report.count(f"regenerate.round{round_}.asked", sub.counts.get("asked", 0))
         report.count(f"regenerate.round{round_}.failed", sub.counts.get("failed", 0))
     after = read_latest_descriptions(descriptions, Report("filter-reread"))

@@ -129,7 +129,8 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
     """Filter `descriptions` (JSONL, last record per key wins) against `annotations`; write the kept
     records to `output`, the rejected ones to `<output stem>.rejected.jsonl` and the report to
     `<output stem>.report.json`. `regenerate` rounds send rejected images back to describe with
-    `describe_options` (run_describe keyword arguments: backend, model, base_url, …)."""
+    `describe_options` (`DescribeOptions.from_flat` names: backend, model, seed, …; the rest default to
+    the rejected records' own describer, backend and prompt, and to describe's defaults)."""
     descriptions, annotations, output = Path(descriptions), Path(annotations), Path(output)
     _check_paths(descriptions, annotations, output)
     if regenerate < 0:

@@ -14,7 +14,7 @@ from focusclip.core.errors import FocusError
 from focusclip.data.geometry import ARMS, BENDS, HANDS, LEG_ORIENTATIONS, STATES, image_facts
 from focusclip.core.io import read_jsonl
 from focusclip.data.records import Annotation, Description, write_annotations
-from focusclip.pipeline.describe.stage import latest_descriptions, run_describe
+from focusclip.pipeline.describe.stage import DescribeOptions, latest_descriptions, run_describe
 from focusclip.pipeline.describe.types import GenParams, Job
 from focusclip.pipeline.describe.local import VLLMBackend, vllm_answer, vllm_requests
 from focusclip.pipeline.describe.template import template_description
@@ -56,6 +56,14 @@ def random_annotations(n: int, seed: int = 0, max_people: int = 4) -> list[Annot
     return out
 
 
+def describe_flat(annotations, output, **options):
+    """`run_describe` on an annotations file or an in-memory list, with the options named as on the
+    command line (`DescribeOptions.from_flat`) and no progress bar."""
+    on_disk = not isinstance(annotations, list)
+    opts = DescribeOptions.from_flat(annotations=annotations if on_disk else None, output=output, **options)
+    return run_describe(opts, records=None if on_disk else annotations, progress=False)
+
+
 @pytest.fixture
 def ann_file(tmp_path):
     path = tmp_path / "annotations.jsonl"
@@ -65,7 +73,7 @@ def ann_file(tmp_path):
 
 def test_one_record_per_image_with_the_design_fields(ann_file, tmp_path):
     out = tmp_path / "descriptions" / "template.jsonl"
-    report = run_describe(ann_file, out, progress=False)
+    report = run_describe(DescribeOptions(ann_file, out), progress=False)
     rows = read_jsonl(out)
     assert len(rows) == 12 and len({r["image"] for r in rows}) == 12
     r = rows[0]
@@ -85,22 +93,22 @@ def test_one_record_per_image_with_the_design_fields(ann_file, tmp_path):
 
 def test_rerun_asks_nothing_and_a_torn_tail_is_repaired(ann_file, tmp_path):
     out = tmp_path / "t.jsonl"
-    run_describe(ann_file, out, limit=5, progress=False)
+    run_describe(DescribeOptions(ann_file, out, limit=5), progress=False)
     with open(out, "a") as f:
         f.write('{"image": "000000009.jpg", "descr')  # a crash mid-line
-    report = run_describe(ann_file, out, progress=False)
+    report = run_describe(DescribeOptions(ann_file, out), progress=False)
     assert report.counts["torn_lines_repaired"] == 1
     assert report.counts["already_described"] == 5 and report.counts["asked"] == 7
     rows = read_jsonl(out, allow_torn_tail=False)
     assert sorted(r["image"] for r in rows) == sorted(a.image for a in random_annotations(12))
-    assert run_describe(ann_file, out, progress=False).counts["asked"] == 0
+    assert run_describe(DescribeOptions(ann_file, out), progress=False).counts["asked"] == 0
 
 
 def test_redo_rounds_append_and_latest_wins(ann_file, tmp_path):
     out = tmp_path / "t.jsonl"
-    run_describe(ann_file, out, progress=False)
+    run_describe(DescribeOptions(ann_file, out), progress=False)
     redo = {"000000001.jpg", "000000004.jpg"}
-    report = run_describe(ann_file, out, redo_images=redo, round=1, progress=False)
+    report = run_describe(DescribeOptions(ann_file, out, redo_images=frozenset(redo), round=1), progress=False)
     assert report.counts["asked"] == 2
     assert json.loads((tmp_path / "t.round-1.report.json").read_text())["counts"]["asked"] == 2
     assert json.loads((tmp_path / "t.report.json").read_text())["counts"]["asked"] == 12  # kept
@@ -111,7 +119,7 @@ def test_redo_rounds_append_and_latest_wins(ann_file, tmp_path):
     for (image, describer, sha), d in latest.items():
         assert isinstance(d, Description) and d.key == (image, describer, sha)
         assert (d.params.get("round"), d.params["seed"]) == ((1, 1000) if image in redo else (None, 0))
-    forced = run_describe(ann_file, out, force=True, limit=3, progress=False)
+    forced = run_describe(DescribeOptions(ann_file, out, force=True, limit=3), progress=False)
     assert forced.counts["asked"] == 3 and len(read_jsonl(out)) == 17
 
 
@@ -119,28 +127,28 @@ def test_shards_split_and_limit(ann_file, tmp_path):
     images = []
     for i in range(3):
         out = tmp_path / f"s{i}.jsonl"
-        run_describe(ann_file, out, shard=f"{i}/3", progress=False)
+        run_describe(DescribeOptions(ann_file, out, shard=f"{i}/3"), progress=False)
         images.append({r["image"] for r in read_jsonl(out)})
         assert (tmp_path / f"s{i}.shard-{i}-of-3.report.json").is_file()
     assert sum(map(len, images)) == 12 and set.union(*images) == {a.image for a in random_annotations(12)}
     val = {a.image for a in random_annotations(12) if a.split == "val"}
-    run_describe(ann_file, tmp_path / "val.jsonl", split="val", progress=False)
+    run_describe(DescribeOptions(ann_file, tmp_path / "val.jsonl", split="val"), progress=False)
     assert {r["image"] for r in read_jsonl(tmp_path / "val.jsonl")} == val
     with pytest.raises(FocusError, match="--split"):
-        run_describe(ann_file, tmp_path / "x.jsonl", split="dev", progress=False)
+        run_describe(DescribeOptions(ann_file, tmp_path / "x.jsonl", split="dev"), progress=False)
 
 
 def test_images_without_labelled_joints_are_skipped(tmp_path):
     anns = [Annotation(image="a.jpg", split="test", people=[make_person({}, center=[5.0, 5.0])]),
             Annotation(image="b.jpg", split="test", people=[]),
             Annotation(image="c.jpg", split="test", people=[make_person(STANDING)])]
-    report = run_describe(anns, tmp_path / "o.jsonl", progress=False)
+    report = run_describe(DescribeOptions(None, tmp_path / "o.jsonl"), records=anns, progress=False)
     assert report.skipped == {"no labelled joints": 1, "no people": 1}
     assert [r["image"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["c.jpg"]
     # Nothing describable at all is no input: an error that says why, and no file.
     with pytest.raises(FocusError, match=r"none of the 2 selected images can be described "
                                          r"\(1 no labelled joints, 1 no people\)"):
-        run_describe(anns[:2], tmp_path / "none.jsonl", progress=False)
+        run_describe(DescribeOptions(None, tmp_path / "none.jsonl"), records=anns[:2], progress=False)
     assert not (tmp_path / "none.jsonl").exists() and not (tmp_path / "none.report.json").exists()
 
 
@@ -235,15 +243,17 @@ def test_vllm_backend_passes_concurrency_context_parallelism_and_dtype(tmp_path,
     model.mkdir()
     (model / "config.json").write_text("{}")
     anns = random_annotations(300)
-    run_describe(anns, tmp_path / "v.jsonl", backend="vllm", model=str(model), concurrency=300,
-                 max_model_len=4096, tensor_parallel_size=2, dtype="bfloat16", seed=3, progress=False)
+    gen = GenParams(concurrency=300, max_model_len=4096, tensor_parallel_size=2, dtype="bfloat16", seed=3)
+    run_describe(DescribeOptions(None, tmp_path / "v.jsonl", backend="vllm", model=str(model), gen=gen),
+                 records=anns, progress=False)
     assert fake.engines == [{"model": str(model), "seed": 3, "max_num_seqs": 300,
                              "tensor_parallel_size": 2, "dtype": "bfloat16", "max_model_len": 4096}]
     assert fake.calls == [300]       # one chunk of at least --concurrency conversations
     rows = read_jsonl(tmp_path / "v.jsonl")
     assert len(rows) == 300 and all(r["description"].startswith("seed 3:") and r["params"]["seed"] == 3
                                     for r in rows)
-    run_describe(anns[:2], tmp_path / "d.jsonl", backend="vllm", model=str(model), progress=False)   # the defaults
+    run_describe(DescribeOptions(None, tmp_path / "d.jsonl", backend="vllm", model=str(model)), records=anns[:2],
+                 progress=False)   # the defaults
     assert fake.engines[-1] == {"model": str(model), "seed": 0, "max_num_seqs": 256, "tensor_parallel_size": 1,
                                 "dtype": "auto"}
 

@@ -15,11 +15,10 @@ import pytest
 from focusclip.core.errors import FocusError
 from focusclip.core.io import read_jsonl
 from focusclip.data.records import write_annotations
-from focusclip.pipeline.describe.stage import run_describe
 from focusclip.pipeline.describe.openai_api import retry_after_seconds
 from focusclip.prompts import build_prompt
 from tests.conftest import console_script
-from tests.pipeline.describe.test_describe import random_annotations
+from tests.pipeline.describe.test_describe import describe_flat, random_annotations
 
 SECRET = "sk-test-S3CRET-never-show-me"
 
@@ -134,8 +133,8 @@ def server_factory():
 
 def describe(anns, out, server, **kw):
     kw = {"backend": "openai", "model": "test-model", "base_url": server.url, "backoff_s": 0.05,
-          "timeout_s": 5.0, "progress": False, **kw}
-    return run_describe(anns, out, **kw)
+          "timeout_s": 5.0, **kw}
+    return describe_flat(anns, out, **kw)
 
 
 def test_faults_are_retried_and_every_image_ends_with_one_description(server_factory, tmp_path, monkeypatch):

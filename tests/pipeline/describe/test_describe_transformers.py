@@ -5,9 +5,8 @@ import pytest
 
 from focusclip.core.errors import FocusError
 from focusclip.core.io import read_jsonl
-from focusclip.pipeline.describe.stage import run_describe
 from focusclip.prompts import build_prompt
-from tests.pipeline.describe.test_describe import random_annotations
+from tests.pipeline.describe.test_describe import describe_flat, random_annotations
 
 CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"
                  "{% if add_generation_prompt %}<assistant>{% endif %}")
@@ -41,8 +40,8 @@ def tiny_model(tmp_path_factory):
 def test_batched_generation_writes_one_record_per_image(tiny_model, tmp_path):
     anns = random_annotations(5)
     out = tmp_path / "tiny.jsonl"
-    report = run_describe(anns, out, backend="transformers", model=str(tiny_model), concurrency=2,
-                          max_tokens=6, temperature=0.0, device="cpu", progress=False)
+    report = describe_flat(anns, out, backend="transformers", model=str(tiny_model), concurrency=2,
+                           max_tokens=6, temperature=0.0, device="cpu")
     rows = read_jsonl(out)
     assert sorted(r["image"] for r in rows) == sorted(a.image for a in anns)
     for r in rows:
@@ -52,20 +51,19 @@ def test_batched_generation_writes_one_record_per_image(tiny_model, tmp_path):
     assert report.extra["usage"]["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in rows)
     # Greedy decoding of the same prompt gives the same text, batched or alone.
     again = tmp_path / "again.jsonl"
-    run_describe(anns[:1], again, backend="transformers", model=str(tiny_model), concurrency=1, max_tokens=6,
-                 temperature=0.0, device="cpu", progress=False)
+    describe_flat(anns[:1], again, backend="transformers", model=str(tiny_model), concurrency=1, max_tokens=6,
+                  temperature=0.0, device="cpu")
     first = {r["image"]: r["description"] for r in rows}
     assert read_jsonl(again)[0]["description"] == first[anns[0].image]
-    assert run_describe(anns, out, backend="transformers", model=str(tiny_model), device="cpu",
-                        temperature=0.0, max_tokens=6, progress=False).counts["asked"] == 0
+    assert describe_flat(anns, out, backend="transformers", model=str(tiny_model), device="cpu",
+                         temperature=0.0, max_tokens=6).counts["asked"] == 0
 
 
 def test_model_directory_errors(tmp_path):
     with pytest.raises(FocusError, match="config.json"):
-        run_describe(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", model=str(tmp_path),
-                     progress=False)
+        describe_flat(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", model=str(tmp_path))
     with pytest.raises(FocusError, match="--model"):
-        run_describe(random_annotations(1), tmp_path / "o.jsonl", backend="transformers", progress=False)
+        describe_flat(random_annotations(1), tmp_path / "o.jsonl", backend="transformers")
 
 
 def test_model_loads_in_the_dtype_it_was_saved_in(tiny_model, tmp_path):
@@ -124,15 +122,14 @@ def test_hub_id_downloads_through_the_hub_and_cold_offline_is_one_line(tiny_mode
 
 def test_sampled_text_depends_on_the_recorded_seed_not_on_the_batch(tiny_model, tmp_path):
     anns = random_annotations(3)
-    kw = dict(backend="transformers", model=str(tiny_model), max_tokens=8, temperature=1.0, device="cpu",
-              progress=False)
-    run_describe(anns, tmp_path / "batch.jsonl", concurrency=3, **kw)
+    kw = dict(backend="transformers", model=str(tiny_model), max_tokens=8, temperature=1.0, device="cpu")
+    describe_flat(anns, tmp_path / "batch.jsonl", concurrency=3, **kw)
     batched = {r["image"]: r for r in read_jsonl(tmp_path / "batch.jsonl")}
     for i, a in enumerate(anns):   # each image alone, with the seed its record names
         alone = tmp_path / f"alone{i}.jsonl"
-        run_describe([a], alone, concurrency=1, seed=batched[a.image]["params"]["seed"], **kw)
+        describe_flat([a], alone, concurrency=1, seed=batched[a.image]["params"]["seed"], **kw)
         assert read_jsonl(alone)[0]["description"] == batched[a.image]["description"]
-    run_describe(anns, tmp_path / "seed1.jsonl", concurrency=3, seed=1, **kw)
+    describe_flat(anns, tmp_path / "seed1.jsonl", concurrency=3, seed=1, **kw)
     other = {r["image"]: r["description"] for r in read_jsonl(tmp_path / "seed1.jsonl")}
     assert other != {k: r["description"] for k, r in batched.items()}     # the seed matters
 

@@ -12,7 +12,7 @@ from focusclip.core.errors import FocusError
 from focusclip.core.report import Report
 from focusclip.data.records import write_annotations
 from focusclip.data.synthetic.world import WorldConfig, training_image
-from focusclip.pipeline.describe.stage import latest_descriptions, run_describe
+from focusclip.pipeline.describe.stage import DescribeOptions, latest_descriptions, run_describe
 from focusclip.pipeline.filter.stage import rejected_path_for, run_filter
 from focusclip.pipeline.filter.checks import FilterConfig
 from focusclip.pipeline.filter.records import read_latest_descriptions
@@ -28,7 +28,7 @@ def world(tmp_path_factory) -> dict:
     anns = [training_image(7, i, WorldConfig())[0] for i in range(N_IMAGES)]
     write_annotations(root / "annotations.jsonl", anns)
     desc = root / "descriptions" / "template.jsonl"
-    run_describe(root / "annotations.jsonl", desc, backend="template", progress=False)
+    run_describe(DescribeOptions(root / "annotations.jsonl", desc, backend="template"), progress=False)
     return {"root": root, "annotations": root / "annotations.jsonl", "descriptions": desc, "anns": anns}
 
 
