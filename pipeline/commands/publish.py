@@ -59,10 +59,10 @@ def register(app: typer.Typer) -> None:
                                      "--descriptions).")] = None,
         force: Force = False,
     ) -> None:
-        from focusclip.pipeline.publish import run_publish  # datasets is imported only when this command runs
+        from focusclip.pipeline.publish import PublishOptions, run_publish  # datasets is imported only here
 
-        report = run_publish(annotations, parse_named_paths(descriptions), output, include_test=test_split,
-                             with_images=with_images, images_dir=images, heatmaps_dir=heatmaps,
-                             max_shard_size=max_shard_size, repo_id=repo_id, push=push, private=private,
-                             force=force, default_config=default_config)
+        report = run_publish(PublishOptions(
+            annotations, parse_named_paths(descriptions), output, include_test=test_split, with_images=with_images,
+            images_dir=images, heatmaps_dir=heatmaps, max_shard_size=max_shard_size, repo_id=repo_id, push=push,
+            private=private, force=force, default_config=default_config))
         _print_summary(report, output)

@@ -12,8 +12,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
-
+from typing import Iterator, Mapping
 
 from focusclip.core.errors import FocusError, fail
 from focusclip.core.io import read_json
@@ -33,6 +32,26 @@ LAYOUT_VERSION = 2   # 2: a `default: true` config in the card
 
 @dataclass(frozen=True)
 class PublishOptions:
+    """One publish run, as `focus-data publish` takes it; `resolve_options` checks it into a PublishPlan."""
+    annotations: Path
+    descriptions: Mapping[str, Path]               # config name → descriptions JSONL, in order
+    out_dir: Path
+    splits: tuple[str, ...] = ("train", "validation")   # hub split names
+    include_test: bool = False                     # also the MPII test images (the "test" split)
+    with_images: bool = False
+    images_dir: Path | None = None
+    heatmaps_dir: Path | None = None
+    max_shard_size: str = "500MB"                  # uncompressed Arrow data per shard
+    repo_id: str | None = None
+    push: bool = False
+    private: bool = False
+    force: bool = False                            # rebuild a folder that is up to date
+    prompts_dir: Path | None = None                # prompt templates (None: the prompts package's)
+    default_config: str | None = None              # load_dataset(DIR)'s config (None: the first given)
+
+
+@dataclass(frozen=True)
+class PublishPlan:
     """Resolved, validated options of one publish run."""
     annotations: Path
     descriptions: tuple[tuple[str, Path], ...]     # (config name, descriptions JSONL)
@@ -53,28 +72,21 @@ class PublishOptions:
         return self.out_dir.with_name(self.out_dir.name + ".incomplete")
 
 
-def run_publish(annotations, descriptions: dict, out_dir, splits=("train", "validation"),
-                include_test=False, with_images=False, images_dir=None, heatmaps_dir=None,
-                max_shard_size="500MB", repo_id=None, push=False, private=False, force=False,
-                prompts_dir=None, default_config=None) -> Report:
-    """Build `out_dir` (one config per entry of `descriptions`, name → JSONL path) and push it when
-    `push`. `prompts_dir` is where prompt templates are looked up (default: the prompts package).
-    `default_config` is the config `load_dataset(DIR)` loads without a name (default: the first given)."""
-    opts = resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images,
-                           images_dir, heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir,
-                           default_config)
-    report = Report("publish", {**asdict(opts), "force": force})
-    fingerprint = input_fingerprint(opts)
-    previous = previous_report(opts.out_dir)
-    if not force and previous and previous.get("fingerprint") == fingerprint:
+def run_publish(opts: PublishOptions) -> Report:
+    """Build `opts.out_dir` (one config per entry of `opts.descriptions`) and push it when `opts.push`."""
+    plan = resolve_options(opts)
+    report = Report("publish", {**asdict(plan), "force": opts.force})
+    fingerprint = input_fingerprint(plan)
+    previous = previous_report(plan.out_dir)
+    if not opts.force and previous and previous.get("fingerprint") == fingerprint:
         report.counts.update(previous.get("counts", {}))
         report.extra.update(up_to_date=True, fingerprint=fingerprint, configs=previous.get("configs", {}))
     else:
-        build(opts, report, fingerprint)
-    if opts.push:
-        message, description = commit_text(report.extra["configs"], opts)
-        report.extra["push"] = push_folder(opts.out_dir, opts.repo_id, opts.private, message, description)
-        report.save(opts.out_dir / "report.json")
+        build(plan, report, fingerprint)
+    if plan.push:
+        message, description = commit_text(report.extra["configs"], plan)
+        report.extra["push"] = push_folder(plan.out_dir, plan.repo_id, plan.private, message, description)
+        report.save(plan.out_dir / "report.json")
     return report
 
 
@@ -87,43 +99,42 @@ def _dir(path, flag: str) -> Path | None:
     return path
 
 
-def resolve_options(annotations, descriptions, out_dir, splits, include_test, with_images, images_dir,
-                    heatmaps_dir, max_shard_size, repo_id, push, private, prompts_dir,
-                    default_config=None) -> PublishOptions:
+def resolve_options(opts: PublishOptions) -> PublishPlan:
     """Check every option and input path before anything is written (bad input → one-line error)."""
-    annotations = Path(annotations)
+    annotations, descriptions = Path(opts.annotations), opts.descriptions
     if not annotations.is_file():
         raise fail("annotations file not found", str(annotations), "pass the annotations.jsonl of `convert`")
     if not descriptions:
         raise fail("no descriptions given", "--descriptions", "pass --descriptions NAME=PATH at least once")
     check_config_names(list(descriptions))
-    default_config = default_config or next(iter(descriptions))
+    default_config = opts.default_config or next(iter(descriptions))
     if default_config not in descriptions:
         raise fail(f"'{default_config}' is not one of the configs ({', '.join(descriptions)})", "--default-config",
                    "name one of the --descriptions NAMEs")
     for name, path in descriptions.items():
         if not Path(path).is_file():
             raise fail("descriptions file not found", str(path), f"check the PATH of --descriptions {name}=PATH")
-    splits = tuple(dict.fromkeys([*splits, *(["test"] if include_test else [])]))
+    splits = tuple(dict.fromkeys([*opts.splits, *(["test"] if opts.include_test else [])]))
     bad = [s for s in splits if s not in HUB_SPLITS]
     if bad or not splits:
         raise fail(f"unknown split {bad}", "splits", f"use {', '.join(HUB_SPLITS)}")
-    if with_images and images_dir is None:
+    if opts.with_images and opts.images_dir is None:
         raise fail("--with-images needs the MPII images", "--images", "pass --images DIR")
-    if not with_images and (images_dir is not None or heatmaps_dir is not None):
+    if not opts.with_images and (opts.images_dir is not None or opts.heatmaps_dir is not None):
         raise fail("--images/--heatmaps are only used with --with-images", "--with-images",
                    "add --with-images to embed them, or drop those options")
-    if push and not repo_id:
+    if opts.push and not opts.repo_id:
         raise fail("--push needs a repository", "--repo-id", "pass --repo-id USER/NAME")
-    if repo_id:
-        check_repo_id(repo_id)
-    if push:
+    if opts.repo_id:
+        check_repo_id(opts.repo_id)
+    if opts.push:
         check_token()
-    out_dir = writable_dir(out_dir, beside=True)   # built in DIR.incomplete beside it, then renamed
-    return PublishOptions(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
-                          bool(with_images), _dir(images_dir, "--images"), _dir(heatmaps_dir, "--heatmaps"),
-                          parse_shard_size(max_shard_size), repo_id, bool(push), bool(private),
-                          Path(prompts_dir) if prompts_dir else default_prompts_dir(), default_config)
+    out_dir = writable_dir(opts.out_dir, beside=True)   # built in DIR.incomplete beside it, then renamed
+    return PublishPlan(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
+                       bool(opts.with_images), _dir(opts.images_dir, "--images"),
+                       _dir(opts.heatmaps_dir, "--heatmaps"),
+                       parse_shard_size(opts.max_shard_size), opts.repo_id, bool(opts.push), bool(opts.private),
+                       Path(opts.prompts_dir) if opts.prompts_dir else default_prompts_dir(), default_config)
 
 
 def default_prompts_dir() -> Path | None:
@@ -133,14 +144,14 @@ def default_prompts_dir() -> Path | None:
     return TEMPLATES_DIR if TEMPLATES_DIR.is_dir() else None
 
 
-def input_fingerprint(opts: PublishOptions) -> str:
+def input_fingerprint(plan: PublishPlan) -> str:
     """Hash of every input file (and filter report) and of the options that shape the folder.
     Image files are not hashed (too many): after changing them, rebuild with --force."""
     h = hashlib.sha256(f"layout {LAYOUT_VERSION}".encode())
-    shaping = {k: v for k, v in asdict(opts).items() if k not in ("push", "private", "out_dir")}
+    shaping = {k: v for k, v in asdict(plan).items() if k not in ("push", "private", "out_dir")}
     h.update(repr(sorted(shaping.items())).encode())
-    paths = [opts.annotations] + [p for _, p in opts.descriptions]
-    paths += [report_path_for(p) for _, p in opts.descriptions]
+    paths = [plan.annotations] + [p for _, p in plan.descriptions]
+    paths += [report_path_for(p) for _, p in plan.descriptions]
     for path in paths:
         h.update(str(path).encode())
         if path.is_file():
@@ -166,66 +177,66 @@ def previous_report(out_dir: Path) -> dict | None:
     return rep
 
 
-def build(opts: PublishOptions, report: Report, fingerprint: str) -> None:
+def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
     """Read and check all inputs, then write shards, card and report into DIR.incomplete and rename."""
-    anns = index_annotations(opts.annotations)
+    anns = index_annotations(plan.annotations)
     report.count("annotations", len(anns))
-    configs = [load_config(n, p, anns, opts.splits, report) for n, p in opts.descriptions]
-    if opts.with_images:
-        check_media(configs, opts)
-    feats = features(opts.with_images, opts.heatmaps_dir is not None)
-    tmp = opts.incomplete
+    configs = [load_config(n, p, anns, plan.splits, report) for n, p in plan.descriptions]
+    if plan.with_images:
+        check_media(configs, plan)
+    feats = features(plan.with_images, plan.heatmaps_dir is not None)
+    tmp = plan.incomplete
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        summaries = [write_config(cfg, feats, tmp, opts, report) for cfg in configs]
-        card = render_card(summaries, feats, opts.splits, opts.with_images, opts.heatmaps_dir is not None,
-                           opts.repo_id, opts.prompts_dir, opts.default_config)
+        summaries = [write_config(cfg, feats, tmp, plan, report) for cfg in configs]
+        card = render_card(summaries, feats, plan.splits, plan.with_images, plan.heatmaps_dir is not None,
+                           plan.repo_id, plan.prompts_dir, plan.default_config)
         card.save(tmp / "README.md")
         report.extra.update(up_to_date=False, fingerprint=fingerprint,
                             configs={s.name: {sp: asdict(f) for sp, f in s.splits.items()} for s in summaries})
         report.save(tmp / "report.json")
-        swap_into_place(tmp, opts.out_dir)
+        swap_into_place(tmp, plan.out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def check_media(configs: list[ConfigInput], opts: PublishOptions) -> None:
+def check_media(configs: list[ConfigInput], plan: PublishPlan) -> None:
     """Every row's image (and heatmap) must exist before writing starts."""
     missing: list[str] = []
     for cfg in configs:
         for pairs in cfg.pairs.values():
             for ann, _ in pairs:
-                needed = [opts.images_dir / ann.image]
-                if opts.heatmaps_dir is not None:
-                    needed.append(opts.heatmaps_dir / f"{Path(ann.image).stem}.png")
+                needed = [plan.images_dir / ann.image]
+                if plan.heatmaps_dir is not None:
+                    needed.append(plan.heatmaps_dir / f"{Path(ann.image).stem}.png")
                 missing += [str(p) for p in needed if not p.is_file()]
     if missing:
         raise fail(f"{len(missing)} image or heatmap files are missing, e.g. {missing[0]}", "--with-images",
                    "pass the folders holding every described image (--images) and heatmap (--heatmaps)")
 
 
-def _rows(cfg: ConfigInput, split: str, opts: PublishOptions, summary: ConfigSummary) -> Iterator[dict]:
+def _rows(cfg: ConfigInput, split: str, plan: PublishPlan, summary: ConfigSummary) -> Iterator[dict]:
     """The split's rows, image bytes read one row at a time (never all in memory)."""
     for ann, desc in cfg.pairs[split]:
         row = to_row(ann, desc, cfg.name)
         summary.add(row)
-        if opts.with_images:
-            row["image_data"] = {"bytes": (opts.images_dir / ann.image).read_bytes(), "path": ann.image}
-            if opts.heatmaps_dir is not None:
+        if plan.with_images:
+            row["image_data"] = {"bytes": (plan.images_dir / ann.image).read_bytes(), "path": ann.image}
+            if plan.heatmaps_dir is not None:
                 name = f"{Path(ann.image).stem}.png"
-                row["heatmap"] = {"bytes": (opts.heatmaps_dir / name).read_bytes(), "path": name}
+                row["heatmap"] = {"bytes": (plan.heatmaps_dir / name).read_bytes(), "path": name}
         yield row
 
 
-def write_config(cfg: ConfigInput, feats, root: Path, opts: PublishOptions, report: Report) -> ConfigSummary:
+def write_config(cfg: ConfigInput, feats, root: Path, plan: PublishPlan, report: Report) -> ConfigSummary:
     summary = ConfigSummary(cfg.name, cfg.path.name, {})
     summary.filter_report, summary.filter_note = load_filter_report(cfg.path)
-    for split in opts.splits:
-        rows = progress(_rows(cfg, split, opts, summary), total=cfg.rows(split), desc=f"{cfg.name}/{split}",
+    for split in plan.splits:
+        rows = progress(_rows(cfg, split, plan, summary), total=cfg.rows(split), desc=f"{cfg.name}/{split}",
                         unit="row", disable=None)
-        files = write_split(rows, feats, root, cfg.name, split, opts.max_shard_size)
+        files = write_split(rows, feats, root, cfg.name, split, plan.max_shard_size)
         summary.splits[split] = files
         report.count(f"{cfg.name}/{split}", files.num_examples)
         report.count("rows", files.num_examples)
@@ -257,12 +268,12 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def commit_text(configs: dict, opts: PublishOptions) -> tuple[str, str]:
+def commit_text(configs: dict, plan: PublishPlan) -> tuple[str, str]:
     """Commit title and description summarising the run (counts only: no local paths, no secrets)."""
     total = sum(f["num_examples"] for c in configs.values() for f in c.values())
     title = f"Publish {PRETTY_NAME}: {len(configs)} config(s), {total} rows"
     lines = [f"- `{name}`: " + ", ".join(f"{s} {f['num_examples']}" for s, f in c.items())
              for name, c in configs.items()]
-    lines.append("Images and heatmaps embedded." if opts.with_images else "Images not included.")
+    lines.append("Images and heatmaps embedded." if plan.with_images else "Images not included.")
     lines.append("Built with focusclip `focus-data publish`.")
     return title, "\n".join(lines)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focusclip.pipeline.publish.stage import run_publish
+from focusclip.pipeline.publish.stage import PublishOptions, run_publish
 
 GPT, TEMPLATE = "gpt-4o-mini", "template"
 IMAGES_TRAIN = ["015601864.jpg", "015599452.jpg", "005808361.jpg", "086617615.jpg"]
@@ -45,12 +45,12 @@ def annotation_records() -> list[dict]:
         {"image": IMAGES_TRAIN[2], "split": "train", "width": None, "height": None, "video_id": None,
          "video_frame": None, "activity_id": -1, "category": "", "activity": "", "single_person": [0],
          "people": [_person(0, vis_b)]},
-        {**base, "image": IMAGES_TRAIN[3], "split": "train", "activity": "stale", "people": []},
+        {**base, "image": IMAGES_TRAIN[3], "split": "train", "activity": "stale", "single_person": [], "people": []},
         {**base, "image": IMAGES_VAL[0], "split": "val", "category": "home activities",
          "activity": "vacuuming, light effort", "people": [_person(0, vis_b, dx=1.5)]},
         {**base, "image": IMAGES_VAL[1], "split": "val", "video_frame": 0, "people": [_person(0, vis_a)]},
         {**base, "image": IMAGES_TEST[0], "split": "test", "people": [_person(0, [0] * 16, full=True)]},
-        {**base, "image": IMAGES_TEST[1], "split": "test", "people": []},
+        {**base, "image": IMAGES_TEST[1], "split": "test", "single_person": [], "people": []},
         {**base, "image": IMAGES_TRAIN[3], "split": "train", "activity_id": 12, "category": "bicycling",
          "activity": "mountain", "people": [_person(0, vis_a, dx=-2.0)]},
     ]
@@ -224,8 +224,8 @@ def built(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
         _guard(mp)
-        report = run_publish(inputs["annotations"], inputs["descriptions"], root / "out",
-                             prompts_dir=inputs["prompts"])
+        report = run_publish(PublishOptions(inputs["annotations"], inputs["descriptions"], root / "out",
+                                            prompts_dir=inputs["prompts"]))
     finally:
         mp.undo()
     return {"root": root, "out": root / "out", "report": report, "inputs": inputs}
@@ -301,8 +301,9 @@ def test_with_images_embeds_and_decodes_images_and_heatmaps_across_shards(tmp_pa
     inputs = make_inputs(tmp_path / "in")
     img_dir, hm_dir = make_media(tmp_path / "in", IMAGES_TRAIN + IMAGES_VAL + IMAGES_TEST)
     out = tmp_path / "out"
-    report = run_publish(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, out, include_test=True,
-                         with_images=True, images_dir=img_dir, heatmaps_dir=hm_dir, max_shard_size="6KB")
+    report = run_publish(PublishOptions(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, out,
+                                        include_test=True, with_images=True, images_dir=img_dir,
+                                        heatmaps_dir=hm_dir, max_shard_size="6KB"))
     files = report.extra["configs"][GPT]
     assert [len(files[s]["files"]) for s in ("train", "validation", "test")] == [4, 3, 2]  # about a row per shard
     assert sorted(p.name for p in (out / GPT).glob("test-*")) == [SHARD.format("test", i, 2) for i in range(2)]
@@ -326,8 +327,8 @@ def _peak_python_memory_of_publish(root: Path, n: int) -> tuple[int, int]:
     img_dir, _ = make_media(root / "in", names, size=(200, 150))
     tracemalloc.start()
     try:
-        run_publish(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, root / "out",
-                    with_images=True, images_dir=img_dir, max_shard_size="200KB")
+        run_publish(PublishOptions(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, root / "out",
+                                   with_images=True, images_dir=img_dir, max_shard_size="200KB"))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -348,17 +349,17 @@ def test_rerun_keeps_an_up_to_date_folder_rebuilds_a_stale_one_and_force_rebuild
     inputs = make_inputs(tmp_path / "in")
     out = tmp_path / "out"
     descs = {TEMPLATE: inputs["descriptions"][TEMPLATE]}
-    run_publish(inputs["annotations"], descs, out)
+    run_publish(PublishOptions(inputs["annotations"], descs, out))
     shard = out / TEMPLATE / SHARD.format("train", 0, 1)
     stamp = shard.stat().st_mtime_ns
-    again = run_publish(inputs["annotations"], descs, out)
+    again = run_publish(PublishOptions(inputs["annotations"], descs, out))
     assert again.extra["up_to_date"] and shard.stat().st_mtime_ns == stamp
     assert again.counts[f"{TEMPLATE}/train"] == 4
-    forced = run_publish(inputs["annotations"], descs, out, force=True)
+    forced = run_publish(PublishOptions(inputs["annotations"], descs, out, force=True))
     assert not forced.extra["up_to_date"] and shard.stat().st_mtime_ns != stamp
     rows = description_records()[TEMPLATE][:2]               # the inputs change: fewer rows
     write_jsonl(descs[TEMPLATE], rows)
-    stale = run_publish(inputs["annotations"], descs, out)
+    stale = run_publish(PublishOptions(inputs["annotations"], descs, out))
     assert not stale.extra["up_to_date"] and stale.counts[f"{TEMPLATE}/train"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "report.json", TEMPLATE]
 
@@ -370,7 +371,7 @@ def test_an_empty_split_is_left_out_and_the_rest_loads(tmp_path):
     only_train = [d for d in description_records()[TEMPLATE] if d["image"] in IMAGES_TRAIN]
     write_jsonl(inputs["descriptions"][TEMPLATE], only_train)
     out = tmp_path / "out"
-    report = run_publish(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, out)
+    report = run_publish(PublishOptions(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, out))
     assert report.counts[f"{TEMPLATE}/validation"] == 0
     assert sorted(p.name for p in (out / TEMPLATE).iterdir()) == [SHARD.format("train", 0, 1)]
     card = DatasetCard.load(out / "README.md")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from focusclip.core.errors import FocusError
-from focusclip.pipeline.publish.stage import run_publish
+from focusclip.pipeline.publish.stage import PublishOptions, run_publish
 from tests.pipeline.publish.test_publish import (GPT, IMAGES_TRAIN, IMAGES_VAL, TEMPLATE, _desc, make_inputs, make_media,
                                          write_jsonl)
 
@@ -23,7 +23,7 @@ def test_a_failure_mid_build_leaves_no_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(publish, "write_split", broken)
     with pytest.raises(OSError, match="disk full"):
-        run_publish(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, tmp_path / "out")
+        run_publish(PublishOptions(inputs["annotations"], {GPT: inputs["descriptions"][GPT]}, tmp_path / "out"))
     assert calls == ["train"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
@@ -77,7 +77,7 @@ def test_bad_inputs_are_one_line_user_errors_and_leave_nothing(tmp_path, case, m
     elif case == "not_descriptions":
         descs = {GPT: inputs["annotations"]}
     with pytest.raises(FocusError, match=match.replace("(", r"\(").replace(")", r"\)")) as e:
-        run_publish(ann, descs, out, **kw)
+        run_publish(PublishOptions(ann, descs, out, **kw))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "out.incomplete").exists()
     if case == "not_ours":

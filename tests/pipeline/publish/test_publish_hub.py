@@ -12,7 +12,7 @@ import yaml
 from datasets import load_dataset
 
 from focusclip.core.errors import FocusError
-from focusclip.pipeline.publish.stage import run_publish
+from focusclip.pipeline.publish.stage import PublishOptions, run_publish
 from tests.conftest import REPO, console_script
 from tests.hub_server import HubServer
 from tests.pipeline.publish.test_publish import GPT, TEMPLATE, expected_rows, make_inputs
@@ -30,19 +30,19 @@ def _card_configs(folder) -> list[dict]:
 def test_two_describer_folder_loads_the_default_config(tmp_path):
     inputs = make_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    run_publish(inputs["annotations"], inputs["descriptions"], out, prompts_dir=inputs["prompts"])
+    run_publish(PublishOptions(inputs["annotations"], inputs["descriptions"], out, prompts_dir=inputs["prompts"]))
     assert list(inputs["descriptions"]) == [GPT, TEMPLATE]
     assert [(c["config_name"], c.get("default", False)) for c in _card_configs(out)] == [(GPT, True), (TEMPLATE, False)]
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))          # no config name
     want = expected_rows()[GPT]
     assert {s: [r["image"] for r in ds[s]] for s in ds} == {s: [r["image"] for r in rows] for s, rows in want.items()}
-    run_publish(inputs["annotations"], inputs["descriptions"], out, prompts_dir=inputs["prompts"],
-                default_config=TEMPLATE)                                    # another default rebuilds the card
+    run_publish(PublishOptions(inputs["annotations"], inputs["descriptions"], out, prompts_dir=inputs["prompts"],
+                               default_config=TEMPLATE))                    # another default rebuilds the card
     assert [c.get("default", False) for c in _card_configs(out)] == [False, True]
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache2"))
     assert set(ds["train"]["describer"]) == {TEMPLATE}
     with pytest.raises(FocusError, match="'nope' is not one of the configs"):
-        run_publish(inputs["annotations"], inputs["descriptions"], out, default_config="nope")
+        run_publish(PublishOptions(inputs["annotations"], inputs["descriptions"], out, default_config="nope"))
 
 
 def _env(url: str, hf_home, **extra) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, RepoUrl
 
-from focusclip.pipeline.publish.stage import run_publish
+from focusclip.pipeline.publish.stage import PublishOptions, run_publish
 from tests.conftest import console_script
 from tests.pipeline.publish.test_publish import GPT, SHARD, TEMPLATE, make_inputs
 
@@ -65,8 +65,8 @@ def test_push_is_one_commit_of_the_folder_and_the_token_stays_secret(tmp_path, m
     hub.install(monkeypatch)
     inputs = make_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    report = run_publish(inputs["annotations"], inputs["descriptions"], out, repo_id=REPO, push=True,
-                         private=True, prompts_dir=inputs["prompts"])
+    report = run_publish(PublishOptions(inputs["annotations"], inputs["descriptions"], out, repo_id=REPO, push=True,
+                                        private=True, prompts_dir=inputs["prompts"]))
 
     assert [name for name, _ in hub.calls] == ["create_repo", "list_repo_files", "create_commit"]
     repo = hub.calls[0][1]
@@ -100,11 +100,11 @@ def test_push_of_an_up_to_date_folder_pushes_without_rebuilding(tmp_path, monkey
     inputs = make_inputs(tmp_path / "in")
     out = tmp_path / "out"
     descs = {TEMPLATE: inputs["descriptions"][TEMPLATE]}
-    run_publish(inputs["annotations"], descs, out, repo_id=REPO)
+    run_publish(PublishOptions(inputs["annotations"], descs, out, repo_id=REPO))
     stamp = (out / "README.md").stat().st_mtime_ns
     hub = FakeHub([])
     hub.install(monkeypatch)
-    report = run_publish(inputs["annotations"], descs, out, repo_id=REPO, push=True)
+    report = run_publish(PublishOptions(inputs["annotations"], descs, out, repo_id=REPO, push=True))
     assert report.extra["up_to_date"] and (out / "README.md").stat().st_mtime_ns == stamp
     assert [name for name, _ in hub.calls].count("create_commit") == 1
     assert hub.calls[2][1]["commit_message"].endswith("1 config(s), 6 rows")
@@ -165,6 +165,6 @@ def test_push_without_a_token_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr("focusclip.core.hub_repo.get_token", lambda: None)
     inputs = make_inputs(tmp_path / "in")
     with pytest.raises(FocusError, match="no Hugging Face token"):
-        run_publish(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]}, tmp_path / "out",
-                    repo_id=REPO, push=True)
+        run_publish(PublishOptions(inputs["annotations"], {TEMPLATE: inputs["descriptions"][TEMPLATE]},
+                                   tmp_path / "out", repo_id=REPO, push=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]   # checked before building anything
