@@ -45,6 +45,13 @@ Ensemble = Annotated[bool, typer.Option(
     "--ensemble", help="Average the task's template ensemble instead of the paper's single template.")]
 Compare = Annotated[Optional[list[Path]], typer.Option(
     "--compare", help="Other results.json to show beside this model in the table and chart (repeatable).")]
+class PrecisionMode(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+
+
+Precision = Annotated[PrecisionMode, typer.Option(
+    "--precision", help="auto: image encoders under fp16 autocast on CUDA (fp32 on the CPU); fp32: never fp16.")]
 ListTasks = Annotated[bool, typer.Option("--list-tasks", help="Print the task ids and exit.")]
 
 
@@ -53,7 +60,8 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
              output: Output = Path("results.json"), hf_clip: HFClip = None, revision: Revision = None,
              resize: Resize = None, batch_size: BatchSize = 64, workers: Workers = None, device: Device = "auto",
              force: Force = False, limit: Limit = None, ensemble: Ensemble = False, compare: Compare = None,
-             list_tasks: ListTasks = False, version: Version = None) -> None:
+             precision: Precision = PrecisionMode.auto, list_tasks: ListTasks = False,
+             version: Version = None) -> None:
     from focusclip.eval.tasks import all_tasks, select_tasks
 
     if list_tasks:
@@ -71,7 +79,8 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
     opts = EvalOptions(data_root=data_root, output=output, checkpoint=checkpoint, hf_clip=hf_clip,
                        revision=revision, resize=resize.value if resize else None, tasks=tuple(task or ()), batch_size=batch_size,
                        workers=default_workers() if workers is None else workers, device=device,
-                       force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()))
+                       force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()),
+                       precision=precision.value)
     report = run_eval(opts)
     typer.echo(f"wrote {output} ({report.extra.get('plot', 'no plot')})", err=True)
 

@@ -114,7 +114,19 @@ def format_table(runs: list[dict], order: dict[str, int]) -> str:
         out = {t for c in cmp["runs"] for t in c["left_out"]}
         lines.append("the mean is over the tasks every run has" +
                      (f"; left out: {', '.join(t for t in order if t in out)}" if out else ""))
+    lines += _nonfinite_notes(runs, ids)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _nonfinite_notes(runs: list[dict], ids: list[str]) -> list[str]:
+    """A line per task whose images scored NaN/inf (skipped as 'non-finite score', not in n)."""
+    notes = []
+    for r in runs:
+        for t in ids:
+            count = (r["tasks"].get(t) or {}).get("skipped", {}).get("reasons", {}).get("non-finite score")
+            if count:
+                notes.append(f"{_short(r['model'])} {t}: {count} image(s) scored NaN/inf (non-finite score), not in n")
+    return notes
 
 
 def _cell(entry: dict | None) -> str:

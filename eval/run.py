@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -54,6 +54,13 @@ class EvalOptions:
     ensemble: bool = False
     compare: tuple[Path, ...] = ()
     plot: bool = True
+    precision: str = "auto"                    # auto: fp16 autocast on CUDA, fp32 on the CPU; or fp32
+
+
+# A task stops the run when more than this share of the images it read scored NaN/inf: a few can be
+# one odd image, a twentieth is the model (fp16 overflow, damaged weights). Below it they are counted.
+NONFINITE_LIMIT = 0.05
+NONFINITE = "non-finite score"
 
 
 def task_samples(task: Task, split: DatasetSplit,
@@ -103,12 +110,17 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
     cache = cache if cache is not None else EmbeddingCache()
     t1, reused_before = time.perf_counter(), cache.reused
-    scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size,
-                                workers=opts.workers, device=device, progress=task.id, cache=cache)
+    scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size, workers=opts.workers,
+                                device=device, progress=task.id, cache=cache, precision=opts.precision)
     seconds = time.perf_counter() - t1
     reused = cache.reused - reused_before
-    usable = ~np.isnan(scores).any(axis=1)
+    usable = np.isfinite(scores).all(axis=1)
     skipped.update(bad)
+    read = len(samples) - sum(bad.values())             # unusable images' rows are NaN (score_samples)
+    nonfinite = read - int(usable.sum())
+    if nonfinite:
+        skipped[NONFINITE] += nonfinite
+        _check_finite(task, model, nonfinite, read, opts, log)
     if not usable.any():
         return {"status": "empty", **base, "skipped": _skipped(skipped)}
     metrics = classification_metrics(scores[usable], [lab for lab, u in zip(labels, usable) if u], task.k)
@@ -119,6 +131,22 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     return {"status": "ok", **base, **metrics, "levels": levels, "skipped": _skipped(skipped),
             "seconds": round(time.perf_counter() - t0, 3),
             "images_per_s": round(len(samples) / max(seconds, 1e-9), 1)}
+
+
+def _check_finite(task: Task, model: EvalModel, nonfinite: int, read: int, opts: EvalOptions, log: Callable) -> None:
+    """Images whose scores hold NaN/inf are counted under NONFINITE; past NONFINITE_LIMIT of the
+    images read, the model is broken for this task and the run stops with the likely cause."""
+    what = f"{nonfinite} of {read} images ({100 * nonfinite / max(read, 1):.1f}%) scored NaN/inf with {model.name}"
+    if nonfinite <= NONFINITE_LIMIT * read:
+        log(f"{task.id}: {what}; counted as '{NONFINITE}', not in n")
+        return
+    if opts.precision == "fp16":
+        cause = ("likely an fp16 overflow in the encoder: rerun with --precision fp32; if the scores stay "
+                 "NaN, the weights are damaged")
+    else:
+        cause = ("likely damaged weights (NaN/inf in the weights file) or a model that overflows in fp32: "
+                 "check or replace the checkpoint")
+    raise fail(f"{what}, more than {100 * NONFINITE_LIMIT:.0f}%", task.id, cause)
 
 
 def _reusable(old: dict | None, opts: EvalOptions, model: EvalModel) -> bool:
@@ -146,7 +174,8 @@ def _skipped(c: Counter) -> dict:
 
 def _fingerprint(opts: EvalOptions, model: EvalModel) -> dict:
     """What makes two results of the same weights comparable; a stored task is reused only if equal."""
-    return {"limit": opts.limit, "ensemble": opts.ensemble, "resize": getattr(model, "resize", None)}
+    return {"limit": opts.limit, "ensemble": opts.ensemble, "resize": getattr(model, "resize", None),
+            "precision": opts.precision}
 
 
 def _checkpoint(model: EvalModel) -> dict:
@@ -183,6 +212,8 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     others = [_read_other(p) for p in opts.compare]
     report = Report("eval", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
     device = resolve_device(opts.device)
+    # the precision the encoders run at: part of every result's options
+    opts = replace(opts, precision="fp16" if device.type == "cuda" and opts.precision == "auto" else "fp32")
     stored = (read_results(opts.output) or {}).get("tasks", {})
     # Read before the model loads, so no dataset at all fails in seconds. A stored result is only
     # reusable for the same weights and options, which needs the model; a task stored but then

@@ -60,9 +60,9 @@ def _collate(rows: list[tuple]) -> tuple[torch.Tensor, list[int], list[str]]:
     return pixels, [r[1] for r in rows], [r[2] for r in rows]
 
 
-def _autocast(device: torch.device):
-    """fp16 autocast on CUDA (the encoders are matmul-bound); nothing on the CPU."""
-    if device.type == "cuda":
+def _autocast(device: torch.device, precision: str = "auto"):
+    """fp16 autocast on CUDA (the encoders are matmul-bound) unless `precision` is fp32; nothing on the CPU."""
+    if device.type == "cuda" and precision != "fp32":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 
@@ -103,7 +103,8 @@ def image_loader(model: EvalModel, samples: Sequence[Sample], batch_size: int, w
 
 
 def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: int = 64, workers: int = 4,
-                  device: torch.device, progress: str | None = None) -> tuple[np.ndarray | None, list[str]]:
+                  device: torch.device, progress: str | None = None,
+                  precision: str = "auto") -> tuple[np.ndarray | None, list[str]]:
     """Unit-norm image embeddings [N, D] (float32, CPU; None when N = 0) through a DataLoader
     (decoding and preprocessing in `workers` processes), and one reason per sample: "" when usable,
     else why not (its row is then meaningless)."""
@@ -113,7 +114,7 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
     feats: np.ndarray | None = None
     reasons = [""] * len(samples)
     bar = _progress(len(samples), progress)
-    with torch.no_grad(), _autocast(device), cpu_threads(device, workers):
+    with torch.no_grad(), _autocast(device, precision), cpu_threads(device, workers):
         for pixels, index, why in loader:
             batch = model.encode_images(pixels).float().cpu().numpy()      # [B, D], unit norm
             if feats is None:
@@ -128,16 +129,18 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
 
 def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor, *,
                   batch_size: int = 64, workers: int = 4, device: torch.device | None = None,
-                  progress: str | None = None, cache: EmbeddingCache | None = None) -> tuple[np.ndarray, Counter]:
+                  progress: str | None = None, cache: EmbeddingCache | None = None,
+                  precision: str = "auto") -> tuple[np.ndarray, Counter]:
     """Cosine scores [N, C] of every sample against the classifier's classes. Rows of images that
-    could not be used are NaN; `reasons` counts them. With a `cache`, images the previous task
-    already encoded are not decoded or encoded again, and this task's embeddings replace it."""
+    could not be used are NaN; `reasons` counts them. (Other non-finite rows come from the model: the
+    caller counts them.) With a `cache`, images the previous task already encoded are not decoded or
+    encoded again, and this task's embeddings replace it. `precision` fp32 turns off fp16 autocast on CUDA."""
     device = device or classifier.device
     cache = cache if cache is not None else EmbeddingCache()
     refs = [s.image for s in samples]
     rows, todo = cache.split(refs)
     feats, why = embed_samples(model, [samples[i] for i in todo], batch_size=batch_size, workers=workers,
-                               device=device, progress=progress)
+                               device=device, progress=progress, precision=precision)
     for j, i in enumerate(todo):
         rows[refs[i]] = why[j] or feats[j]
     cache.keep(rows)
