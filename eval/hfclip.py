@@ -12,7 +12,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from focusclip.core.errors import reading
 from focusclip.core.hub import Source, load, resolve, weights_sha256
+
+DAMAGED = "pass a hub id or a folder the CLIP's save_pretrained wrote; a damaged copy needs saving again"
 
 
 class HFClip:
@@ -74,9 +77,11 @@ def load_hf_clip(name: str, device: torch.device, revision: Optional[str] = None
 
     kw = dict(what="CLIP model", key="--hf-clip")
     source = resolve(str(name), revision, **kw)
-    model = load(source, CLIPModel.from_pretrained, **kw)
-    tokenizer = load(source, AutoTokenizer.from_pretrained, **kw)
-    processor = load(source, _image_processor().from_pretrained, **kw)
+    # `load` makes a file or download error one line; a damaged file can raise more (KeyError, RuntimeError)
+    with reading(name, "the Hugging Face CLIP model", DAMAGED):
+        model = load(source, CLIPModel.from_pretrained, **kw)
+        tokenizer = load(source, AutoTokenizer.from_pretrained, **kw)
+        processor = load(source, _image_processor().from_pretrained, **kw)
     label = source.name if source.kind == "hub" else source.name.rstrip("/").rsplit("/", 1)[-1]
     return HFClip(model, tokenizer, processor, f"hf-clip:{label}", device, source)
 

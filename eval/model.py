@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from focusclip.core.errors import fail, reading
+from focusclip.core.errors import fail
 
 
 @runtime_checkable
@@ -38,26 +38,19 @@ def load_model(checkpoint: str | Path | None, hf_clip: str | None, device: torch
     if (checkpoint is None) == (hf_clip is None):
         raise fail("give one model: a CHECKPOINT or --hf-clip ID_OR_DIR", "focus-eval",
                    "evaluate each model into its own results file and join them with --compare")
-    from safetensors import SafetensorError
-
     if hf_clip is not None:
         if resize is not None:
             raise fail("--resize applies to focus-train checkpoints", "--resize",
                        "drop it: a CLIP preprocesses with its own image processor, as it was trained")
         from focusclip.eval.hfclip import load_hf_clip
 
-        with reading(hf_clip, "the Hugging Face CLIP model", _DAMAGED, (SafetensorError,)):
-            return load_hf_clip(hf_clip, device, revision)
+        return load_hf_clip(hf_clip, device, revision)
     if revision is not None:
         raise fail("--revision applies to --hf-clip hub ids", "--revision", "drop it for a checkpoint folder")
     from focusclip.training.checkpoint import load_checkpoint
 
-    # A damaged config.json, weights or tokenizer is one line naming the checkpoint, not a traceback.
-    with reading(checkpoint, "the checkpoint", _DAMAGED, (SafetensorError,)):
-        model = load_checkpoint(checkpoint, device=device)
+    # a damaged config.json, weights or tokenizer is one line naming that file (load_checkpoint says it)
+    model = load_checkpoint(checkpoint, device=device)
     if resize is not None:
         model.resize = resize
     return model
-
-
-_DAMAGED = "pass a model folder written by focus-train (or save_pretrained); a damaged copy needs saving again"

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from focusclip.core.errors import fail
+from focusclip.core.errors import fail, reading
 from focusclip.core.hub import file_sha256
 from focusclip.core.io import atomic_write_text, give_umask_mode, write_json
 
@@ -50,6 +50,8 @@ PROGRESS = f"{STATE_DIR}/progress.json"
 LAST = "last"
 # the layout before the Hugging Face model folder
 OLD_TOKENIZER_DIR, OLD_STATE, OLD_META = "tokenizer", "state.pt", "meta.json"
+# what the one line about a checkpoint file that does not parse tells the user (--resume says its own)
+DAMAGED = "pass a checkpoint focus-train wrote; a damaged copy needs saving again"
 
 
 @dataclass
@@ -163,7 +165,8 @@ def checkpoint_step(ckpt: Path, config) -> int | str:
         return config.training_step
     for meta in (ckpt / PROGRESS, ckpt / OLD_META):
         if meta.is_file():
-            return json.loads(meta.read_text(encoding="utf-8")).get("step", "last")
+            found = _read_json(meta)
+            return found.get("step", "last") if isinstance(found, dict) else "last"
     return ckpt.name if ckpt.name.isdigit() else "last"
 
 
@@ -185,23 +188,25 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_model(ckpt: Path):
+def load_model(ckpt: Path, fix: str = DAMAGED):
     """The FocusCLIPModel of a checkpoint folder (either layout), on the CPU, with every weight
-    accounted for (a missing or unexpected key is a user error, never a silently random weight)."""
+    accounted for (a missing or unexpected key is a user error, never a silently random weight).
+    A file that does not parse is one line naming it, with `fix`."""
+    from safetensors import SafetensorError
+
+    from focusclip.training.hf_config import FocusCLIPConfig
     from focusclip.training.model import FocusCLIPModel
 
-    with quiet_transformers():
-        try:
-            model, info = FocusCLIPModel.from_pretrained(str(ckpt), local_files_only=True,
-                                                         output_loading_info=True)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise fail(f"cannot read the checkpoint's model ({' '.join(str(e).split())[:200]})", str(ckpt),
-                       "re-save the checkpoint with focus-train") from None
+    with reading(ckpt / MODEL_CONFIG, "the checkpoint's config", fix, (TypeError,)):
+        config = FocusCLIPConfig.from_pretrained(str(ckpt), local_files_only=True)
+    # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
+    with quiet_transformers(), reading(ckpt / WEIGHTS, "the checkpoint's weights", fix, (TypeError, SafetensorError)):
+        model, info = FocusCLIPModel.from_pretrained(str(ckpt), config=config, local_files_only=True,
+                                                     output_loading_info=True)
     missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
     if missing or unexpected or info.get("mismatched_keys"):
         raise fail(f"weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]}, "
-                   f"mismatched {list(info.get('mismatched_keys') or [])[:3]})", str(ckpt),
-                   "re-save the checkpoint with focus-train")
+                   f"mismatched {list(info.get('mismatched_keys') or [])[:3]})", str(ckpt), fix)
     return model
 
 
@@ -215,7 +220,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     model = load_model(ckpt)
     model.to(device).eval()
     cfg = model.config
-    return LoadedModel(model=model, tokenizer=load_tokenizer(tokenizer_dir(ckpt)), image_size=cfg.image_size,
+    with reading(tokenizer_dir(ckpt), "the checkpoint's tokenizer", DAMAGED):
+        tokenizer = load_tokenizer(tokenizer_dir(ckpt))
+    return LoadedModel(model=model, tokenizer=tokenizer, image_size=cfg.image_size,
                        name=f"{cfg.name}@{checkpoint_step(ckpt, cfg)}", device=device,
                        max_text_length=cfg.max_text_length, image_mean=tuple(cfg.image_mean),
                        image_std=tuple(cfg.image_std), path=ckpt, resize=trained_resize(ckpt))
@@ -223,8 +230,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 def read_meta(ckpt: Path) -> dict:
     """The old layout's meta.json (step, epoch, and `init`: where each tower's weights came from)."""
-    meta = ckpt / OLD_META
-    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    return _read_json(ckpt / OLD_META) if (ckpt / OLD_META).is_file() else {}
+
+
+def _read_json(path: Path) -> Any:
+    with reading(path, f"the checkpoint's {path.name}", DAMAGED):
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 def trained_resize(ckpt: Path) -> str:
@@ -233,7 +244,10 @@ def trained_resize(ckpt: Path) -> str:
     import yaml
 
     path = ckpt / TRAIN_CONFIG
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    raw = None
+    if path.is_file():
+        with reading(path, "the checkpoint's training config", DAMAGED, (yaml.YAMLError,)):
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     data = raw.get("data") if isinstance(raw, dict) else None
     resize = data.get("resize", "crop") if isinstance(data, dict) else "crop"
     return resize if resize in ("squash", "letterbox", "crop") else "crop"

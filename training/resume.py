@@ -26,23 +26,24 @@ class Saved:
 
 
 DAMAGED = "resume from another checkpoint (checkpoints/<step>), or start over with --force"
+# what `_restore` reads from a resume state (every focus-train checkpoint writes them)
+STATE_KEYS = ("optimizer", "scheduler", "step", "epoch", "micro_start", "rng")
 
 
 def read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
     """The model and resume state of `--resume`, parsed up front: a damaged or foreign file is one
     line naming it, before the run directory is touched."""
-    from safetensors import SafetensorError
-
     ckpt = ck.find_resume_dir(run_dir, resume)
     if ckpt is None:
         return None
-    # through from_pretrained: the file holds transformers' saved key names, not state_dict()'s
-    with reading(ckpt / ck.WEIGHTS, "the checkpoint's weights", DAMAGED, (SafetensorError,)):
-        model = ck.load_model(ckpt)
+    model = ck.load_model(ckpt, DAMAGED)
     with reading(ck.state_file(ckpt), "the resume state", DAMAGED, ck.UNPICKLING_ERRORS):
         state = ck.load_state(ckpt)
     if not isinstance(state, dict):
         raise fail(f"holds a {type(state).__name__}, not a resume state", str(ck.state_file(ckpt)), DAMAGED)
+    lacking = [k for k in STATE_KEYS if k not in state]
+    if lacking:
+        raise fail(f"not a resume state of focus-train (no {', '.join(lacking)})", str(ck.state_file(ckpt)), DAMAGED)
     return Saved(ckpt, model, state)
 
 

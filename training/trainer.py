@@ -212,23 +212,25 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     keys = ("loss", *(f"loss_{k}" for k in _pairs(cfg)), "grad_norm")
     run.stats = StepStats(keys, d.device)
     if saved is not None:
-        with reading(saved.dir / ck.STATE, "the resume state", DAMAGED, (TypeError,)):
-            _restore(run, saved.state)
+        _restore(run, saved.state, ck.state_file(saved.dir))
     _trim_metrics(run)
     return run
 
 
-def _restore(run: Run, state: dict) -> None:
-    run.opt.load_state_dict(state["optimizer"])
-    run.sched.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
-        run.amp.scaler.load_state_dict(state["scaler"])
+def _restore(run: Run, state: dict, path: Path) -> None:
+    """Continue from a resume state (`read_resume` checked its keys). What torch refuses in it (an
+    optimizer of another model, damaged RNG states) is one line naming `path`."""
+    with reading(path, "the resume state", DAMAGED, (TypeError,)):
+        run.opt.load_state_dict(state["optimizer"])
+        run.sched.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            run.amp.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        set_rng_state(rngs[run.d.rank] if run.d.rank < len(rngs) else rngs[0])
     run.step, run.epoch, run.micro_start = state["step"], state["epoch"], state["micro_start"]
     run.last_saved = state["step"]
     skipped = state.get("skipped") or [{}]
     run.skipped.update(skipped[run.d.rank] if run.d.rank < len(skipped) else {})
-    rngs = state["rng"]
-    set_rng_state(rngs[run.d.rank] if run.d.rank < len(rngs) else rngs[0])
     run.stats.load_state(state.get("window"))
     if state.get("steps_per_epoch") != run.steps_per_epoch:
         print(f"warning: steps per epoch changed ({state.get('steps_per_epoch')} → {run.steps_per_epoch}); "
