@@ -15,7 +15,7 @@ import contextlib
 import io
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -23,17 +23,42 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focusclip.core.errors import fail
+from focusclip.core.errors import FocusError, brief, fail
 from focusclip.data.heatmaps import render_heatmaps
 from focusclip.core.report import Report
 from focusclip.training.config import DataConfig, FocusConfig
-from focusclip.training.prepared import PreparedFrames
+from focusclip.training.prepared import PreparedBad, PreparedFrames, renders_heatmap
 from focusclip.training.sources import Item, load_items
 from focusclip.training.text import swap_left_right
 from focusclip.training.transforms import (Plan, array_to_pixels, heatmap_png_to_tensor, image_to_pixels, plan_resize,
                                            window)
 
 MAX_FALLBACKS = 16   # an unreadable image is replaced by the next readable one, at most this far on
+DECODE_ERRORS = (OSError, ValueError, SyntaxError)    # what PIL raises for a file it cannot decode
+
+
+class UnreadableImage(Exception):
+    """An image that cannot be decoded: its sample is replaced by the next one and counted (`kind`:
+    the decoder's error, so both the decoding path and the prepared set count it the same)."""
+
+    def __init__(self, name: str, kind: str):
+        super().__init__(f"{name}: {kind}")
+        self.kind = kind
+
+
+class DamagedHeatmap(FocusError):
+    """A heatmap that exists but does not decode: the run stops with one line naming it (swapping in
+    another sample would hide it, and drawing it again is cheap).
+
+    Raised in a data worker, it reaches the trainer rebuilt by the DataLoader from the worker's
+    traceback text ("Caught DamagedHeatmap in DataLoader worker process 0. Original Traceback …
+    focusclip.training.data.DamagedHeatmap: <line>"); the constructor keeps that last line."""
+
+    def __init__(self, message: str):
+        tail = f"{type(self).__module__}.{type(self).__qualname__}: "
+        if message.startswith("Caught ") and tail in message:
+            message = message.rsplit(tail, 1)[1].strip()
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -55,8 +80,6 @@ class FocusDataset(torch.utils.data.Dataset):
     def __init__(self, items: list[Item], cfg: DataConfig, spec: SampleSpec,
                  frames: Optional[PreparedFrames] = None):
         self.items, self.cfg, self.spec, self.frames = items, cfg, spec, frames
-        self.images = Path(cfg.images) if cfg.images else None
-        self.heatmaps = None if cfg.heatmaps in ("render", "embedded") else Path(cfg.heatmaps)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,8 +91,8 @@ class FocusDataset(torch.utils.data.Dataset):
             i = (index + k) % len(self.items)
             try:
                 sample = self._load(epoch, i)
-            except (OSError, ValueError, SyntaxError) as e:   # PIL raises all three for bad files
-                skipped.append(f"{self.items[i].image}: {getattr(e, 'kind', type(e).__name__)}")
+            except UnreadableImage as e:
+                skipped.append(f"{self.items[i].image}: {e.kind}")
                 continue
             sample["skipped"] = skipped
             return sample
@@ -97,7 +120,7 @@ class FocusDataset(torch.utils.data.Dataset):
     def _decoded(self, item: Item, crop_rng) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """pixels [3, S, S] and heatmap [S, S] (or None) from the source files."""
         spec = self.spec
-        image = self._open_image(item)
+        image = read_image(item, self.cfg)
         plan = plan_resize(image.width, image.height, spec.image_size, self.cfg.resize, crop_rng)
         pixels = image_to_pixels(image, plan, spec.mean, spec.std)                       # [3, S, S]
         return pixels, (self._heatmap(item, plan) if spec.with_heatmaps else None)
@@ -106,34 +129,26 @@ class FocusDataset(torch.utils.data.Dataset):
         """The same from the prepared uint8 frames: the plan (and its random crop offset) is made
         from the source size, as `_decoded` makes it, then its window is cut from the stored frame."""
         spec, s = self.spec, self.spec.image_size
-        rgb, row = self.frames.frame("images", i, item.image)                        # [h, w, 3] uint8
+        try:
+            rgb, row = self.frames.frame("images", i, item.image)                    # [h, w, 3] uint8
+        except PreparedBad as e:
+            raise UnreadableImage(item.image, e.kind) from None
         plan = plan_resize(row.width, row.height, s, self.cfg.resize, crop_rng)
         x0, y0 = (0, 0) if row.padded else (plan.x0, plan.y0)
         pixels = array_to_pixels(rgb[y0:y0 + s, x0:x0 + s], spec.mean, spec.std)         # [3, S, S]
         if not spec.with_heatmaps:
             return pixels, None
-        hm, _ = self.frames.frame("heatmaps", i, item.image)                          # [h, w] uint8
+        try:
+            hm, _ = self.frames.frame("heatmaps", i, item.image)                      # [h, w] uint8
+        except PreparedBad as e:   # a set prepared before a damaged heatmap stopped the prepare
+            raise damaged_heatmap(item, self.cfg, e.kind) from None
         return pixels, torch.from_numpy(np.asarray(hm[y0:y0 + s, x0:x0 + s], dtype=np.float32) / 255.0)
-
-    def _open_image(self, item: Item) -> Image.Image:
-        if item.image_bytes is not None:
-            img = Image.open(io.BytesIO(item.image_bytes))
-        else:
-            img = Image.open(self.images / item.image if self.images else item.image)
-        img.load()
-        return img.convert("RGB")
 
     def _heatmap(self, item: Item, plan: Plan) -> torch.Tensor:
         """[S, S] in [0, 1], aligned with the resized image (a flip mirrors it afterwards)."""
-        if self.cfg.heatmaps == "render" or item.render_heatmap:
+        if renders_heatmap(item, self.cfg):
             return self._render(item, plan)
-        if self.heatmaps is None:   # "embedded": the published folder's heatmap column
-            if item.heatmap_bytes is None:
-                raise ValueError("no embedded heatmap (publish --with-images)")
-            png = Image.open(io.BytesIO(item.heatmap_bytes))
-        else:
-            png = Image.open(self.heatmaps / (Path(item.image).stem + ".png"))
-        return heatmap_png_to_tensor(png, plan)
+        return heatmap_png_to_tensor(read_heatmap(item, self.cfg), plan)
 
     def _render(self, item: Item, plan: Plan) -> torch.Tensor:
         """Render at the resized frame's resolution with keypoints scaled to it, then take the same
@@ -142,6 +157,50 @@ class FocusDataset(torch.utils.data.Dataset):
         hm = render_heatmaps((kpts, item.kpts_vis), (plan.new_height, plan.new_width), self.cfg.heatmap_mode,
                              min_sigma=self.cfg.min_sigma)                   # [H', W']
         return window(hm, plan.x0, plan.y0, plan.size)
+
+
+def open_image(item: Item, cfg: DataConfig) -> Image.Image:
+    """The item's image, opened (its header read, nothing decoded yet)."""
+    if item.image_bytes is not None:
+        return Image.open(io.BytesIO(item.image_bytes))
+    return Image.open(Path(cfg.images) / item.image if cfg.images else item.image)
+
+
+def read_image(item: Item, cfg: DataConfig) -> Image.Image:
+    """The item's image decoded to RGB; `UnreadableImage` when it does not decode."""
+    try:
+        with open_image(item, cfg) as img:
+            return img.convert("RGB")
+    except DECODE_ERRORS as e:
+        raise UnreadableImage(item.image, type(e).__name__) from None
+
+
+def read_heatmap(item: Item, cfg: DataConfig) -> Image.Image:
+    """The item's heatmap PNG (`data.heatmaps/<stem>.png`, or the bytes a published folder embeds)
+    decoded to 8-bit grayscale; one that does not decode stops the run (`DamagedHeatmap`)."""
+    if cfg.heatmaps == "embedded":
+        assert item.heatmap_bytes is not None, f"{item.image}: check_heatmaps lets no missing heatmap through"
+        source = io.BytesIO(item.heatmap_bytes)
+    else:
+        source = heatmap_file(item, cfg)
+    try:
+        with Image.open(source) as png:
+            return png.convert("L")
+    except DECODE_ERRORS as e:
+        raise damaged_heatmap(item, cfg, brief(e)) from None
+
+
+def heatmap_file(item: Item, cfg: DataConfig) -> Path:
+    return Path(cfg.heatmaps) / (Path(item.image).stem + ".png")
+
+
+def damaged_heatmap(item: Item, cfg: DataConfig, why: str) -> DamagedHeatmap:
+    if cfg.heatmaps == "embedded":
+        return DamagedHeatmap(str(fail(f"the heatmap embedded for {item.image} does not decode ({why})", cfg.dataset,
+                                       "publish the dataset again, or --set data.heatmaps=render")))
+    return DamagedHeatmap(str(fail(f"heatmap does not decode ({why})", str(heatmap_file(item, cfg)),
+                                   f"delete it and run `focus-data heatmaps ANNOTATIONS --images IMAGES -o "
+                                   f"{cfg.heatmaps}` again, or --set data.heatmaps=render")))
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -292,7 +351,8 @@ def select_items(cfg: FocusConfig, report: Report, with_heatmaps: bool) -> tuple
         raise fail(f"no '{cfg.data.train_split}' images with descriptions and image files", cfg.data.dataset,
                    "check data.images, data.annotations and data.train_split")
     if with_heatmaps:
-        check_heatmaps(train + val, cfg.data, report)
+        checked = check_heatmaps(train + val, cfg.data, report)
+        train, val = checked[:len(train)], checked[len(train):]
     report.count("train_images", len(train))
     report.count("train_descriptions", sum(len(it.descriptions) for it in train))
     report.count("val_images", len(val))
@@ -304,29 +364,28 @@ def split_items(items: list[Item], split: str, limit: Optional[int] = None) -> l
     return chosen[:limit] if limit else chosen
 
 
-def check_heatmaps(items: list[Item], cfg: DataConfig, report: Report) -> None:
-    """Every item's heatmap exists (a PNG in the folder, or embedded bytes), checked before training.
-    Missing ones are an error, or with `data.missing_heatmaps: render` drawn from the keypoints;
-    either way they are counted. `render` mode needs no files."""
+def check_heatmaps(items: list[Item], cfg: DataConfig, report: Report) -> list[Item]:
+    """`items`, every heatmap checked to exist (a PNG in the folder, or embedded bytes) before
+    training. Missing ones are an error, or with `data.missing_heatmaps: render` drawn from the
+    keypoints: those come back with `render_heatmap` set, and are counted. `render` mode needs no files."""
     if cfg.heatmaps == "render":
-        return
+        return items
     if cfg.heatmaps == "embedded":
         missing = [it for it in items if it.heatmap_bytes is None]
         where, fix = cfg.dataset, "publish the dataset --with-images"
     else:
-        folder = Path(cfg.heatmaps)
-        missing = [it for it in items if not (folder / (Path(it.image).stem + ".png")).is_file()]
+        missing = [it for it in items if not heatmap_file(it, cfg).is_file()]
         where, fix = cfg.heatmaps, f"run `focus-data heatmaps ANNOTATIONS --images IMAGES -o {cfg.heatmaps}`"
     if not missing:
-        return
+        return items
     names = ", ".join(Path(it.image).stem + ".png" for it in missing[:3])
     if cfg.missing_heatmaps == "error":
         raise fail(f"{len(missing)} of the {len(items)} images have no heatmap (e.g. {names})", where,
                    f"{fix}, or --set data.missing_heatmaps=render to draw the missing ones from keypoints")
-    for it in missing:
-        it.render_heatmap = True
     report.count("heatmaps_rendered", len(missing))
     report.extra["heatmaps_rendered_examples"] = [Path(it.image).stem + ".png" for it in missing[:10]]
+    drawn = {it.image for it in missing}
+    return [replace(it, render_heatmap=True) if it.image in drawn else it for it in items]
 
 
 def count_skips(counter: Counter, batch: dict) -> None:

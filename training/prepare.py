@@ -9,7 +9,6 @@ removes the dead process's partial folder and builds only what is missing.
 """
 from __future__ import annotations
 
-import io
 import multiprocessing as mp
 import os
 import shutil
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
 from focusclip.core.errors import fail
 from focusclip.data.heatmaps import render_heatmaps, to_uint8
@@ -28,12 +26,11 @@ from focusclip.core.io import write_json
 from focusclip.core.report import Report
 from focusclip.core.progress import progress
 from focusclip.training.config import DataConfig, FocusConfig, to_dict
+from focusclip.training.data import DECODE_ERRORS, UnreadableImage, open_image, read_heatmap, read_image, select_items
 from focusclip.training.prepared import (FRAMES, INDEX, KINDS, Geometry, ShardPlan, incomplete_owner, is_complete,
                                          is_damaged, pid_alive, plan_shards, renders_heatmap, shard_bytes, shard_dir)
 from focusclip.training.sources import Item
 from focusclip.training.transforms import mean_fill, pads, plan_resize, stored_heatmap_png, stored_image, window
-
-DECODE_ERRORS = (OSError, ValueError, SyntaxError)    # what PIL raises for bad files (as training/data.py)
 
 
 def geometry(cfg: FocusConfig) -> Geometry:
@@ -149,8 +146,8 @@ def build_shard(plan: ShardPlan, tick=lambda n: None) -> int:
         if r["bad"] is None:
             try:
                 frames[j, :r["h"], :r["w"]] = _decode(plan.kind, it, r, cfg, geo)
-            except DECODE_ERRORS as e:
-                r["bad"] = type(e).__name__
+            except UnreadableImage as e:
+                r["bad"] = e.kind
         r["key"] = plan.keys[j]
         tick(1)
     frames.flush()
@@ -165,17 +162,11 @@ def build_shard(plan: ShardPlan, tick=lambda n: None) -> int:
     return len(rows)
 
 
-def _open(item: Item, cfg: DataConfig) -> Image.Image:
-    if item.image_bytes is not None:
-        return Image.open(io.BytesIO(item.image_bytes))
-    return Image.open(Path(cfg.images) / item.image if cfg.images else item.image)
-
-
 def _row(item: Item, cfg: DataConfig, geo: Geometry) -> dict:
     """The index row of one member from its image's header: source size, stored size, padding."""
     row = {"name": item.image, "width": 0, "height": 0, "h": 1, "w": 1, "padded": False, "bad": None}
     try:
-        with _open(item, cfg) as img:
+        with open_image(item, cfg) as img:
             width, height = img.size
     except DECODE_ERRORS as e:
         return {**row, "bad": type(e).__name__}
@@ -186,26 +177,19 @@ def _row(item: Item, cfg: DataConfig, geo: Geometry) -> dict:
 
 
 def _decode(kind: str, item: Item, r: dict, cfg: DataConfig, geo: Geometry) -> np.ndarray:
-    """The stored frame of one member: uint8 [h, w, 3] (images) or [h, w] (heatmaps)."""
+    """The stored frame of one member: uint8 [h, w, 3] (images) or [h, w] (heatmaps). An image
+    that does not decode is stored as such (`UnreadableImage`); a heatmap stops the prepare
+    (`DamagedHeatmap`, as it stops training from the files)."""
     plan = plan_resize(r["width"], r["height"], geo.image_size, geo.resize)
     if kind == "images":
-        with _open(item, cfg) as img:
-            img.load()
-            return np.asarray(stored_image(img, plan, geo.fill))
+        return np.asarray(stored_image(read_image(item, cfg), plan, geo.fill))
     if renders_heatmap(item, cfg):
         hm = render_heatmaps((plan.resized_kpts(item.kpts), item.kpts_vis), (plan.new_height, plan.new_width),
                              cfg.heatmap_mode, min_sigma=cfg.min_sigma)                  # [H', W'] float
         if r["padded"]:
             hm = window(hm, plan.x0, plan.y0, plan.size)
         return to_uint8(hm).numpy()
-    if cfg.heatmaps == "embedded":
-        if item.heatmap_bytes is None:
-            raise ValueError("no embedded heatmap (publish --with-images)")
-        png = Image.open(io.BytesIO(item.heatmap_bytes))
-    else:
-        png = Image.open(Path(cfg.heatmaps) / (Path(item.image).stem + ".png"))
-    with png:
-        return np.asarray(stored_heatmap_png(png, plan))
+    return np.asarray(stored_heatmap_png(read_heatmap(item, cfg), plan))
 
 
 # ------------------------------------------------------------------------------------ the command
@@ -214,8 +198,6 @@ def _decode(kind: str, item: Item, r: dict, cfg: DataConfig, geo: Geometry) -> n
 def run_prepare(cfg: FocusConfig, force: bool = False) -> Report:
     """`focus-train prepare CONFIG`: build (or check) the prepared set of the config's training and
     validation images, and write `data.prepared/report.json`."""
-    from focusclip.training.data import select_items
-
     if not cfg.data.prepared:
         raise fail("data.prepared is not set", "config", "--set data.prepared=out/prepared (a folder to keep it in)")
     report = Report("prepare", to_dict(cfg))

@@ -81,6 +81,7 @@ def image_key(item: Item, cfg: DataConfig) -> str:
 
 
 def renders_heatmap(item: Item, cfg: DataConfig) -> bool:
+    """Whether the item's heatmap is drawn from its keypoints (`render` mode, or its PNG is missing)."""
     return cfg.heatmaps == "render" or item.render_heatmap
 
 
@@ -139,7 +140,7 @@ def is_damaged(root: Path, plan: ShardPlan) -> bool:
 # -------------------------------------------------------------------------------------- reading
 
 
-class PreparedBad(ValueError):
+class PreparedBad(Exception):
     """A row whose source could not be decoded when the set was prepared; `kind` is the error's name
     then, so the skip is counted under the same name as the decoding path counts it."""
 
@@ -161,9 +162,10 @@ class Row:
 
 
 class PreparedFrames:
-    """Stored frames of a list of items, by item position: `image(i)` → uint8 [h, w, 3] (a memmap
-    view), `heatmap(i)` → uint8 [h, w], `row(i)` → where and how it is stored. The memmaps are opened
-    lazily in each process (a data worker opens its own; pickling sends only paths)."""
+    """Stored frames of a list of items, by item position: `frame("images", i, name)` → (uint8
+    [h, w, 3], a memmap view; its `Row`: the source size and how it is stored), `frame("heatmaps", …)`
+    → (uint8 [h, w], its `Row`). The memmaps are opened lazily in each process (a data worker opens
+    its own; pickling sends only paths)."""
 
     def __init__(self, shards: list[Path], rows: dict[str, list[Row]]):
         self.shards, self.rows = shards, rows            # rows[kind][i]: item i's row in that kind
@@ -178,10 +180,8 @@ class PreparedFrames:
             arr = self._open[shard] = np.load(self.shards[shard] / FRAMES, mmap_mode="r")
         return arr
 
-    def row(self, kind: str, i: int) -> Row:
-        return self.rows[kind][i]
-
     def frame(self, kind: str, i: int, name: str) -> tuple[np.ndarray, Row]:
+        """Item i's stored frame and row; `PreparedBad` when its source did not decode."""
         r = self.rows[kind][i]
         if r.bad is not None:
             raise PreparedBad(name, r.bad)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,18 +30,18 @@ from focusclip.data.records import read_annotations
 HUB_TO_SPLIT = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item:
     """One image: where its pixels are, its people, and every description of it."""
     image: str                              # name as in the records (e.g. 015601864.jpg)
     split: str                              # train / val / test
     kpts: np.ndarray                        # [P, 16, 2] float32, 0-based pixels
     kpts_vis: np.ndarray                    # [P, 16] int64, > 0 labelled
-    descriptions: list[str] = field(default_factory=list)
-    describers: list[str] = field(default_factory=list)
+    descriptions: tuple[str, ...] = ()
+    describers: tuple[str, ...] = ()        # who wrote each description
     image_bytes: Optional[bytes] = None     # embedded in a published folder (--with-images)
     heatmap_bytes: Optional[bytes] = None
-    render_heatmap: bool = False            # its heatmap PNG is missing: draw it from kpts (missing_heatmaps)
+    render_heatmap: bool = False            # its heatmap PNG is missing: drawn from kpts (check_heatmaps says so)
 
 
 def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[str],
@@ -68,22 +68,31 @@ def load_items(dataset: str, describers: tuple[str, ...], annotations: Optional[
 
 
 def _group(rows: list[dict], report: Report) -> list[Item]:
-    """Rows (one description each) → Items keyed by image; the first row's people win."""
-    by_image: dict[str, Item] = {}
+    """Rows (one description each) → Items keyed by image; the first row's people win, and any
+    row's embedded bytes (any config may embed them)."""
+    by_image: dict[str, list[dict]] = {}
     for r in rows:
         text = r.get("description")
         if not isinstance(text, str) or not text.strip():
             report.skip("empty description", str(r.get("image")))
             continue
-        item = by_image.get(r["image"])
-        if item is None:
-            kpts, vis = people_arrays(r.get("people") or [])
-            item = by_image[r["image"]] = Item(r["image"], r["split"], kpts, vis)
-        item.image_bytes = item.image_bytes or r.get("image_bytes")      # any config may embed them
-        item.heatmap_bytes = item.heatmap_bytes or r.get("heatmap_bytes")
-        item.descriptions.append(text.strip())
-        item.describers.append(str(r.get("describer") or ""))
-    return list(by_image.values())
+        by_image.setdefault(r["image"], []).append(r)
+    items = []
+    for image, group in by_image.items():
+        first = group[0]
+        items.append(Item(image, first["split"], *people_arrays(first.get("people") or []),
+                          descriptions=tuple(r["description"].strip() for r in group),
+                          describers=tuple(str(r.get("describer") or "") for r in group),
+                          image_bytes=_first(group, "image_bytes"), heatmap_bytes=_first(group, "heatmap_bytes")))
+    return items
+
+
+def _first(rows: list[dict], key: str):
+    """The first of the rows' `key` values that is set."""
+    value = None
+    for r in rows:
+        value = value or r.get(key)
+    return value
 
 
 def _published_rows(root: Path, describers: tuple[str, ...]) -> list[dict]:

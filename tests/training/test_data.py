@@ -46,7 +46,7 @@ def test_jsonl_folder_groups_describers_per_image(world):
     ann = json.loads(world["annotations"].read_text().splitlines()[0])
     np.testing.assert_allclose(items[0].kpts[0], np.array(ann["people"][0]["kpts"], np.float32))
     one = load_items(str(world["descriptions"]), ("template",), str(world["annotations"]), Report("t"))
-    assert all(it.describers == ["template"] for it in one)
+    assert all(it.describers == ("template",) for it in one)
     with pytest.raises(FocusError, match="describer.*gpt-5 not found"):
         load_items(str(world["descriptions"]), ("gpt-5",), str(world["annotations"]), Report("t"))
     with pytest.raises(FocusError, match="need data.annotations"):
@@ -79,7 +79,7 @@ def test_original_captions_json_is_shifted_to_zero_based(world, tmp_path):
         (root / f"{split}.json").write_text(json.dumps(recs))
     items = load_items(str(root.parent), (), None, Report("t"))
     assert [it.split for it in items] == ["train"] * 12 + ["val"] * 4
-    assert items[0].describers == ["gpt-4"] and items[0].descriptions == [f"caption of {anns[0]['image']}"]
+    assert items[0].describers == ("gpt-4",) and items[0].descriptions == (f"caption of {anns[0]['image']}",)
     lab = items[0].kpts_vis[0] > 0
     np.testing.assert_allclose(items[0].kpts[0][lab], np.array(anns[0]["people"][0]["kpts"], np.float32)[lab],
                                atol=1e-4)
@@ -252,10 +252,10 @@ def test_missing_heatmaps_stop_the_run_up_front_or_are_rendered_when_asked(world
     assert json.loads((tmp_path / "c" / "report.json").read_text())["heatmaps_rendered_examples"] == \
         ["000000002.png", "000000013.png"]
     # the rendered ones are what the PNG would have held (resized like the image)
-    ds = _dataset(world, heatmaps=str(some), missing_heatmaps="render")
     from focusclip.training.data import check_heatmaps
 
-    check_heatmaps(ds.items, ds.cfg, Report("t"))
+    unchecked = _dataset(world, heatmaps=str(some), missing_heatmaps="render")
+    ds = FocusDataset(check_heatmaps(unchecked.items, unchecked.cfg, Report("t")), unchecked.cfg, unchecked.spec)
     full = tmp_path / "full"
     _png_heatmaps(world, full)
     ref = _dataset(world, heatmaps=str(full))
@@ -272,3 +272,53 @@ def test_a_uniform_heatmap_is_the_focus_heatmaps_mean_everywhere(world):
         torch.testing.assert_close(a["pixels"], b["pixels"])
         assert a["heatmap"].std() > 0.1 and bool((b["heatmap"] == b["heatmap"][0, 0]).all())
         assert b["heatmap"][0, 0].item() == pytest.approx(a["heatmap"].mean().item(), abs=1e-6)
+
+
+def test_check_heatmaps_says_which_to_draw_and_the_prepared_set_draws_exactly_those(world, tmp_path):
+    """No state set behind the caller's back: `check_heatmaps` returns new (frozen) items marked to
+    be drawn and leaves its input as it was; the prepared set draws exactly the marked ones and reads
+    the PNG of every other. The PNGs here are flat (value 200), unlike any drawn heatmap, so the
+    source of each stored frame shows."""
+    import dataclasses
+
+    from focusclip.training.config import load_config
+    from focusclip.training.data import check_heatmaps, select_items
+    from focusclip.training.prepare import prepare_set
+    from focusclip.training.prepared import open_prepared
+    from tests.conftest import REPO
+    from tests.training.fixtures import tiny_overrides
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    missing = {"000000002.jpg", "000000013.jpg"}                       # a train and a val image
+    for a in map(json.loads, world["annotations"].read_text().splitlines()):
+        if a["image"] not in missing:
+            Image.new("L", (a["width"], a["height"]), 200).save(flat / (Path(a["image"]).stem + ".png"))
+    cfg = load_config(REPO / "configs/tiny-focusclip.yaml", tiny_overrides(world, tmp_path / "run", **{
+        "data.heatmaps": flat, "data.missing_heatmaps": "render", "data.prepared": tmp_path / "prepared"}))
+
+    items = _items(world)
+    checked = check_heatmaps(items, cfg.data, Report("t"))
+    assert not any(it.render_heatmap for it in items)                  # the input is untouched
+    assert {it.image for it in checked if it.render_heatmap} == missing
+    assert [it.image for it in checked] == [it.image for it in items]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked[0].render_heatmap = False
+
+    report = Report("t")
+    train, val = select_items(cfg, report, with_heatmaps=True)
+    assert report.counts["heatmaps_rendered"] == 2
+    everything = train + val
+    plans = prepare_set(cfg, everything, report, with_heatmaps=True)
+    frames = open_prepared(Path(cfg.data.prepared), plans, everything)
+    spec = SampleSpec(cfg.train.image_size, (0.5,) * 3, (0.5,) * 3, with_heatmaps=True, train=False, seed=3)
+    prepared, decoded = FocusDataset(everything, cfg.data, spec, frames), FocusDataset(everything, cfg.data, spec)
+    drawn = set()
+    for i, it in enumerate(everything):
+        hm = frames.frame("heatmaps", i, it.image)[0]                  # uint8 [h, w] as stored
+        if not (hm == 200).all():
+            drawn.add(it.image)
+            # as the decoding path draws it, to the 8-bit rounding it is stored with
+            assert (prepared[(0, i)]["heatmap"] - decoded[(0, i)]["heatmap"]).abs().max() <= 0.5 / 255 + 1e-6
+            assert decoded[(0, i)]["heatmap"].max() == 1.0
+    assert drawn == missing
