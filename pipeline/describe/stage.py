@@ -8,6 +8,7 @@ last record per key (`latest_descriptions`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -18,6 +19,7 @@ from typing import Iterable, Sequence
 
 from focusclip.core.errors import fail
 from focusclip.core.io import JsonlAppender, read_jsonl
+from focusclip.core.lock import output_lock
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_file
 from focusclip.data.records import SPLITS, Annotation, Description, read_annotations
@@ -165,13 +167,14 @@ _REPORTED_GEN = ("concurrency", "seed", "temperature", "max_tokens")
 
 
 def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None = None,
-                 backend_obj: Backend | None = None, progress: bool = True) -> Report:
+                 backend_obj: Backend | None = None, progress: bool = True, lock: bool = True) -> Report:
     """Describe each selected image once per (image, describer, prompt_sha) and append the records to
     `opts.output`; write the report at `describe_report_path(output, shard, round)`. The images come
     from `opts.annotations` or, when that is None, from `records`. `backend_obj` replaces the backend
     built from `backend`/`model` (tests, custom clients). Everything a run needs (a writable output,
     input to describe, the server) is checked before the first request; a run that describes nothing
-    writes nothing."""
+    writes nothing. The run holds `<output>.lock` from its first write or request to its report (one
+    process per file); `lock=False`: the caller holds it (the filter's regeneration rounds)."""
     assert (opts.annotations is None) != (records is None), "give either opts.annotations or records"
     opts = _resolve(opts)
     if opts.gen.concurrency < 1 or opts.gen.max_tokens < 1:
@@ -186,31 +189,32 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
     chosen = _choose(records if records is not None else opts.annotations, where, opts.split, opts.shard,
                      opts.limit)
     report.count("images", len(chosen))
-    with JsonlAppender(output) as out:   # opens the file at the first record
-        if out.repaired:
-            report.count("torn_lines_repaired")
-        done = set(latest_descriptions(output))
-        redo = {a.image for a in chosen} if opts.force else set(opts.redo_images)
-        t0 = time.perf_counter()
-        jobs = _jobs(chosen, opts.describer, done, report, opts.prompt_id, opts.with_coords, opts.gen.seed,
-                     redo, opts.round)
-        report.time("prompts_s", time.perf_counter() - t0)
-        report.count("asked", len(jobs))
-        _check_work(chosen, jobs, report, where)
-        writer = _Writer(out, report, None, opts.describer, engine.name,
-                         _gen_params(opts.gen.temperature, opts.gen.max_tokens, opts.round))
-        if jobs:
-            prepare = getattr(engine, "prepare", None)   # optional for custom backends
-            if prepare is not None:
-                prepare()   # e.g. waits for the server and checks the model, before the first job
-            with progress_bar(total=len(jobs), desc=f"describe ({opts.describer})", unit="img",
-                              disable=not progress) as writer.bar:
-                t0 = time.perf_counter()
-                engine.run(jobs, writer)
-                report.time("generate_s", time.perf_counter() - t0)
-    _check_answers(report, writer.failures)
-    report.extra.update(usage=writer.usage, failures=writer.failures)
-    report.save(describe_report_path(output, opts.shard, opts.round))
+    with output_lock(output, "-o") if lock else contextlib.nullcontext():
+        with JsonlAppender(output) as out:   # opens the file at the first record
+            if out.repaired:
+                report.count("torn_lines_repaired")
+            done = set(latest_descriptions(output))
+            redo = {a.image for a in chosen} if opts.force else set(opts.redo_images)
+            t0 = time.perf_counter()
+            jobs = _jobs(chosen, opts.describer, done, report, opts.prompt_id, opts.with_coords,
+                         opts.gen.seed, redo, opts.round)
+            report.time("prompts_s", time.perf_counter() - t0)
+            report.count("asked", len(jobs))
+            _check_work(chosen, jobs, report, where)
+            writer = _Writer(out, report, None, opts.describer, engine.name,
+                             _gen_params(opts.gen.temperature, opts.gen.max_tokens, opts.round))
+            if jobs:
+                prepare = getattr(engine, "prepare", None)   # optional for custom backends
+                if prepare is not None:
+                    prepare()   # e.g. waits for the server and checks the model, before the first job
+                with progress_bar(total=len(jobs), desc=f"describe ({opts.describer})", unit="img",
+                                  disable=not progress) as writer.bar:
+                    t0 = time.perf_counter()
+                    engine.run(jobs, writer)
+                    report.time("generate_s", time.perf_counter() - t0)
+        _check_answers(report, writer.failures)
+        report.extra.update(usage=writer.usage, failures=writer.failures)
+        report.save(describe_report_path(output, opts.shard, opts.round))
     return report
 
 
