@@ -45,6 +45,11 @@ Ensemble = Annotated[bool, typer.Option(
     "--ensemble", help="Average the task's template ensemble instead of the paper's single template.")]
 Compare = Annotated[Optional[list[Path]], typer.Option(
     "--compare", help="Other results.json to show beside this model in the table and chart (repeatable).")]
+Predictions = Annotated[Optional[Path], typer.Option(
+    "--predictions", metavar="FILE",
+    help="Parquet file of every image's labels, top classes and scores per task and model (docs/eval.md).")]
+
+
 class PrecisionMode(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -60,7 +65,7 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
              output: Output = Path("results.json"), hf_clip: HFClip = None, revision: Revision = None,
              resize: Resize = None, batch_size: BatchSize = 64, workers: Workers = None, device: Device = "auto",
              force: Force = False, limit: Limit = None, ensemble: Ensemble = False, compare: Compare = None,
-             precision: Precision = PrecisionMode.auto, list_tasks: ListTasks = False,
+             precision: Precision = PrecisionMode.auto, predictions: Predictions = None, list_tasks: ListTasks = False,
              version: Version = None) -> None:
     from focusclip.eval.tasks import all_tasks, select_tasks
 
@@ -80,7 +85,7 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
                        revision=revision, resize=resize.value if resize else None, tasks=tuple(task or ()), batch_size=batch_size,
                        workers=default_workers() if workers is None else workers, device=device,
                        force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()),
-                       precision=precision.value)
+                       precision=precision.value, predictions=predictions)
     report = run_eval(opts)
     typer.echo(f"wrote {output} ({report.extra.get('plot', 'no plot')})", err=True)
 

@@ -73,18 +73,29 @@ def classification_metrics(scores: np.ndarray, labels: Sequence[Sequence[int]], 
     metric_version."""
     n, num_classes = scores.shape
     assert n == len(labels), f"{n} score rows for {len(labels)} label lists"
-    preds = top_predictions(scores, max(k, 1))
+    return ranked_metrics(top_predictions(scores, max(k, 1)), labels, k, num_classes)
+
+
+def ranked_metrics(preds: np.ndarray, labels: Sequence[Sequence[int]], k: int, num_classes: int) -> dict:
+    """The same from the ranked predictions alone: preds [N, ≥k] class indices, best first (what a
+    predictions file holds, eval.predictions)."""
+    n = len(preds)
+    assert n == len(labels), f"{n} prediction rows for {len(labels)} label lists"
+    preds = np.asarray(preds, dtype=np.int64)
+    assert preds.ndim == 2 or n == 0, f"predictions must be [N, k], got {preds.shape}"
+    preds = preds.reshape(n, -1) if n else np.zeros((0, max(k, 1)), np.int64)
     hit1 = hits_at(preds, labels, 1)
     hitk = hits_at(preds, labels, k)
+    pred1 = preds[:, 0] if n else np.zeros(0, np.int64)
     return {
         "n": int(n),
         "k": int(k),
         "top1": float(hit1.mean()) if n else float("nan"),
         "topk": float(hitk.mean()) if n else float("nan"),
-        "balanced_accuracy": balanced_accuracy(preds[:, 0] if n else np.zeros(0, int), labels, num_classes),
+        "balanced_accuracy": balanced_accuracy(pred1, labels, num_classes),
         "ci95": bootstrap_ci(hitk),
         "ci95_top1": bootstrap_ci(hit1),
-        "confusion": confusion_matrix(preds[:, 0] if n else np.zeros(0, int), labels, num_classes).tolist(),
+        "confusion": confusion_matrix(pred1, labels, num_classes).tolist(),
         "metric_version": METRIC_VERSION,
     }
 

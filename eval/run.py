@@ -28,7 +28,8 @@ from focusclip.eval.readers.base import DatasetSplit, Sample, norm_name
 from focusclip.eval.report import (comparison, format_table, mean_topk, plot_results, ran, ran_tasks, read_results,
                                    write_results)
 from focusclip.eval.tasks import Task, all_tasks, select_tasks, task_ids
-from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_samples
+from focusclip.eval.predictions import PredictionsFile, task_rows
+from focusclip.eval.zeroshot import EmbeddingCache, build_classifier, score_rows
 
 
 def default_workers() -> int:
@@ -55,6 +56,7 @@ class EvalOptions:
     compare: tuple[Path, ...] = ()
     plot: bool = True
     precision: str = "auto"                    # auto: fp16 autocast on CUDA, fp32 on the CPU; or fp32
+    predictions: Path | None = None            # parquet of every image's ranked classes (eval.predictions)
 
 
 # A task stops the run when more than this share of the images it read scored NaN/inf: a few can be
@@ -93,10 +95,11 @@ def read_task_data(task: Task, data_root: Path) -> DatasetSplit | MissingData:
 
 
 def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: Callable = print,
-                  cache: EmbeddingCache | None = None, data: DatasetSplit | MissingData | None = None) -> dict:
+                  cache: EmbeddingCache | None = None, data: DatasetSplit | MissingData | None = None,
+                  predictions: PredictionsFile | None = None) -> dict:
     """One task → its results entry (metrics, or `missing` with the path expected). `cache` holds the
     previous task's image embeddings, reused where this task scores the same images; `data` is the
-    task's split when it was read already (`read_task_data`)."""
+    task's split when it was read already (`read_task_data`); `predictions` gets every sample's row."""
     t0 = time.perf_counter()
     split = data if data is not None else read_task_data(task, opts.data_root)
     if isinstance(split, MissingData):
@@ -110,9 +113,12 @@ def evaluate_task(task: Task, model: EvalModel, opts: EvalOptions, device, log: 
     classifier = build_classifier(model, task.prompts(opts.ensemble)).to(device)   # [D, C]
     cache = cache if cache is not None else EmbeddingCache()
     t1, reused_before = time.perf_counter(), cache.reused
-    scores, bad = score_samples(model, samples, classifier, batch_size=opts.batch_size, workers=opts.workers,
-                                device=device, progress=task.id, cache=cache, precision=opts.precision)
+    scores, why = score_rows(model, samples, classifier, batch_size=opts.batch_size, workers=opts.workers,
+                             device=device, progress=task.id, cache=cache, precision=opts.precision)
     seconds = time.perf_counter() - t1
+    bad = Counter(w for w in why if w)
+    if predictions is not None:
+        predictions.put(model, task, task_rows(model, task, samples, labels, scores, why, base["options"]))
     reused = cache.reused - reused_before
     usable = np.isfinite(scores).all(axis=1)
     skipped.update(bad)
@@ -209,6 +215,11 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
         raise fail("data root not found", str(opts.data_root), "pass the folder holding the datasets")
     for path in (opts.output, opts.output.with_suffix(".png"), report_path_for(opts.output)):
         writable_file(path)   # before the model loads and any task is scored
+    if opts.predictions is not None:
+        writable_file(opts.predictions, "--predictions")
+        predictions = PredictionsFile(opts.predictions)      # an existing file must be one focus-eval wrote
+    else:
+        predictions = None
     others = [_read_other(p) for p in opts.compare]
     report = Report("eval", {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()})
     device = resolve_device(opts.device)
@@ -222,13 +233,16 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     _check_data(tasks, data, opts.data_root)
     model = model or load_model(opts.checkpoint, opts.hf_clip, device, opts.resize, opts.revision)
     results = _start_results(opts, model, log)
+    if predictions is not None:
+        predictions.keep_weights(model)
     cache = EmbeddingCache()   # image embeddings of the last task evaluated, for the next one
     for task in tasks:
-        if _reusable(results["tasks"].get(task.id), opts, model):
+        if _reusable(results["tasks"].get(task.id), opts, model) and (
+                predictions is None or predictions.holds(model, task.id, _fingerprint(opts, model))):
             report.count("tasks_reused")
             continue
         t0 = time.perf_counter()
-        entry = evaluate_task(task, model, opts, device, log, cache, data.pop(task.id, None))
+        entry = evaluate_task(task, model, opts, device, log, cache, data.pop(task.id, None), predictions)
         report.time(task.id, time.perf_counter() - t0)
         report.count(f"tasks_{entry['status']}")
         if entry["status"] == "missing":
@@ -241,6 +255,8 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
         _set_mean(results)
         if any(ran(e) for e in results["tasks"].values()):   # a results file only once it holds results
             write_results(opts.output, results)
+            if predictions is not None:
+                predictions.write()
     if not any(ran(e) for e in results["tasks"].values()):
         raise fail("no task had a usable sample", str(opts.data_root),
                    "check the datasets' layouts (docs/eval.md); the skip reasons are per task in the log")

@@ -135,6 +135,16 @@ def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch
     could not be used are NaN; `reasons` counts them. (Other non-finite rows come from the model: the
     caller counts them.) With a `cache`, images the previous task already encoded are not decoded or
     encoded again, and this task's embeddings replace it. `precision` fp32 turns off fp16 autocast on CUDA."""
+    scores, why = score_rows(model, samples, classifier, batch_size=batch_size, workers=workers, device=device,
+                             progress=progress, cache=cache, precision=precision)
+    return scores, Counter(w for w in why if w)
+
+
+def score_rows(model: EvalModel, samples: Sequence[Sample], classifier: torch.Tensor, *,
+               batch_size: int = 64, workers: int = 4, device: torch.device | None = None,
+               progress: str | None = None, cache: EmbeddingCache | None = None,
+               precision: str = "auto") -> tuple[np.ndarray, list[str]]:
+    """`score_samples` with one reason per row: "" for an image that was used, else why not."""
     device = device or classifier.device
     cache = cache if cache is not None else EmbeddingCache()
     refs = [s.image for s in samples]
@@ -146,9 +156,8 @@ def score_samples(model: EvalModel, samples: Sequence[Sample], classifier: torch
     cache.keep(rows)
     weights = classifier.float().cpu().numpy()                              # [D, C]
     scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
-    reasons: Counter = Counter()
-    usable = [i for i, ref in enumerate(refs) if not isinstance(rows[ref], str)]
-    reasons.update(rows[ref] for ref in refs if isinstance(rows[ref], str))
+    reasons = [rows[ref] if isinstance(rows[ref], str) else "" for ref in refs]
+    usable = [i for i, r in enumerate(reasons) if not r]
     if usable:
         scores[usable] = np.stack([rows[refs[i]] for i in usable]) @ weights
     return scores, reasons
