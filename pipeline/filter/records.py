@@ -106,7 +106,8 @@ def regenerate_round(descriptions: Path, annotations: dict[str, Annotation], lat
         opts = DescribeOptions.from_flat(**{"backend": backend, "describer": describer, "prompt_id": prompt_id,
                                             **options}, annotations=None, output=descriptions,
                                          redo_images=frozenset(images), round=round_)
-        sub = run_describe(opts, records=anns, backend_obj=backend_obj, progress=False)
+        # lock=False: the filter holds the descriptions file's lock for all its rounds
+        sub = run_describe(opts, records=anns, backend_obj=backend_obj, progress=False, lock=False)
         report.count(f"regenerate.round{round_}.asked", sub.counts.get("asked", 0))
         report.count(f"regenerate.round{round_}.failed", sub.counts.get("failed", 0))
     after = read_latest_descriptions(descriptions, Report("filter-reread"))

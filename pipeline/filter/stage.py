@@ -7,13 +7,14 @@ whose description was rejected go back to `describe` for a bounded number of rou
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
 
-
 from focusclip.core.errors import FocusError, fail
 from focusclip.core.io import write_jsonl
+from focusclip.core.lock import output_lock
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_file
 from focusclip.data.records import Annotation, read_annotations
@@ -130,7 +131,9 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
     records to `output`, the rejected ones to `<output stem>.rejected.jsonl` and the report to
     `<output stem>.report.json`. `regenerate` rounds send rejected images back to describe with
     `describe_options` (`DescribeOptions.from_flat` names: backend, model, seed, …; the rest default to
-    the rejected records' own describer, backend and prompt, and to describe's defaults)."""
+    the rejected records' own describer, backend and prompt, and to describe's defaults). After the
+    checks of its options the run holds `<output>.lock` (and, with `regenerate`, the descriptions'
+    lock): a second process on either is refused at once."""
     descriptions, annotations, output = Path(descriptions), Path(annotations), Path(output)
     _check_paths(descriptions, annotations, output)
     if regenerate < 0:
@@ -138,10 +141,20 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
     names = select_checks(checks, skip_checks)
     if regenerate:
         check_describe_options(describe_options or {})
+    # One writer per output: the kept file (and the rejected file and report beside it) and, when
+    # regeneration rounds append to it, the descriptions file, held from here to the report.
+    appended = output_lock(descriptions, "describe -o") if regenerate else contextlib.nullcontext()
+    with output_lock(output, "-o"), appended:
+        return _run(descriptions, annotations, output, config, names, regenerate, describe_options or {})
+
+
+def _run(descriptions: Path, annotations: Path, output: Path, config: FilterConfig, names: list[str],
+         regenerate: int, describe_options: dict) -> Report:
+    """`run_filter` once its options are checked and its outputs locked."""
     report = Report("filter", {
         "descriptions": str(descriptions), "annotations": str(annotations), "output": str(output),
         "checks": names, "config": dataclasses.asdict(config), "regenerate": regenerate,
-        "describe_options": safe_options(describe_options or {})})
+        "describe_options": safe_options(describe_options)})
     anns = {a.image: a for a in read_annotations(annotations)}
     if not anns:
         raise fail("holds no annotation records", str(annotations), "pass the annotations.jsonl of `convert`")
@@ -159,7 +172,7 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
     report.extra["rounds"] = []
     try:
         _regenerate(regenerate, descriptions, anns, latest, verdict, history, config, names,
-                    describe_options or {}, report)
+                    describe_options, report)
     except FocusError as e:   # a failed round (a 401, a dead server) keeps what was judged so far
         report.extra["regenerate_error"] = str(e)
         _write_outputs(output, verdict, history, report)
