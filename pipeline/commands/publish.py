@@ -26,7 +26,8 @@ def parse_named_paths(items: list[str]) -> dict[str, Path]:
 
 def _print_summary(report, out: Path) -> None:
     rep = report.to_dict()
-    state = "up to date (--force rebuilds)" if rep.get("up_to_date") else "built"
+    state = ("up to date (--force rebuilds)" if rep.get("up_to_date")
+             else f"rebuilt: {rep['rebuilt_because']}" if rep.get("rebuilt_because") else "built")
     print(f"{out}: {state}, {len(rep['configs'])} config(s), {rep['counts'].get('rows', 0)} rows")
     for name, splits in rep["configs"].items():
         print(f"  {name}: " + ", ".join(f"{s} {f['num_examples']} ({len(f['files'])} shards)"

@@ -2,8 +2,9 @@
 folder (docs/design.md §3.4), optionally pushed to the hub in one commit.
 
 The folder is built in `DIR.incomplete` and renamed over `DIR` only when complete, so a failure leaves
-no partial folder. A folder already built from the same inputs and options is kept (`--force`
-rebuilds); one built from other inputs is rebuilt. Without `--push` nothing touches the network.
+no partial folder. A folder already built from the same inputs and options, still holding every file
+its report lists at the recorded size, is kept (`--force` rebuilds); any other is rebuilt. One process
+per folder (`DIR.lock`). Without `--push` nothing touches the network.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from typing import Iterator, Mapping
 
 from focusclip.core.errors import FocusError, fail
 from focusclip.core.io import read_json
+from focusclip.core.lock import output_lock
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_dir
 from focusclip.core.progress import progress
 from focusclip.pipeline.publish.card import PRETTY_NAME, ConfigSummary, render_card
+from focusclip.pipeline.publish.folder import list_files, why_not_intact
 from focusclip.pipeline.publish.hub import check_repo_id, check_token, push_folder
 from focusclip.pipeline.publish.rows import (HUB_SPLITS, ConfigInput, check_config_names, features,
                                    index_annotations, load_config, to_row)
@@ -73,15 +76,27 @@ class PublishPlan:
 
 
 def run_publish(opts: PublishOptions) -> Report:
-    """Build `opts.out_dir` (one config per entry of `opts.descriptions`) and push it when `opts.push`."""
+    """Build `opts.out_dir` (one config per entry of `opts.descriptions`) and push it when `opts.push`.
+    Once the options are checked the run holds `DIR.lock` (one process per folder) to its end; under
+    it a `DIR.incomplete` left by a killed run is removed first."""
     plan = resolve_options(opts)
-    report = Report("publish", {**asdict(plan), "force": opts.force})
+    with output_lock(plan.out_dir, "-o"):
+        shutil.rmtree(plan.incomplete, ignore_errors=True)
+        return _publish(plan, opts.force)
+
+
+def _publish(plan: PublishPlan, force: bool) -> Report:
+    report = Report("publish", {**asdict(plan), "force": force})
     fingerprint = input_fingerprint(plan)
     previous = previous_report(plan.out_dir)
-    if not opts.force and previous and previous.get("fingerprint") == fingerprint:
+    why = None if previous is None else "--force" if force else why_stale(previous, fingerprint, plan.out_dir)
+    if previous is not None and why is None:
         report.counts.update(previous.get("counts", {}))
-        report.extra.update(up_to_date=True, fingerprint=fingerprint, configs=previous.get("configs", {}))
+        report.extra.update(up_to_date=True, fingerprint=fingerprint, configs=previous.get("configs", {}),
+                            files=previous["files"])
     else:
+        if why is not None:
+            report.extra["rebuilt_because"] = why
         build(plan, report, fingerprint)
     if plan.push:
         message, description = commit_text(report.extra["configs"], plan)
@@ -177,6 +192,14 @@ def previous_report(out_dir: Path) -> dict | None:
     return rep
 
 
+def why_stale(previous: dict, fingerprint: str, out_dir: Path) -> str | None:
+    """Why an earlier folder must be rebuilt, or None when it is up to date: built from the same inputs
+    and options, and still holding every file its report lists with the recorded size."""
+    if previous.get("fingerprint") != fingerprint:
+        return "the inputs or options changed"
+    return why_not_intact(out_dir, previous.get("files"))
+
+
 def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
     """Read and check all inputs, then write shards, card and report into DIR.incomplete and rename."""
     anns = index_annotations(plan.annotations)
@@ -185,8 +208,7 @@ def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
     if plan.with_images:
         check_media(configs, plan)
     feats = features(plan.with_images, plan.heatmaps_dir is not None)
-    tmp = plan.incomplete
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = plan.incomplete   # the caller holds the folder's lock and removed a stale one
     try:
         tmp.mkdir(parents=True)
         summaries = [write_config(cfg, feats, tmp, plan, report) for cfg in configs]
@@ -194,7 +216,8 @@ def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
                            plan.repo_id, plan.prompts_dir, plan.default_config)
         card.save(tmp / "README.md")
         report.extra.update(up_to_date=False, fingerprint=fingerprint,
-                            configs={s.name: {sp: asdict(f) for sp, f in s.splits.items()} for s in summaries})
+                            configs={s.name: {sp: asdict(f) for sp, f in s.splits.items()} for s in summaries},
+                            files=list_files(tmp))
         report.save(tmp / "report.json")
         swap_into_place(tmp, plan.out_dir)
     except BaseException:
