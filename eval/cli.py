@@ -10,14 +10,16 @@ import typer
 from focusclip.cli import Device, Force, Version
 from focusclip.core.errors import fail, run_cli
 
-HELP = ("Zero-shot evaluation of a focus-train checkpoint (or a Hugging Face CLIP) on the 12 human-centric "
+HELP = ("Zero-shot evaluation of a focus-train checkpoint (or any Hugging Face dual encoder) on the 12 human-centric "
         "tasks of eight datasets in their official layouts (docs/eval.md).")
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
 
 
-Checkpoint = Annotated[Optional[Path], typer.Argument(
-    help="focus-train run dir, checkpoints/<step> dir, or the hub id USER/NAME of a pushed model "
-         "(downloaded into the hub cache; HF_HUB_OFFLINE=1 uses the cache only). Omit with --hf-clip.")]
+Checkpoint = Annotated[Optional[str], typer.Argument(
+    metavar="MODEL",
+    help="focus-train run dir, checkpoints/<step> dir or pushed hub id USER/NAME, or any dual encoder "
+         "(CLIP, SigLIP, …) by hub id or save_pretrained folder (downloaded into the hub cache; "
+         "HF_HUB_OFFLINE=1 uses the cache only). Omit with --hf-clip.")]
 DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the datasets in their official layouts.")]
 Tasks = Annotated[Optional[list[str]], typer.Option("--task", help="Task id (repeatable); default all 12.")]

@@ -42,7 +42,7 @@ def default_workers() -> int:
 class EvalOptions:
     data_root: Path
     output: Path = Path("results.json")
-    checkpoint: Path | None = None
+    checkpoint: str | Path | None = None      # one model: a checkpoint or a dual encoder (eval.model)
     hf_clip: str | None = None                 # hub id or folder
     revision: str | None = None                # of the --hf-clip hub id
     resize: str | None = None                  # override the checkpoint's training geometry

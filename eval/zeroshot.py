@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from focusclip.core.devices import cpu_threads
@@ -35,8 +36,8 @@ def build_classifier(model: EvalModel, prompts: Sequence[Sequence[str]]) -> torc
 
 
 class ImageDataset(Dataset):
-    """Samples → (pixels [3, S, S], index, reason). An unusable image gives zeros and the reason
-    (one bad file must not stop a 20k-image evaluation); the reason is "" otherwise."""
+    """Samples → (pixels [3, S, S], index, reason). An unusable image gives a blank placeholder and
+    the reason (one bad file must not stop a 20k-image evaluation); the reason is "" otherwise."""
 
     def __init__(self, samples: Sequence[Sample], preprocess, image_size: int):
         self.samples = samples
@@ -50,7 +51,12 @@ class ImageDataset(Dataset):
         try:
             return self.preprocess(load_image(self.samples[i].image)), i, ""
         except BadImage as e:
-            return torch.zeros(3, self.image_size, self.image_size), i, str(e)
+            return self.blank(), i, str(e)
+
+    def blank(self):
+        """What `preprocess` makes of a black S×S image: a placeholder of the right shape (pixels, or
+        the dict a processor gives) for an unusable image's batch row."""
+        return self.preprocess(Image.new("RGB", (self.image_size, self.image_size)))
 
 
 def _collate(rows: list[tuple]) -> tuple[torch.Tensor, list[int], list[str]]:
