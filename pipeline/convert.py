@@ -24,6 +24,11 @@ from focusclip.data.records import Annotation
 from focusclip.data.splits import VAL_FRACTION, assign_val
 
 MAT_MAGIC = (b"MATLAB", b"\x89HDF")
+# What a record without width/height costs the stages after convert (checked against their code: heatmaps'
+# image_status, data.geometry.position_word (prompts and filter's resolve_ref), publish's rows).
+SIZES_UNKNOWN = ("image sizes unknown (no --images): width and height are null in every record; heatmaps "
+                 "will read each image's header for its size, describe and filter cannot say or check which "
+                 "third of the image (left/centre/right) a person is in, and the published width/height are null")
 
 
 def run_convert_mpii(src: str | os.PathLike, output: str | os.PathLike,
@@ -59,6 +64,8 @@ def _convert_mpii(src: Path, output: Path, split_json_dir, images, report: Repor
         t1 = time.perf_counter()
         fill_image_sizes(records, Path(images), report)
         report.time("image_sizes_s", time.perf_counter() - t1)
+    else:
+        report.extra["image_sizes"] = SIZES_UNKNOWN
     _summarize(records, report)
     t2 = time.perf_counter()
     with _writing(output):

@@ -32,6 +32,8 @@ def mpii(
     _done(report, output, f"{c.get('images', 0)} images (train {c.get('split_train', 0)}, "
                           f"val {c.get('split_val', 0)}, test {c.get('split_test', 0)}), "
                           f"{c.get('people', 0)} people, {c.get('labelled_joints', 0)} labelled joints")
+    if report.extra.get("image_sizes"):
+        print(f"warning: {report.extra['image_sizes']} (pass --images DIR to record them)", file=sys.stderr)
     missing = report.skipped.get("image file missing (record kept, size unknown)", 0)
     if missing:
         print(f"warning: {missing} annotated images are missing from {images} (see the report)", file=sys.stderr)

@@ -30,6 +30,7 @@ def test_mpii_mat_with_images_then_rerun_then_force(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout and "6 images" in r.stdout
     assert "warning: 5 annotated images are missing" in r.stderr
+    assert "sizes unknown" not in r.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     expected = expected_mpii()
     expected[1].update(width=64, height=48)
@@ -75,6 +76,12 @@ def test_mpii_json_with_split_files(tmp_path):
     assert report["counts"] == {"images": 4, "people": 4, "split_train": 2, "split_val": 2, "split_test": 0,
                                 "labelled_joints": 64, "joints_visibility_unknown": 64}
     assert report["skipped"] == {} and report["outputs"] == [str(out)]
+    # No --images: the null sizes are said once, on stderr and in the report, with what they cost.
+    warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "width and height are null in every record" in warning[0], r.stderr
+    assert "heatmaps will read each image's header" in warning[0] and "left/centre/right" in warning[0]
+    assert warning[0].endswith("(pass --images DIR to record them)")
+    assert report["image_sizes"].startswith("image sizes unknown (no --images)")
 
 
 def test_emotic(tmp_path):
