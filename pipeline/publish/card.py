@@ -10,8 +10,9 @@ from datasets import DatasetInfo, Features, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from focusclip.pipeline.publish.card_text import (COLUMNS, COORDINATES, HEATMAPS, INTRO, LICENSE, citation,
-                                        filter_section, usage)
+from focusclip.pipeline.publish.card_text import (ANNOTATIONS_LICENSE, COLUMNS, COORDINATES, HEATMAPS,
+                                                  IMAGES_LICENSE_NAME, INTRO, MPII_PAGE, citation,
+                                                  describer_terms, filter_section, licence_section, usage)
 from focusclip.pipeline.publish.shards import SplitFiles
 
 PRETTY_NAME = "MPII Pose Descriptions"
@@ -33,6 +34,7 @@ class ConfigSummary:
     models: Counter = field(default_factory=Counter)
     prompts: Counter = field(default_factory=Counter)   # (prompt_id, prompt_sha) → rows
     params: Counter = field(default_factory=Counter)    # params JSON → rows
+    sources: Counter = field(default_factory=Counter)   # (describer, backend, model) → rows
     filter_report: dict | None = None
     filter_note: str = ""                         # why there are no filter statistics
 
@@ -42,19 +44,25 @@ class ConfigSummary:
         self.models[row["model"] or ("none" if row["backend"] == "template" else "unknown")] += 1
         self.prompts[(row["prompt_id"] or "unknown", row["prompt_sha"] or "")] += 1
         self.params[row["params"]] += 1
+        self.sources[(row["describer"], row["backend"] or "unknown", row["model"])] += 1
 
 
 def size_category(n: int) -> str:
     return next((label for bound, label in SIZES if n < bound), "n>10M" if n >= 10**7 else "other")
 
 
-def card_metadata(configs: list[ConfigSummary], feats: Features, default: str | None = None) -> DatasetCardData:
+def card_metadata(configs: list[ConfigSummary], feats: Features, default: str | None = None,
+                  with_images: bool = False) -> DatasetCardData:
     """YAML front matter: license, tasks, sizes, `configs` (data files per split, `default: true` on
-    the config `load_dataset(DIR)` loads without a name: `default`, else the first) and `dataset_info`."""
+    the config `load_dataset(DIR)` loads without a name: `default`, else the first) and `dataset_info`.
+    The license is the annotations' BSD-2-Clause, or `other` (MPII's research-only image terms) when
+    the folder holds the images."""
     default = default or configs[0].name
     biggest = max(sum(f.num_examples for f in c.splits.values()) for c in configs)
+    licence = (dict(license="other", license_name=IMAGES_LICENSE_NAME, license_link=MPII_PAGE) if with_images
+               else dict(license=ANNOTATIONS_LICENSE))
     data = DatasetCardData(
-        pretty_name=PRETTY_NAME, license="bsd-2-clause", language=["en"], task_categories=TASKS,
+        pretty_name=PRETTY_NAME, **licence, language=["en"], task_categories=TASKS,
         size_categories=[size_category(biggest)], tags=TAGS, annotations_creators=["expert-generated"],
         language_creators=["machine-generated"], source_datasets=["extended"],
         configs=[{"config_name": c.name, **({"default": True} if c.name == default else {}),
@@ -142,13 +150,20 @@ def render_card(configs: list[ConfigSummary], feats: Features, splits: tuple[str
                 templates_dir: Path | None, default: str | None = None) -> DatasetCard:
     """The whole card; `DatasetCard.save(path)` writes it. `default`: the default config (else the first)."""
     default = default or configs[0].name
-    data = card_metadata(configs, feats, default)
+    data = card_metadata(configs, feats, default, with_images)
     body = [f"# {PRETTY_NAME}", "", INTRO, "", "## Configs", "", overview_table(configs, splits, default), "",
             f"`{default}` is the default config: `load_dataset(…)` without a config name loads it.", ""]
     body += [config_section(c, templates_dir) for c in configs]
     body += [COLUMNS, _images_note(with_images, with_heatmaps), "", HEATMAPS, "", COORDINATES, "",
-             usage(repo_id, default, with_images), "", LICENSE, "", citation()]
+             usage(repo_id, default, with_images), "", licence_section(_describers(configs), with_images), "",
+             citation()]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+
+
+def _describers(configs: list[ConfigSummary]) -> list[str]:
+    """Each (describer, backend, model) of every config once, as `describer_terms` lines."""
+    seen = dict.fromkeys(src for c in configs for src, _ in c.sources.most_common())
+    return [describer_terms(*src) for src in seen]
 
 
 def _images_note(with_images: bool, with_heatmaps: bool) -> str:

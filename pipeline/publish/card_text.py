@@ -3,8 +3,10 @@ structure so the wording can be edited in one place)."""
 from __future__ import annotations
 
 import json
+import re
 
 from focusclip.data.citations import FOCUSCLIP_BIBTEX, MPII_BIBTEX
+from focusclip.pipeline.download.catalog import MPII
 
 INTRO = """\
 Natural-language descriptions of the people, poses and activities in the images of the
@@ -61,14 +63,59 @@ All coordinates (`center`, `kpts`, `head_box`) are **0-based** pixels, kept as f
 *MPII Human Pose Captions* JSON files carry the 1-based values of the HRNet/mmpose JSON: subtract 1
 from theirs (or add 1 to these) to compare."""
 
-LICENSE = """\
-## License
+# The terms of what a published folder holds (README "Licences" says the same):
+# - MPII annotations: the MPII Human Pose dataset's Simplified BSD License, which the original *MPII
+#   Human Pose Captions* dataset declares as `license: bsd-2-clause`; the descriptions are published
+#   under it too. The heatmaps are drawn from the keypoints alone.
+# - MPII images: what `focus-data download --list` says (pipeline/download/catalog.py, MPII.licence).
+# - descriptions: also the terms of their describer's provider (describer_terms).
+ANNOTATIONS_LICENSE = "bsd-2-clause"
+IMAGES_LICENSE_NAME = "mpii-images-research-only"   # the card's `license_name` when the images are in it
+MPII_PAGE = MPII.page
+OPENAI_TERMS = "https://openai.com/policies/terms-of-use"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
-The MPII Human Pose annotations are released under the Simplified BSD License (BSD-2-Clause); this
-dataset keeps that license for the annotations and the descriptions. The MPII images come from
-YouTube videos and keep their own terms: they are not included unless the folder was built with
-`--with-images`; check those terms before redistributing or using the images. Descriptions written by
-a hosted model may also be subject to that provider's terms."""
+
+def describer_terms(describer: str, backend: str, model: str | None) -> str:
+    """One line naming a describer and the terms its output may carry."""
+    name = f"`{describer}`" + (f" (model `{model}`)" if model and model != describer else "")
+    if backend == "template":
+        return (f"{name}: the rule-based template describer of `focusclip` (no language model); its "
+                f"descriptions carry no terms beyond the ones above")
+    if backend == "openai":
+        return (f"{name}, asked through an OpenAI-compatible API (`openai` backend): its output may carry "
+                f"the terms of use of the API's provider (OpenAI's, for api.openai.com: {OPENAI_TERMS})")
+    if backend in ("vllm", "transformers"):
+        page = f", see https://huggingface.co/{model}" if model and _HUB_ID.fullmatch(model) else ""
+        return (f"{name}, run with `{backend}`: its output may carry the model's licence and its "
+                f"provider's terms of use{page}")
+    return f"{name} (backend `{backend}`): its output may carry its provider's terms of use"
+
+
+def licence_section(describers: list[str], with_images: bool) -> str:
+    """The card's "Licence and terms": annotations, images and each describer (`describer_terms` lines)."""
+    if with_images:
+        images = (f"They are **included** in this copy (`image_data`, built with `--with-images`) and stay "
+                  f"under those terms, so this card's license is `other` (`{IMAGES_LICENSE_NAME}`): use "
+                  f"this copy for non-commercial research only, and do not redistribute it.")
+        field = "this card's license is `other` because the images are in it (below)"
+    else:
+        images = (f"They are **not included**: `image` names the MPII file; get the images from the MPII "
+                  f"Human Pose site ({MPII_PAGE}) under its terms.")
+        field = f"this card's `license: {ANNOTATIONS_LICENSE}` covers them and the descriptions, not the images"
+    lines = ["## Licence and terms", "",
+             "This dataset joins material under different terms:", "",
+             "- **MPII annotations** (`people`, `activity`, `category`, `video_id`, …, and the heatmaps, "
+             "drawn from the keypoints alone): the MPII Human Pose dataset releases them under the "
+             "Simplified BSD License (BSD-2-Clause), as the original *MPII Human Pose Captions* dataset "
+             f"declares; {field}.",
+             f"- **MPII images**: {MPII.licence}; they are frames of YouTube videos. {images}",
+             "- **Descriptions**: published under the same BSD-2-Clause; each is the output of its "
+             "describer, and may also carry that describer's provider's terms:"]
+    lines += [f"  - {d}." for d in describers]
+    lines += ["", "The `focusclip` code that built this dataset is MIT-licensed."]
+    return "\n".join(lines)
+
 
 def citation() -> str:
     return ("## Citation\n\nFocusCLIP (Khan et al., 2024, [arXiv:2403.06904](https://arxiv.org/abs/2403.06904)), "
