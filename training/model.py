@@ -4,7 +4,9 @@ by its ROI heatmap.
 
 The masked view is `image * (alpha + heatmap * (1 - alpha))`, computed on the [0, 1] pixels (the
 normalised input is un-normalised, weighted and normalised again), so the background fades towards
-black as alpha → 0. `alpha = sigmoid(alpha_logit)` keeps it in (0, 1) without clamping, so it always
+black as alpha → 0. With a shared tower the masked view leaves batch norm's running statistics
+alone (training/vit.py: `batch_statistics_frozen`), so evaluation normalises with the clean images'
+statistics only. `alpha = sigmoid(alpha_logit)` keeps it in (0, 1) without clamping, so it always
 receives a gradient; `config.alpha_trainable = False` fixes it at `alpha_init` instead (any value in
 [0, 1]: the controls of benchmarks/focus_effect.py). A learnable temperature is `exp(log_temperature)`
 floored at MIN_TEMPERATURE, as CLIP caps its logit scale at 100. At inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm),
@@ -26,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
-import focusclip.training.vit  # noqa: F401  (registers model_type focusclip_vit with AutoModel)
 from focusclip.training.hf_config import FocusCLIPConfig
+from focusclip.training.vit import batch_statistics_frozen   # (also registers model_type focusclip_vit)
 
 MIN_TEMPERATURE = 0.01   # CLIP (Radford et al. 2021) clamps its logit scale 1/τ at 100
 
@@ -187,8 +189,12 @@ class FocusCLIPModel(PreTrainedModel):
         masked = None
         if self.config.triple:
             assert heatmaps is not None, "FocusCLIP (triple) needs heatmaps [B, S, S]"
-            tower = self.vision if self.config.shared_encoder else self.masked_vision
-            masked = F.normalize(tower(self.mask_pixels(pixels, heatmaps)), dim=-1)
+            if self.config.shared_encoder:   # running statistics from the clean pass only (training/vit.py)
+                with batch_statistics_frozen(self.vision):
+                    masked = self.vision(self.mask_pixels(pixels, heatmaps))
+            else:
+                masked = self.masked_vision(self.mask_pixels(pixels, heatmaps))
+            masked = F.normalize(masked, dim=-1)
         return FocusOutput(image, text, masked, self.alpha, self.temperature)
 
     @property

@@ -12,8 +12,17 @@ Its config, `FocusViTConfig` (`model_type: focusclip_vit`, focusclip.training.vi
 `ViTConfig` with `stem`, `stem_channels` and `pooling`. `FocusViTModel` is a `ViTModel` (same forward,
 same outputs), so `save_pretrained` / `from_pretrained` and the Auto classes work as for any
 transformers model once this module (or focusclip.training.model) is imported, which registers the type.
+
+Batch norm and FocusCLIP's two views: the shared tower sees the clean batch and then the masked one.
+The masked pass runs inside `batch_statistics_frozen`, which normalises it with its own batch's
+statistics, as training-mode batch norm does, but leaves the running statistics alone: evaluation
+normalises clean images with statistics of clean images only, as the CLIP arm's do, and the stem's
+state after a step does not depend on the heatmaps. The weights, and so old checkpoints, are unchanged.
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch import nn
 from transformers import ViTModel
@@ -39,6 +48,21 @@ class ConvStem(nn.Module):
 
     def forward(self, pixels):
         return self.layers(pixels)
+
+
+@contextmanager
+def batch_statistics_frozen(module: nn.Module) -> Iterator[None]:
+    """Inside, every batch norm of `module` that tracks running statistics still normalises a training
+    batch with the batch's own mean and variance, but neither updates its running statistics nor counts
+    the batch (torch's `track_running_stats = False` in training mode); in eval mode nothing changes."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
 
 
 class FocusViTModel(ViTModel):

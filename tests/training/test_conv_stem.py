@@ -7,11 +7,14 @@
   transformers' ViT was imported first), with the embeddings of `load_checkpoint`; its exported
   vision tower loads through AutoModel and gives the same image embeddings from the projections;
 - a conv-stem tower saved with `save_pretrained` and named as `model.vision.pretrained` trains from
-  exactly the saved weights.
+  exactly the saved weights;
+- after a FocusCLIP training step the stem's running statistics are the clean batch's alone, whatever
+  the heatmaps (the masked pass runs with them frozen).
 (A bad stem shape is one line: test_config_cli.py.)
 """
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 
@@ -21,8 +24,11 @@ import torch.nn.functional as F
 
 from focusclip.training.config import load_config
 from focusclip.training.factory import build_model, build_tokenizer, load_pretrained
-from focusclip.training.model import VisionTower
-from focusclip.training.vit import FocusViTConfig, FocusViTModel
+from focusclip.training.dist import Dist
+from focusclip.training.loss import FocusLoss
+from focusclip.training.model import FocusCLIPModel, VisionTower
+from focusclip.training.steps import make_amp, train_step
+from focusclip.training.vit import FocusViTConfig, FocusViTModel, batch_statistics_frozen
 from tests.conftest import REPO, console_script
 from tests.training.fixtures import tiny_overrides, trained_tiny
 from tests.training.test_hf_model import EMBED, ENV, TEXTS, _python
@@ -134,3 +140,76 @@ def test_a_saved_conv_stem_tower_named_as_pretrained_is_trained_from(trained, tm
     assert set(got) == set(saved)
     for k, v in saved.items():
         assert torch.equal(got[k], v), k
+
+
+def _focusclip(stem_tower: FocusViTModel) -> FocusCLIPModel:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(1)
+    text = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32), add_pooling_layer=False)
+    return FocusCLIPModel.from_towers(stem_tower, text, embed_dim=8, triple=True, image_size=32)
+
+
+def _stem_state(model: FocusCLIPModel) -> dict[str, torch.Tensor]:
+    stem = model.vision.vit.embeddings.patch_embeddings.projection
+    return {k: v.clone() for k, v in stem.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+def _one_step(heatmaps: torch.Tensor, pixels: torch.Tensor) -> tuple[FocusCLIPModel, dict, dict]:
+    """One FocusCLIP optimizer step (the trainer's train_step) from the same start; the stem's
+    buffers after it, and those a clean-only pass of a copy of the start gives (CLIP's step)."""
+    model = _focusclip(_tower())
+    clean_only = copy.deepcopy(model.vision).train()
+    with torch.no_grad():
+        clean_only(pixels)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    batch = {"pixels": pixels, "input_ids": torch.randint(5, 50, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long),
+             "heatmaps": heatmaps}
+    train_step(model, model, FocusLoss("ntxent"), opt, sched, [batch], Dist(), make_amp(torch.device("cpu"), "fp32"), 1.0)
+    stem = clean_only.vit.embeddings.patch_embeddings.projection
+    return model, _stem_state(model), {k: v for k, v in stem.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+def test_after_a_training_step_the_stems_batch_statistics_come_from_the_clean_view_only():
+    """The masked view runs through the same stem after the clean one; with batch norm's running
+    statistics updated by both, evaluation would normalise clean images with statistics that are
+    half masked images (and depend on the heatmaps). Two steps from the same start with different
+    heatmaps leave the same statistics: those of the clean batch alone, counted once."""
+    torch.manual_seed(3)
+    pixels = torch.randn(4, 3, 32, 32)
+    person = torch.zeros(4, 32, 32)
+    person[:, 8:24, 10:20] = 1.0
+    model_a, state_a, clean = _one_step(person, pixels)
+    model_b, state_b, _ = _one_step(torch.rand(4, 32, 32), pixels)
+    assert set(state_a) == set(clean) and state_a
+    for k in clean:
+        torch.testing.assert_close(state_a[k], clean[k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(state_b[k], clean[k], rtol=0, atol=0, msg=k)
+    # the first batch norm by hand: momentum 0.1 from mean 0, var 1, over the clean batch's first convolution
+    conv = _tower().embeddings.patch_embeddings.projection.layers[0]          # the start's weights
+    with torch.no_grad():
+        y = F.conv2d(pixels, conv.weight, stride=2, padding=1)
+    torch.testing.assert_close(state_a["layers.1.running_mean"], 0.1 * y.mean((0, 2, 3)))
+    torch.testing.assert_close(state_a["layers.1.running_var"], 0.9 + 0.1 * y.var((0, 2, 3), unbiased=True))
+    assert int(state_a["layers.1.num_batches_tracked"]) == 1
+    # the heatmaps did reach the weights: the masked view trained, only its statistics were left out
+    assert not torch.equal(model_a.vision.proj.weight, model_b.vision.proj.weight)
+
+
+def test_the_masked_view_is_normalised_with_its_own_batch_in_training_and_running_statistics_in_eval():
+    torch.manual_seed(4)
+    stem = _tower().embeddings.patch_embeddings.projection
+    x = torch.randn(4, 3, 32, 32) * 3 + 1
+    stem.train()
+    with batch_statistics_frozen(stem):
+        frozen = stem(x)
+    assert all(torch.equal(m.running_mean, torch.zeros_like(m.running_mean)) for m in stem.modules()
+               if isinstance(m, torch.nn.BatchNorm2d))
+    torch.testing.assert_close(frozen, stem(x))          # the same batch statistics as a normal training pass
+    assert all(m.track_running_stats for m in stem.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    stem.eval()
+    with batch_statistics_frozen(stem):
+        in_eval = stem(x)
+    torch.testing.assert_close(in_eval, stem(x))
