@@ -29,6 +29,8 @@ import contextlib
 import functools
 import json
 import os
+import pickle
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from focusclip.core.errors import fail, reading
+from focusclip.core.errors import fail, printable, reading
 from focusclip.core.hub import file_sha256
 from focusclip.core.io import atomic_write_text, give_umask_mode, write_json
 
@@ -347,16 +349,43 @@ def find_resume_dir(run_dir: Path, resume: str) -> Path | None:
 
 
 # Unpickling damaged bytes can raise almost any exception (seen on random bytes: UnpicklingError,
-# ValueError, UnicodeDecodeError, OverflowError, MemoryError): a caller takes every Exception from
-# `load_state` / `load_pickled` as a damaged file.
+# IndexError, KeyError, UnicodeDecodeError): a caller takes every Exception from `load_state` /
+# `load_pickled` as a damaged file.
 UNPICKLING_ERRORS = (Exception,)
 
 
-def load_pickled(path: Path):
-    """A torch-pickled file of ours (RNG states, optimizer tensors: weights_only=False)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+def _numpy_rng_globals() -> list:
+    """What pickling numpy's RNG state (`np.random.get_state()`: a uint32 key array) names: the only
+    objects besides tensors, numbers, strings and plain containers that a state of ours holds.
+    `_reconstruct` under both of its names: numpy 1 pickles it as `numpy.core.multiarray`, numpy 2 as
+    `numpy._core.multiarray`. Rebuilding an array runs no code of the file's choosing: its class must
+    be ndarray and its dtype a dtype (an object array's items are unpickled under the same rules)."""
+    import numpy as np
+
+    reconstruct = np.zeros(1, np.uint32).__reduce__()[0]
+    return [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+            (reconstruct, "numpy.core.multiarray._reconstruct"), (reconstruct, "numpy._core.multiarray._reconstruct")]
 
 
-def load_state(ckpt: Path) -> dict:
+def load_pickled(path: Path, fix: str = DAMAGED):
+    """A torch-saved file of ours (optimizer tensors, RNG states), unpickled without running code:
+    `weights_only=True` admits tensors, numbers, strings and plain containers, and we add only numpy's
+    RNG state. A pickle naming anything else (a function it would call) is refused before anything
+    runs: one line naming `path`, with `fix`."""
+    try:
+        with torch.serialization.safe_globals(_numpy_rng_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is long and advises weights_only=False ("if you trust the source"); keep its
+        # finding only: the global the pickle names, or what else the restricted unpickler refused
+        named = re.search(r"unsupported (?:global: )?GLOBAL (\S{1,200})", str(e), re.I)   # allowed, or blocked
+        if named is None:
+            found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", str(e), re.S)
+            raise pickle.UnpicklingError(found[1] if found and found[1] else str(e)) from None
+        raise fail(f"holds a Python object no focusclip state holds ({printable(named[1])}); unpickling it "
+                   "could run code, so it was not loaded", str(path), fix) from None
+
+
+def load_state(ckpt: Path, fix: str = DAMAGED) -> dict:
     """The resume dict (see `load_pickled`)."""
-    return load_pickled(state_file(ckpt))
+    return load_pickled(state_file(ckpt), fix)

@@ -38,7 +38,7 @@ def read_resume(run_dir: Path, resume: str) -> Optional[Saved]:
         return None
     model = ck.load_model(ckpt, DAMAGED)
     with reading(ck.state_file(ckpt), "the resume state", DAMAGED, ck.UNPICKLING_ERRORS):
-        state = ck.load_state(ckpt)
+        state = ck.load_state(ckpt, DAMAGED)
     if not isinstance(state, dict):
         raise fail(f"holds a {type(state).__name__}, not a resume state", str(ck.state_file(ckpt)), DAMAGED)
     lacking = [k for k in STATE_KEYS if k not in state]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import sys
 import traceback
 from typing import Callable, Iterator
@@ -31,6 +32,18 @@ def fail(what: str, where: str | None = None, fix: str | None = None) -> FocusEr
     if fix:
         msg += f" ({fix})"
     return FocusError(msg)
+
+
+# C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence that can retitle,
+# recolour or clear it; CR and BS overwrite what was printed), so text from a file, a server or a
+# path is shown with them escaped.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as its Python escape (`\\x1b`, `\\n`, `\\t`):
+    it prints as the characters it holds, on one line, and the terminal acts on none of them."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 # errno → (what, fix) for the OS errors a user's paths cause; anything else with an errno says strerror.

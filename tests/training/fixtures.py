@@ -102,15 +102,16 @@ def trained_tiny(root: Path, texts: list[str], **extra) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def damaged_pickles(n_seeds: int = 500) -> dict[str, bytes]:
-    """4 KB of seeded random bytes for each kind of exception torch.load raises on them (found by
-    trying: on torch 2.13 UnpicklingError, ValueError, UnicodeDecodeError, OverflowError, MemoryError)."""
-    import torch
+    """4 KB of seeded random bytes for each kind of exception our loader (`load_pickled`, torch.load
+    with weights_only) raises on them (found by trying: on torch 2.13 UnpicklingError, IndexError,
+    KeyError, UnicodeDecodeError)."""
+    from focusclip.training.checkpoint import load_pickled
 
     found: dict[str, bytes] = {}
     for seed in range(n_seeds):
         data = random.Random(seed).randbytes(4096)
         try:
-            torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+            load_pickled(io.BytesIO(data))
         except Exception as e:   # noqa: BLE001 — which kinds arise is what this collects
             found.setdefault(type(e).__name__, data)
     return found

@@ -172,14 +172,14 @@ def test_the_mini_recipe_learns_past_a_bar_the_old_recipe_misses(learn_world, tm
 
 
 def test_a_damaged_saved_state_is_started_over_not_a_traceback(world, tmp_path):
-    """A state.pt cut short (a full disk), damaged (bytes the unpickler overflows on) or holding no dict
+    """A state.pt cut short (a full disk), damaged (bytes the unpickler fails on with an IndexError) or holding no dict
     is not ours to continue: the run starts over and ends with the weights of an uninterrupted run."""
     ref = run_pretrain("text", load_pretrain_config(TOWERS, _sets(world, output_dir=tmp_path / "ref")))
     assert ref.counts["steps"] == 6
     b = load_file(tmp_path / "ref" / "text" / "model.safetensors")
     listed = tmp_path / "list.pt"
     torch.save([1, 2], listed)
-    for name, data in (("cut", b"PK\x03\x04 truncated"), ("overflow", damaged_pickles()["OverflowError"]),
+    for name, data in (("cut", b"PK\x03\x04 truncated"), ("index", damaged_pickles()["IndexError"]),
                        ("list", listed.read_bytes())):
         part = tmp_path / name / "text.incomplete"
         part.mkdir(parents=True)
