@@ -146,6 +146,8 @@ class LossConfig:
     kind: Literal["ntxent", "clip"] = "ntxent"
     temperature: float = 0.5
     learn_temperature: bool = False
+    temperature_per_pair: bool = False      # learnt τ: one per pair (image_text, masked_image,
+                                            # masked_text), each started at `temperature`; false: one shared
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -408,6 +410,9 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
         raise fail("model.alpha_init must lie between 0 and 1", where, "e.g. 0.5")
     if cfg.loss.temperature <= 0:
         raise fail("loss.temperature must be positive", where, "the paper uses 0.5")
+    if cfg.loss.temperature_per_pair and not cfg.loss.learn_temperature:
+        raise fail("loss.temperature_per_pair needs loss.learn_temperature: true (a fixed τ is one value)", where,
+                   "--set loss.learn_temperature=true, or drop loss.temperature_per_pair")
     for name, n in (("vision", cfg.model.vision), ("text", cfg.model.text)):
         if n.revision and not n.pretrained:
             raise fail(f"model.{name}.revision is set but model.{name}.pretrained is null", where,

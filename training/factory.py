@@ -127,4 +127,5 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
                                       image_std=v.image_std, max_text_length=max_len,
                                       temperature=cfg.loss.temperature,
                                       learn_temperature=cfg.loss.learn_temperature,
+                                      temperature_per_pair=cfg.loss.temperature_per_pair,
                                       alpha_trainable=m.alpha_trainable)

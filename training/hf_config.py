@@ -6,6 +6,7 @@ Its fields are the keys of the `config.json` that checkpoints carried before thi
 weights, the tokenizer and the training data came from; the model card is written from it) and
 `training_step`. The NT-Xent temperature is `contrastive_temperature` (`temperature` is a generation
 parameter to transformers, refused in a model config); the old key is read into it.
+`temperature_per_pair` (new, false in older folders) gives each loss pair its own learnt τ.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class FocusCLIPConfig(PretrainedConfig):
                  image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5), max_text_length: int = 512,
                  contrastive_temperature: float = 0.5, learn_temperature: bool = False, vision: Optional[dict] = None,
                  text: Optional[dict] = None, provenance: Optional[dict] = None,
-                 training_step: Optional[int] = None, alpha_trainable: bool = True, **kwargs):
+                 training_step: Optional[int] = None, alpha_trainable: bool = True,
+                 temperature_per_pair: bool = False, **kwargs):
         self.name = name
         self.embed_dim = int(embed_dim)
         self.triple = bool(triple)
@@ -41,6 +43,9 @@ class FocusCLIPConfig(PretrainedConfig):
         # transformers, which refuses it in a model config
         self.contrastive_temperature = float(kwargs.pop("temperature", contrastive_temperature))
         self.learn_temperature = bool(learn_temperature)
+        # one learnt τ per loss pair (training/loss.py PAIRS order); contrastive_temperature is then
+        # the image–text pair's, the one zero-shot scoring would use
+        self.temperature_per_pair = bool(temperature_per_pair)
         self.vision = dict(vision or {"image_size": image_size})   # ViTConfig.to_dict()
         self.text = dict(text or {"model_type": "bert"})           # the text encoder's config dict
         self.provenance = dict(provenance or {})

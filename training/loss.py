@@ -101,7 +101,8 @@ def gather_rows(x: torch.Tensor, d: Dist) -> torch.Tensor:
 
 class FocusLoss(nn.Module):
     """Weighted sum over the pairs (image, text), (masked, image), (masked, text); the CLIP baseline
-    (no masked view) uses image–text only. Returns (total, {pair: loss}). With a DDP `d`, the loss of
+    (no masked view) uses image–text only; each pair divides by `out.temperature` ([] shared) or by its
+    own entry of it ([P], PAIRS order). Returns (total, {pair: loss}). With a DDP `d`, the loss of
     this rank's rows against the gathered batch (the global loss is the mean over ranks)."""
 
     def __init__(self, kind: str = "ntxent", weights: Optional[dict] = None, d: Dist = Dist()):
@@ -114,9 +115,10 @@ class FocusLoss(nn.Module):
     def forward(self, out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = {"image": out.image, "text": out.text, "masked": out.masked}
         parts: dict[str, torch.Tensor] = {}
-        for name, first, second in PAIRS:
+        for i, (name, first, second) in enumerate(PAIRS):
             if views[first] is not None and views[second] is not None and self.weights.get(name, 0.0) != 0.0:
-                parts[name] = self.fn(views[first], views[second], out.temperature, self.d)
+                t = out.temperature[i] if out.temperature.dim() else out.temperature   # per pair, or shared
+                parts[name] = self.fn(views[first], views[second], t, self.d)
         assert parts, "no loss pair is active: check loss.weights"
         total = sum(self.weights[k] * v for k, v in parts.items())
         return total, parts

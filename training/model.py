@@ -9,8 +9,10 @@ alone (training/vit.py: `batch_statistics_frozen`), so evaluation normalises wit
 statistics only. `alpha = sigmoid(alpha_logit)` keeps it in (0, 1) without clamping, so it always
 receives a gradient; `config.alpha_trainable = False` fixes it at `alpha_init` instead (any value in
 [0, 1]: the controls of benchmarks/focus_effect.py). A learnable temperature is `exp(log_temperature)`
-floored at MIN_TEMPERATURE, as CLIP caps its logit scale at 100. At inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm),
-or `get_image_features` / `get_text_features` (the projections before normalising, as `CLIPModel`).
+floored at MIN_TEMPERATURE, as CLIP caps its logit scale at 100; `config.temperature_per_pair` learns
+one per loss pair (the easy masked–image pair then cannot pull the image–text pair's down). At
+inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm), or
+`get_image_features` / `get_text_features` (the projections before normalising, as `CLIPModel`).
 
 `FocusCLIPModel` is a `PreTrainedModel` (`save_pretrained`, `from_pretrained(folder_or_hub_id)`,
 `push_to_hub`); importing this module registers it (and, through focusclip.training.vit, the
@@ -29,6 +31,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from focusclip.training.hf_config import FocusCLIPConfig
+from focusclip.training.loss import PAIRS
 from focusclip.training.vit import batch_statistics_frozen   # (also registers model_type focusclip_vit)
 
 MIN_TEMPERATURE = 0.01   # CLIP (Radford et al. 2021) clamps its logit scale 1/τ at 100
@@ -40,7 +43,7 @@ class FocusOutput(NamedTuple):
     text: torch.Tensor
     masked: Optional[torch.Tensor]
     alpha: Optional[torch.Tensor]
-    temperature: torch.Tensor
+    temperature: torch.Tensor   # [] one τ for every pair, or [P] one per pair (training/loss.py PAIRS order)
 
 
 class VisionTower(nn.Module):
@@ -130,7 +133,8 @@ class FocusCLIPModel(PreTrainedModel):
         if config.triple:
             if not config.shared_encoder:
                 self.masked_vision = copy.deepcopy(self.vision)
-        log_t = torch.tensor(math.log(config.contrastive_temperature))
+        shape = (len(PAIRS),) if config.temperature_per_pair else ()
+        log_t = torch.full(shape, math.log(config.contrastive_temperature))
         if config.learn_temperature:
             self.log_temperature = nn.Parameter(log_t)
         else:
@@ -195,13 +199,20 @@ class FocusCLIPModel(PreTrainedModel):
             else:
                 masked = self.masked_vision(self.mask_pixels(pixels, heatmaps))
             masked = F.normalize(masked, dim=-1)
-        return FocusOutput(image, text, masked, self.alpha, self.temperature)
+        return FocusOutput(image, text, masked, self.alpha, self.temperatures)
+
+    @property
+    def temperatures(self) -> torch.Tensor:
+        """τ of the loss, [] or [P] one per pair (`config.temperature_per_pair`, PAIRS order): fixed,
+        or learnt in log space and floored at MIN_TEMPERATURE."""
+        t = self.log_temperature.exp()
+        return t.clamp(min=MIN_TEMPERATURE) if self.config.learn_temperature else t
 
     @property
     def temperature(self) -> torch.Tensor:
-        """τ of the loss: fixed, or learnt in log space and floored at MIN_TEMPERATURE."""
-        t = self.log_temperature.exp()
-        return t.clamp(min=MIN_TEMPERATURE) if self.config.learn_temperature else t
+        """The image–text pair's τ, a scalar (the only one unless `config.temperature_per_pair`)."""
+        t = self.temperatures
+        return t[0] if t.dim() else t
 
     # -- the config as a plain dict (the checkpoint layout before this class) ----------------------
     def config_dict(self) -> dict:

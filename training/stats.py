@@ -12,13 +12,14 @@ at the next read, so no metric row, validation or checkpoint carries it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 
 from focusclip.training.dist import Dist
+from focusclip.training.loss import PAIRS
 from focusclip.training.steps import StepResult
 
 _FAR = 2 ** 40   # above any step count
@@ -30,10 +31,12 @@ class Window:
     scaler), the model's scalars now, and the first non-finite step (None: all finite)."""
     means: dict[str, Optional[float]]
     alpha: Optional[float]
-    temperature: float
+    temperature: float                      # the image–text pair's τ
     bad_step: Optional[int]
     bad_loss: float
     bad_norm: float
+    pair_temperatures: dict[str, float] = field(default_factory=dict)   # per-pair τ: temperature_<pair>
+                                            # of the other logged pairs ({} with one shared τ)
 
 
 class StepStats:
@@ -61,14 +64,19 @@ class StepStats:
         self.unchecked = True
 
     def read(self, d: Dist, alpha: Optional[torch.Tensor], temperature: torch.Tensor) -> Window:
-        """The window's means and the model's scalars in one host read; starts a new window."""
-        scalars = torch.stack([alpha.detach().float() if alpha is not None else torch.zeros((), device=self.device),
-                               temperature.detach().float()])
+        """The window's means and the model's scalars in one host read; starts a new window.
+        `temperature`: [] shared, or [P] one per pair (PAIRS order; the logged pairs' are kept)."""
+        alpha = alpha.detach().float() if alpha is not None else None
+        scalars = torch.cat([(alpha if alpha is not None else torch.zeros((), device=self.device))[None],
+                             temperature.detach().float().reshape(-1)])
         values = self._fetch(d, [self.sums / max(1, self.count), scalars])
-        k = len(self.keys)
+        k, taus = len(self.keys), temperature.numel()
         means = {key: (v if math.isfinite(v) else None) for key, v in zip(self.keys, values[:k])}
+        pairs = {f"temperature_{name}": v for (name, _, _), v in zip(PAIRS[1:], values[k + 2:k + 1 + taus])
+                 if taus > 1 and f"loss_{name}" in self.keys}
         self._reset()
-        return Window(means, values[k] if alpha is not None else None, values[k + 1], *self._bad(values[k + 2:]))
+        return Window(means, values[k] if alpha is not None else None, values[k + 1], *self._bad(values[k + 1 + taus:]),
+                      pair_temperatures=pairs)
 
     def check(self, d: Dist) -> Optional[Window]:
         """Only the non-finite guard (before validation or a checkpoint); None when all is finite or

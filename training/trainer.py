@@ -319,12 +319,12 @@ def _pairs(cfg: FocusConfig) -> list[str]:
 
 def _log_row(run: Run, log, bar) -> dict:
     """Read the window (one host read), stop on a non-finite step, write the row (rank 0)."""
-    w = run.stats.read(run.d, run.raw.alpha, run.raw.temperature)
+    w = run.stats.read(run.d, run.raw.alpha, run.raw.temperatures)
     _guard(run, w)
     row = {"step": run.step, "epoch": run.epoch + 1, **w.means, "lr": run.opt.param_groups[0]["lr"],
-           "alpha": w.alpha, "temperature": w.temperature}
+           "alpha": w.alpha, "temperature": w.temperature, **w.pair_temperatures}
     row = {k: row[k] for k in ("step", "epoch", "loss", *(k for k in w.means if k.startswith("loss_")), "lr",
-                               "grad_norm", "alpha", "temperature")}   # the column order of metrics.jsonl
+                               "grad_norm", "alpha", "temperature", *w.pair_temperatures)}   # metrics.jsonl's columns
     if log:
         log.write(row)
     bar.set_postfix(loss=f"{row['loss']:.4f}", epoch=run.epoch + 1, refresh=False)

@@ -36,9 +36,10 @@ def _checked(shutdown):
 FEATURES, EMBED = 12, 8
 
 
-def tiny_model(temperature_name: str, dtype):
+def tiny_model(temperature_name: str, dtype, per_pair: bool = False):
     """Linear towers over feature vectors, the masked view through the image tower (as in FocusCLIP)
-    and a learnable temperature under any name; seeded, so every process builds the same weights."""
+    and a learnable temperature under any name (`per_pair`: one per loss pair); seeded, so every
+    process builds the same weights."""
     import math
 
     import torch
@@ -51,7 +52,8 @@ def tiny_model(temperature_name: str, dtype):
             super().__init__()
             self.image = nn.Linear(FEATURES, EMBED)
             self.text = nn.Linear(FEATURES, EMBED)
-            self.register_parameter(temperature_name, nn.Parameter(torch.tensor(math.log(0.3))))
+            log_t = torch.tensor([math.log(0.3), math.log(0.1), math.log(0.6)] if per_pair else math.log(0.3))
+            self.register_parameter(temperature_name, nn.Parameter(log_t))
 
         def forward(self, pixels, input_ids, attention_mask, heatmaps):
             masked = self.image(pixels * heatmaps) if heatmaps is not None else None
@@ -119,7 +121,7 @@ def loss_rank(rank: int, world: int, port: int, cases: list[dict], out: str) -> 
     d = Dist(rank, world, rank, torch.device("cpu"))
     results = []
     for case in cases:
-        raw = tiny_model(case["temperature_name"], case["dtype"])
+        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False))
         model = DistributedDataParallel(raw)
         results.append(one_step(model, raw, case["kind"], case["weights"], micro_batches(case, world, rank), d))
         del model

@@ -1,7 +1,7 @@
 """The DDP loss is exact by construction: two gloo ranks, each scoring its own rows against the
 embeddings gathered from both, give (after DDP's gradient averaging) the loss and the gradient of
-every parameter — the temperature included, under whatever name — that one process computes on the
-concatenated batch with the single-process definitions of training/loss.py."""
+every parameter — the temperature included, under whatever name, shared or one per pair — that one
+process computes on the concatenated batch with the single-process definitions of training/loss.py."""
 from __future__ import annotations
 
 import socket
@@ -20,7 +20,9 @@ CASES = [dict(kind="ntxent", weights=ALL, masked=True, temperature_name="log_tem
          dict(kind="ntxent", weights=ALL, masked=True, temperature_name="tau", rows=8, micro=1),
          dict(kind="clip", weights=ALL, masked=True, temperature_name="tau", rows=8, micro=1),
          dict(kind="clip", weights=ALL, masked=False, temperature_name="log_temperature", rows=6, micro=1),
-         dict(kind="ntxent", weights=ALL, masked=True, temperature_name="tau", rows=4, micro=2)]   # accumulation
+         dict(kind="ntxent", weights=ALL, masked=True, temperature_name="tau", rows=4, micro=2),   # accumulation
+         dict(kind="ntxent", weights=ALL, masked=True, temperature_name="log_temperature", rows=8, micro=1,
+              per_pair=True)]   # one τ per pair
 DTYPES = {torch.float64: 1e-12, torch.float32: 1e-6}     # dtype → tolerance (absolute and relative)
 
 
@@ -40,7 +42,7 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)
     one = []
     for case in cases:
-        raw = tiny_model(case["temperature_name"], case["dtype"])
+        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False))
         one.append(one_step(raw, raw, case["kind"], case["weights"], micro_batches(case, 2, None), Dist()))
     return [(case, single, [r[i] for r in ranks]) for i, (case, single) in enumerate(zip(cases, one))]
 
@@ -65,4 +67,6 @@ def test_two_ranks_give_the_one_process_loss_and_gradients(runs, i):
             assert g.abs().max() > 1e-3, name                     # every parameter has a gradient to get right
             torch.testing.assert_close(rank["grads"][name], g, rtol=tol, atol=tol, msg=name)
     assert case["temperature_name"] in single["grads"]
+    if case.get("per_pair"):                                      # each pair's τ has its own gradient
+        assert single["grads"][case["temperature_name"]].abs().min() > 1e-3
 

@@ -82,3 +82,20 @@ def test_local_rows_against_the_pool_average_to_the_whole_batch_loss(whole, rows
     shares = [rows(a[r:r + 3], b[r:r + 3], a, b, r, 0.3) for r in (0, 3, 6)]
     assert (sum(shares) / 3).item() == pytest.approx(whole(a, b, 0.3).item(), rel=1e-12)
     assert all(abs(s.item() - whole(a, b, 0.3).item()) > 1e-3 for s in shares)
+
+
+def test_a_temperature_per_pair_divides_each_pair_by_its_own_and_learns_from_it_alone():
+    out, (img, txt, msk) = _out()
+    taus = torch.tensor([0.5, 0.1, 0.3], dtype=torch.float64, requires_grad=True)   # PAIRS order
+    total, parts = FocusLoss("ntxent")(out._replace(temperature=taus))
+    want = {"image_text": nt_xent(img, txt, 0.5), "masked_image": nt_xent(msk, img, 0.1),
+            "masked_text": nt_xent(msk, txt, 0.3)}
+    for name, value in want.items():
+        assert parts[name].item() == pytest.approx(value.item(), rel=1e-12), name
+    assert total.item() == pytest.approx(sum(v.item() for v in want.values()), rel=1e-12)
+    (grad,) = torch.autograd.grad(parts["masked_image"], taus)
+    assert grad[1] != 0 and grad[0] == 0 and grad[2] == 0          # a pair's loss moves only its own τ
+    # without the masked view only the image–text τ is read
+    clip_only, (img2, txt2, _) = _out(masked=False)
+    total, _ = FocusLoss("ntxent")(clip_only._replace(temperature=taus))
+    assert total.item() == pytest.approx(nt_xent(img2, txt2, 0.5).item(), rel=1e-12)
