@@ -27,10 +27,12 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+# metavar="" on every on/off flag: it takes no value, so its --help line shows none (Typer 0.29 prints
+# `<bool>` otherwise, which reads as if `--force true` were the way to write it).
 Version = Annotated[Optional[bool], typer.Option(
-    "--version", callback=version_callback, is_eager=True, help="Print the version and exit.")]
+    "--version", metavar="", callback=version_callback, is_eager=True, help="Print the version and exit.")]
 Device = Annotated[str, typer.Option("--device", metavar="[auto|cpu|cuda|cuda:N]", callback=check_device,
                                      help="Where to compute.")]
-Force = Annotated[bool, typer.Option("--force", help="Redo finished work instead of skipping it.")]
+Force = Annotated[bool, typer.Option("--force", metavar="", help="Redo finished work instead of skipping it.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a config key, e.g. --set train.epochs=2 (repeatable; values parsed as YAML).")]

@@ -35,9 +35,9 @@ TOOLS = ("prepare", "push", "export", "pretrain-vision", "pretrain-text")
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
     "--resume", help="'latest' (OUTPUT_DIR/checkpoints/last) or a checkpoint/run directory.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Start over in an output_dir that holds checkpoints.")]
+ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Start over in an output_dir that holds checkpoints.")]
 CheckOpt = Annotated[bool, typer.Option(
-    "--check", help="Validate the config and data paths, say where each tower's weights come from "
+    "--check", metavar="", help="Validate the config and data paths, say where each tower's weights come from "
                     "(downloads nothing), then exit.")]
 
 
@@ -71,7 +71,7 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
                                "are keyed by the sources and the geometry, so a changed config builds new "
                                "ones). focus-train does this itself when data.prepared is set; this runs only it.")
 def prepare_command(config: ConfigArg, set_: SetOpt = None,
-                    force: Annotated[bool, typer.Option("--force", help="Rebuild this config's shards.")] = False,
+                    force: Annotated[bool, typer.Option("--force", metavar="", help="Rebuild this config's shards.")] = False,
                     ) -> None:
     from focusclip.training.config import check_config, load_config
 
@@ -96,7 +96,7 @@ ResultsOpt = Annotated[Optional[Path], typer.Option(
                             "Token: HF_TOKEN or `hf auth login`.")
 def push_command(checkpoint: CheckpointArg,
                  repo_id: Annotated[str, typer.Option("--repo-id", help="Hub model repo USER/NAME.")],
-                 private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+                 private: Annotated[bool, typer.Option("--private", metavar="", help="Create the repo as private.")] = False,
                  results: ResultsOpt = None,
                  license_id: Annotated[str, typer.Option(
                      "--license", help="License id for the card (hub license ids; default 'other').")] = "other",
@@ -118,7 +118,7 @@ def push_command(checkpoint: CheckpointArg,
 def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint folder, run dir or hub id.")],
                    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
                    results: ResultsOpt = None,
-                   force: Annotated[bool, typer.Option("--force", help="Replace a non-empty -o.")] = False) -> None:
+                   force: Annotated[bool, typer.Option("--force", metavar="", help="Replace a non-empty -o.")] = False) -> None:
     from focusclip.training.publish import export_towers
 
     report = export_towers(checkpoint, output, results=results, force=force)
@@ -128,7 +128,7 @@ def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint 
 TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/mini-towers.yaml).")]
 TowerOut = Annotated[Optional[Path], typer.Option(
     "-o", "--output", help="The tower folder to write (default OUTPUT_DIR/vision or OUTPUT_DIR/text).")]
-TowerForce = Annotated[bool, typer.Option("--force", help="Rebuild a finished tower (or one of other options).")]
+TowerForce = Annotated[bool, typer.Option("--force", metavar="", help="Rebuild a finished tower (or one of other options).")]
 
 
 def _pretrain(tower: str, config: Path, set_, output, force: bool) -> None:

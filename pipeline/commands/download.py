@@ -49,13 +49,13 @@ def register(app: typer.Typer) -> None:
             "--mirror", envvar=MIRROR_ENV, help="Replace the sources' scheme and host, e.g. "
                                                 "http://mirror.example.org/datasets (env FOCUSCLIP_MIRROR).")] = None,
         keep_archives: Annotated[bool, typer.Option(
-            "--keep-archives", help="Keep the downloaded archives in ROOT/.downloads/NAME/.")] = False,
+            "--keep-archives", metavar="", help="Keep the downloaded archives in ROOT/.downloads/NAME/.")] = False,
         retries: Annotated[int, typer.Option("--retries", min=0, help="Resumed retries per file.")] = 3,
         allow_redirect: Annotated[Optional[list[str]], typer.Option(
             "--allow-redirect", metavar="HOST", help="Follow redirects to HOST too (repeatable); by default a "
                                                      "redirect is followed only to the host asked, never "
                                                      "from https to http.")] = None,
-        show_list: Annotated[bool, typer.Option("--list", help="List the datasets and exit.")] = False,
+        show_list: Annotated[bool, typer.Option("--list", metavar="", help="List the datasets and exit.")] = False,
         force: Force = False,
     ) -> None:
         from focusclip.pipeline.download import DownloadOptions, format_list, run_download

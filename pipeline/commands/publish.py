@@ -46,15 +46,15 @@ def register(app: typer.Typer) -> None:
         descriptions: Annotated[list[str], typer.Option(
             "--descriptions", help="NAME=PATH of a (filtered) descriptions JSONL; repeat for more configs.")],
         output: Output,
-        with_images: Annotated[bool, typer.Option("--with-images", help="Embed images (and heatmaps).")] = False,
+        with_images: Annotated[bool, typer.Option("--with-images", metavar="", help="Embed images (and heatmaps).")] = False,
         images: Annotated[Optional[Path], typer.Option("--images", help="Folder of MPII images.")] = None,
         heatmaps: Annotated[Optional[Path], typer.Option("--heatmaps", help="Folder of heatmap PNGs.")] = None,
         max_shard_size: Annotated[str, typer.Option(
             "--max-shard-size", help="Largest shard, as uncompressed Arrow data (e.g. 500MB).")] = "500MB",
         repo_id: Annotated[Optional[str], typer.Option("--repo-id", help="Hub dataset repo USER/NAME.")] = None,
-        push: Annotated[bool, typer.Option("--push", help="Upload to --repo-id (token: HF_TOKEN or login).")] = False,
-        private: Annotated[bool, typer.Option("--private", help="Create the hub repo as private.")] = False,
-        test_split: Annotated[bool, typer.Option("--test-split", help="Also publish MPII test images.")] = False,
+        push: Annotated[bool, typer.Option("--push", metavar="", help="Upload to --repo-id (token: HF_TOKEN or login).")] = False,
+        private: Annotated[bool, typer.Option("--private", metavar="", help="Create the hub repo as private.")] = False,
+        test_split: Annotated[bool, typer.Option("--test-split", metavar="", help="Also publish MPII test images.")] = False,
         default_config: Annotated[Optional[str], typer.Option(
             "--default-config", help="The config load_dataset(DIR) loads without a name (default: the first "
                                      "--descriptions).")] = None,
