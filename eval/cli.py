@@ -44,7 +44,7 @@ Workers = Annotated[Optional[int], typer.Option(
 Limit = Annotated[Optional[int], typer.Option(
     "--limit", min=1, help="At most N images per task (evenly spaced), for quick runs.")]
 Ensemble = Annotated[bool, typer.Option(
-    "--ensemble", help="Average the task's template ensemble instead of the paper's single template.")]
+    "--ensemble", metavar="", help="Average the task's template ensemble instead of the paper's single template.")]
 Compare = Annotated[Optional[list[Path]], typer.Option(
     "--compare", help="Other results.json to show beside this model in the table and chart (repeatable).")]
 Predictions = Annotated[Optional[Path], typer.Option(
@@ -59,7 +59,7 @@ class PrecisionMode(str, Enum):
 
 Precision = Annotated[PrecisionMode, typer.Option(
     "--precision", help="auto: image encoders under fp16 autocast on CUDA (fp32 on the CPU); fp32: never fp16.")]
-ListTasks = Annotated[bool, typer.Option("--list-tasks", help="Print the task ids and exit.")]
+ListTasks = Annotated[bool, typer.Option("--list-tasks", metavar="", help="Print the task ids and exit.")]
 
 
 @app.command(help=HELP)

@@ -52,7 +52,7 @@ PromptId = Annotated[Optional[str], typer.Option(
     "--prompt", show_default=False,
     help=f"Prompt template id in prompts/templates. Default: {DEFAULT_PROMPT} (filter --regenerate: the "
          f"rejected records' own).")]
-WithCoords = Annotated[bool, typer.Option("--with-coords", help="Also give the LLM raw keypoint coordinates.")]
+WithCoords = Annotated[bool, typer.Option("--with-coords", metavar="", help="Also give the LLM raw keypoint coordinates.")]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request (openai).")]
 MaxRetries = Annotated[int, typer.Option(
     "--max-retries", help="Retries per image for 429/5xx/dropped/malformed answers (openai).")]
