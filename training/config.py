@@ -11,6 +11,7 @@ This module imports no torch, so the CLI checks a config in well under a second.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -211,6 +212,7 @@ def load_yaml_config(path: str | Path, overrides: list[str] | tuple[str, ...], c
     architecture file it names (`places`: where each of that file's keys lands), build `config_class`."""
     raw = read_yaml_mapping(path, example)
     for item in overrides:
+        check_override_key(item, config_class)   # a typo in --set is blamed on --set, not on the file
         apply_override(raw, item)
     if "architecture" in raw:
         raw = merge(architecture_layer(raw.pop("architecture"), Path(path), places), raw)
@@ -281,6 +283,38 @@ def apply_override(raw: dict, item: str) -> None:
         node[parts[-1]] = value
 
 
+def check_override_key(item: str, config_class: type) -> None:
+    """The key of `--set KEY=VALUE` names a field of `config_class` (or `architecture`), else one line
+    blaming --set, with the nearest known key. The key path is checked as far as it goes through
+    nested configs; a value's type is checked later, with the rest of the config."""
+    key = item.partition("=")[0].strip()
+    cls, parts = config_class, key.split(".")
+    if parts == ["architecture"]:
+        return
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(cls):
+            return
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if part not in fields:
+            raise fail(f"unknown key '{key}'", "--set", _known(part, fields, ".".join(parts[:i])))
+        cls = _inner(typing.get_type_hints(cls)[part])
+
+
+def _inner(tp: Any) -> Any:
+    """`X | None` → X."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def _known(key: str, fields: set[str], prefix: str = "") -> str:
+    """'did you mean …? known keys here: …' for an unknown `key` among `fields` (difflib's nearest)."""
+    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    dot = f"{prefix}." if prefix else ""
+    mean = f"did you mean '{dot}{close[0]}'? " if close else ""
+    return f"{mean}known keys {'under ' + prefix if prefix else 'here'}: {', '.join(sorted(fields))}"
+
+
 def build(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
     """Build dataclass `cls` from a mapping, checking every key and type."""
     if raw is None:
@@ -292,8 +326,7 @@ def build(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
-            raise fail(f"unknown key '{prefix}{key}'", where,
-                       f"known keys here: {', '.join(sorted(fields))}")
+            raise fail(f"unknown key '{prefix}{key}'", where, _known(str(key), set(fields), prefix.rstrip(".")))
     kwargs = {k: _coerce(hints[k], v, where, f"{prefix}{k}") for k, v in raw.items()}
     return cls(**kwargs)
 

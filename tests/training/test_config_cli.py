@@ -1,6 +1,7 @@
 """The config loader and the `focus-train` console script (a real subprocess)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 
@@ -11,7 +12,7 @@ from focusclip.core.errors import FocusError
 from focusclip.pipeline.demo.stage import _STEPS_DONE
 from tests.conftest import REPO, console_script
 from tests.training.fixtures import make_world, tiny_overrides
-from focusclip.training.config import FocusConfig, load_config, to_dict
+from focusclip.training.config import FocusConfig, TrainConfig, load_config, to_dict
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -84,6 +85,31 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path, yaml_text, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, where, message", [
+    # a --set typo is blamed on --set, with the nearest key
+    (["--set", "train.epoch=1"], "--set", "unknown key 'train.epoch' (did you mean 'train.epochs'? known keys "
+                                          "under train: "),
+    (["--set", "trian.epochs=1"], "--set", "unknown key 'trian.epochs' (did you mean 'train'? known keys here: "),
+    (["--set", "model.vision.hiden_size=8"], "--set", "unknown key 'model.vision.hiden_size' (did you mean "
+                                                      "'model.vision.hidden_size'?"),
+])
+def test_unknown_set_key_is_blamed_on_set_with_did_you_mean(args, where, message):
+    r = _cli("configs/mini-clip.yaml", *args, "--check")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {where}: {message}"), lines[0]
+
+
+def test_unknown_yaml_key_names_the_file_and_the_nearest_key(tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("train: {epoch: 2}\n")
+    r = _cli(cfg, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"error: {cfg}: unknown key 'train.epoch' (did you mean 'train.epochs'? known keys under train: "
+        + ", ".join(sorted(f.name for f in dataclasses.fields(TrainConfig))) + ")"]
 
 
 def test_cli_trains_the_clip_baseline(tmp_path):
