@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from focusclip.pipeline.commands.options import (GEN, Backend, BackendName, BaseUrl, Concurrency, Device, Force,
-                                                 Limit, MaxRetries, MaxTokens, Model, Output, PromptId, Seed,
-                                                 ServerWait, Shard, Split, Temperature, Timeout, WithCoords, plain)
+                                                 KeepReasoning, Limit, MaxRetries, MaxTokens, Model, Output,
+                                                 PromptId, Revision, Seed, ServerWait, Shard, Split, Temperature,
+                                                 Thinking, Timeout, TopP, WithCoords, plain)
 from focusclip.prompts import DEFAULT_PROMPT
 
 
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
         output: Output,
         backend: Backend = BackendName.template,
         model: Model = None,
+        revision: Revision = None,
         base_url: BaseUrl = None,
         concurrency: Concurrency = None,
         split: Annotated[Optional[Split], typer.Option(help="Only this split.")] = None,
@@ -38,7 +40,10 @@ def register(app: typer.Typer) -> None:
         shard: Shard = None,
         seed: Seed = GEN.seed,
         temperature: Temperature = GEN.temperature,
+        top_p: TopP = GEN.top_p,
         max_tokens: MaxTokens = GEN.max_tokens,
+        thinking: Thinking = GEN.thinking,
+        keep_reasoning: KeepReasoning = GEN.keep_reasoning,
         prompt_id: PromptId = DEFAULT_PROMPT,
         describer: Annotated[Optional[str], typer.Option(help="Describer name in the records (default: "
                                                               "'template' or the model name).")] = None,
@@ -60,7 +65,10 @@ def register(app: typer.Typer) -> None:
 
         report = run_describe(DescribeOptions.from_flat(**plain(ctx.params)))   # parameters named as the fields
         summary = {k: report.counts.get(k, 0) for k in ("images", "asked", "described", "already_described",
-                                                        "failed")}
+                                                        "failed", "refused")}
         typer.echo(f"describe: {json.dumps(summary)} → {output}", err=True)
         if report.counts.get("failed", 0):
             typer.echo("some images failed (see the report); rerun the same command to retry them", err=True)
+        if report.counts.get("refused", 0):
+            typer.echo("the model refused some conversations (too long or invalid; see the report's failures): "
+                       "a rerun asks again and is refused again", err=True)

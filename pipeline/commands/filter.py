@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from focusclip.pipeline.commands.options import (GEN, Backend, BaseUrl, Concurrency, Device, MaxRetries, MaxTokens,
-                                                 Model, Output, PromptId, Seed, ServerWait, Temperature, Timeout,
-                                                 WithCoords, given)
+from focusclip.pipeline.commands.options import (GEN, Backend, BaseUrl, Concurrency, Device, KeepReasoning,
+                                                 MaxRetries, MaxTokens, Model, Output, PromptId, Revision, Seed,
+                                                 ServerWait, Temperature, Thinking, Timeout, TopP, WithCoords, given)
 from focusclip.pipeline.filter.checks import CHECKS
 
 
@@ -35,11 +35,15 @@ def register(app: typer.Typer) -> None:
         # describe's generation options (pipeline/commands/options.py); a round gets only those given here
         backend: Backend = None,
         model: Model = None,
+        revision: Revision = None,
         base_url: BaseUrl = None,
         concurrency: Concurrency = None,
         seed: Seed = GEN.seed,
         temperature: Temperature = GEN.temperature,
+        top_p: TopP = GEN.top_p,
         max_tokens: MaxTokens = GEN.max_tokens,
+        thinking: Thinking = GEN.thinking,
+        keep_reasoning: KeepReasoning = GEN.keep_reasoning,
         prompt_id: PromptId = None,
         with_coords: WithCoords = False,
         timeout_s: Timeout = GEN.timeout_s,

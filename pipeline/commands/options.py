@@ -14,9 +14,9 @@ from focusclip.pipeline.describe.backends import BACKENDS, DEFAULT_CONCURRENCY
 from focusclip.pipeline.describe.types import GenParams
 from focusclip.prompts import DEFAULT_PROMPT
 
-__all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "Limit", "MaxRetries",
-           "MaxTokens", "Model", "Output", "PromptId", "Seed", "ServerWait", "SetOpt", "Shard", "Split",
-           "Temperature", "Timeout", "Version", "WithCoords", "given", "plain"]
+__all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "KeepReasoning", "Limit",
+           "MaxRetries", "MaxTokens", "Model", "Output", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt",
+           "Shard", "Split", "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
 
 BackendName = Enum("BackendName", {n: n for n in BACKENDS}, type=str)   # describe backends
 Split = Enum("Split", {n: n for n in SPLITS}, type=str)                 # annotation splits (docs/design.md §3.1)
@@ -38,14 +38,26 @@ Model = Annotated[Optional[str], typer.Option(
                     "transformers).")]
 BaseUrl = Annotated[Optional[str], typer.Option(
     "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")]
+Revision = Annotated[Optional[str], typer.Option(
+    "--revision", help="Hub branch, tag or commit of --model (vllm, transformers; default: the main branch).")]
 Concurrency = Annotated[Optional[int], typer.Option(
     "--concurrency", help=f"Requests in flight (openai, default {DEFAULT_CONCURRENCY['openai']}); sequences "
-                          f"scheduled at once, vLLM's max_num_seqs (vllm, default {DEFAULT_CONCURRENCY['vllm']}); "
+                          f"scheduled at once, vLLM's max_num_seqs (vllm, default: vLLM's own for the GPU); "
                           f"batch size (transformers, default {DEFAULT_CONCURRENCY['transformers']}).")]
 Seed = Annotated[int, typer.Option(
-    "--seed", help="Sampling seed (also picks the template's phrasing); each filter --regenerate round adds "
-                   "its own offset.")]
-Temperature = Annotated[float, typer.Option("--temperature", help="Sampling temperature.")]
+    "--seed", help="Run seed: each image samples with a seed drawn from (seed, image, round), recorded in its "
+                   "record (also picks the template's phrasing).")]
+Temperature = Annotated[Optional[float], typer.Option(
+    "--temperature", show_default=False, help="Sampling temperature (0: greedy). Default: the model's own "
+                                              "(generation_config; 1.0 when it sets none).")]
+TopP = Annotated[Optional[float], typer.Option(
+    "--top-p", show_default=False, help="Nucleus sampling mass in (0, 1]. Default: the model's own (1.0 when it "
+                                        "sets none).")]
+Thinking = Annotated[bool, typer.Option(
+    "--thinking", metavar="", help="Let reasoning models think (by default their chat template is told enable_thinking="
+                       "false); a <think> block is removed from the stored text either way.")]
+KeepReasoning = Annotated[bool, typer.Option(
+    "--keep-reasoning", metavar="", help="Keep a removed <think> block's text in the record's `reasoning` field.")]
 MaxTokens = Annotated[int, typer.Option(
     "--max-tokens", help="Answer token limit (doubled up to twice on finish_reason 'length').")]
 PromptId = Annotated[Optional[str], typer.Option(

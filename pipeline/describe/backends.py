@@ -9,9 +9,9 @@ from focusclip.core.errors import fail
 from focusclip.pipeline.describe.types import Answer, Backend, Emit, GenParams, Job
 
 BACKENDS = ("template", "openai", "vllm", "transformers")
-# --concurrency when not given: requests in flight (openai), sequences vLLM schedules at once
-# (its own default), the generate() batch (transformers)
-DEFAULT_CONCURRENCY = {"template": 1, "openai": 8, "vllm": 256, "transformers": 8}
+# --concurrency when not given: requests in flight (openai), the generate() batch (transformers); vllm:
+# None, vLLM's own max_num_seqs (it depends on the GPU: 1,024 on an H100 in vLLM 0.34)
+DEFAULT_CONCURRENCY = {"template": 1, "openai": 8, "vllm": None, "transformers": 8}
 
 
 class TemplateBackend:
@@ -31,10 +31,15 @@ class TemplateBackend:
             emit(job, Answer(template_description(job.annotation, job.seed), "stop", {}), None)
 
 
-def make_backend(name: str, model: str | None, base_url: str | None, params: GenParams) -> Backend:
-    """The backend called `name`; a user error for an unknown name or a missing `--model`."""
+def make_backend(name: str, model: str | None, base_url: str | None, params: GenParams,
+                 revision: str | None = None) -> Backend:
+    """The backend called `name`; a user error for an unknown name, a missing `--model`, or a
+    `--revision` for a backend that loads no model."""
     if name not in BACKENDS:
         raise fail(f"unknown backend '{name}'", "--backend", f"use one of: {', '.join(BACKENDS)}")
+    if revision and name not in ("vllm", "transformers"):
+        raise fail(f"--revision pins a hub model, and --backend {name} loads none", "--revision",
+                   "drop --revision, or use --backend vllm or transformers")
     if name == "template":
         return TemplateBackend(params)
     if not model:
@@ -46,4 +51,4 @@ def make_backend(name: str, model: str | None, base_url: str | None, params: Gen
         return OpenAIBackend(model, base_url, params)
     from focusclip.pipeline.describe.local import TransformersBackend, VLLMBackend
 
-    return VLLMBackend(model, params) if name == "vllm" else TransformersBackend(model, params)
+    return (VLLMBackend if name == "vllm" else TransformersBackend)(model, params, revision)

@@ -9,6 +9,11 @@ then in flight (that many workers share one queue). The SDK's own retries are of
 honours `Retry-After`, stops at once on 401/403/404, and stops the run after a run of consecutive
 connection failures (the server went away). The API key comes from OPENAI_API_KEY and never appears
 in output: messages are scrubbed of it.
+
+Sampling is the server's (`vllm serve` applies the model's generation_config) except what the user set
+(`--temperature`, `--top-p`) and `--max-tokens`; each request carries its image's seed. A server other
+than api.openai.com is asked to keep reasoning off (`chat_template_kwargs: {enable_thinking: false}`)
+unless `--thinking`; one that refuses the field (HTTP 400 naming it) is asked again without it.
 """
 from __future__ import annotations
 
@@ -83,6 +88,9 @@ class OpenAIBackend:
         self._rng = random.Random(params.seed)
         self.reasoning = is_reasoning_model(model)
         self._refused_in_a_row = 0   # connection failures since the last answer of any kind
+        # what a chat template reads (vllm serve, llama.cpp); OpenAI's own API takes no such field
+        self._extra_body = {"chat_template_kwargs": {"enable_thinking": False}} \
+            if base_url and not params.thinking else {}
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key != _PLACEHOLDER_KEY else text
@@ -206,20 +214,21 @@ class OpenAIBackend:
         return base * (0.5 + 0.5 * self._rng.random())
 
     def sent_params(self, max_tokens: int) -> dict:
-        """The generation parameters of a request: reasoning models take `max_completion_tokens`
-        and no temperature (the API accepts only its default)."""
+        """The generation parameters of a request: what the user set and the token limit; reasoning
+        models take `max_completion_tokens` and no sampling settings (the API accepts only its defaults)."""
         if self.reasoning:
             return {"max_completion_tokens": max_tokens}
-        return {"temperature": self.params.temperature, "max_tokens": max_tokens}
+        return {**self.params.overrides(), "max_tokens": max_tokens}
 
     async def _request(self, client, job: Job, max_tokens: int) -> Answer:
         """One HTTP request; raises Retry, GiveUp or FocusError (fatal for the whole run)."""
         import openai
 
         sent = self.sent_params(max_tokens)
+        extra = {"extra_body": self._extra_body} if self._extra_body else {}
         try:
             completion = await client.chat.completions.create(
-                model=self.model, messages=job.prompt.messages, seed=job.seed, **sent)
+                model=self.model, messages=job.prompt.messages, seed=job.seed, **sent, **extra)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
             raise self._refused(e) from None
         except openai.NotFoundError:
@@ -229,6 +238,9 @@ class OpenAIBackend:
             self._refused_in_a_row = 0   # the server is there
             if e.status_code in (408, 409, 429) or e.status_code >= 500:
                 raise Retry(f"HTTP {e.status_code}", retry_after_seconds(e.response.headers)) from None
+            if e.status_code == 400 and self._extra_body and "chat_template_kwargs" in str(e.message):
+                self._extra_body = {}   # a server that takes no chat template variables: ask without them
+                raise Retry("HTTP 400 for chat_template_kwargs: asking without it", 0.0) from None
             raise GiveUp(f"HTTP {e.status_code}: {self._scrub(str(e.message))[:200]}") from None
         except openai.APITimeoutError as e:   # slow, not gone: not counted as a lost server
             raise Retry(f"connection failed ({type(e).__name__})") from None
@@ -240,10 +252,9 @@ class OpenAIBackend:
             raise Retry(f"malformed response ({type(e).__name__})") from None
         self._refused_in_a_row = 0
         answer = self._answer(completion, max_tokens)
-        if self.reasoning:
-            answer = Answer(answer.text, answer.finish_reason, answer.usage, max_tokens,
-                            sent={"temperature": None, **sent})
-        return answer
+        recorded = {"temperature": None, **sent} if self.reasoning else {k: v for k, v in sent.items()
+                                                                          if k != "max_tokens"}
+        return Answer(answer.text, answer.finish_reason, answer.usage, max_tokens, recorded, answer.reasoning)
 
     def _count_connection_failure(self) -> None:
         """Many connection failures in a row, with no answer between them, mean the server is gone:
@@ -269,7 +280,9 @@ class OpenAIBackend:
         usage = getattr(completion, "usage", None)
         tokens = {k: int(getattr(usage, k)) for k in ("prompt_tokens", "completion_tokens")
                   if usage is not None and isinstance(getattr(usage, k, None), int)}
-        return Answer(text, finish, tokens, max_tokens)
+        # a server with a reasoning parser (vllm serve --reasoning-parser) returns the reasoning apart
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+        return Answer(text, finish, tokens, max_tokens, reasoning=reasoning if isinstance(reasoning, str) else None)
 
     def _where(self) -> str:
         return self.base_url or "api.openai.com"

@@ -26,11 +26,10 @@ from focusclip.data.records import SPLITS, Annotation, Description, read_annotat
 from focusclip.core.sharding import parse_shard, take_shard
 from focusclip.core.progress import progress as progress_bar
 from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
-from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job
+from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job, Refusal, job_seed, split_reasoning
 from focusclip.prompts import DEFAULT_PROMPT, build_prompt
 
 Key = tuple[str, str, str]
-ROUND_SEED_STEP = 1000  # round r samples with seed + r * 1000: a new draw per regeneration round
 
 
 def describer_name(backend: str, model: str | None) -> str:
@@ -79,39 +78,54 @@ def _describable(a: Annotation) -> str | None:
     return None
 
 
-class _Writer:
-    """Turns answers into records, appends them, and keeps the report and the progress bar."""
+REFUSED = "refused by the model (longer than its context, or invalid)"   # the report's skip reason
 
-    def __init__(self, out: JsonlAppender, report: Report, bar, describer: str, backend: str,
-                 params: dict):   # `bar` may be set later, before the first answer
+
+class _Writer:
+    """Turns answers into records, appends them, and keeps the report and the progress bar. A record's
+    `params` are the settings that produced its text: the image's seed, the run's seed, the round, the
+    answer's token limit and the effective sampling settings the backend reports."""
+
+    def __init__(self, out: JsonlAppender, report: Report, bar, describer: str, backend: str, gen: GenParams,
+                 round_: int):   # `bar` may be set later, before the first answer
         self.out, self.report, self.bar = out, report, bar
-        self.describer, self.backend, self.params = describer, backend, params
+        self.describer, self.backend, self.gen, self.round = describer, backend, gen, round_
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self.failures: list[dict] = []
 
     def __call__(self, job: Job, answer: Answer | None, error: str | None) -> None:
         self.bar.update(1)
+        text, reasoning = split_reasoning(answer.text) if answer is not None else ("", None)
+        if answer is not None and not text:
+            answer, error = None, f"the model wrote only its reasoning ({answer.finish_reason}); raise --max-tokens"
         if answer is None:
-            self.report.count("failed")
-            self.report.skip("failed", job.image)
-            if len(self.failures) < 100:
-                self.failures.append({"image": job.image, "error": error or "unknown"})
+            self._failed(job, error)
             return
-        params = dict(self.params, seed=job.seed)
-        if answer.max_tokens and answer.max_tokens != params.get("max_tokens"):
-            params["max_tokens"] = answer.max_tokens  # raised after a finish_reason "length"
-        if answer.sent is not None:   # sent under other names (reasoning models): record what was sent
-            params = {k: v for k, v in params.items() if k not in ("temperature", "max_tokens")}
-            params.update(answer.sent)
+        params = {"max_tokens": answer.max_tokens or self.gen.max_tokens, **answer.sampling,
+                  "seed": job.seed, "run_seed": self.gen.seed}
+        if "max_completion_tokens" in params:   # OpenAI's reasoning models take this limit instead
+            del params["max_tokens"]
+        if self.round:
+            params["round"] = self.round
         rec = Description(image=job.image, describer=self.describer, backend=self.backend,
-                          description=answer.text, prompt_id=job.prompt.prompt_id, prompt_sha=job.prompt.sha,
+                          description=text, prompt_id=job.prompt.prompt_id, prompt_sha=job.prompt.sha,
                           params=params, finish_reason=answer.finish_reason, usage=dict(answer.usage),
-                          created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        self.out.write(rec.to_dict())
+                          created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_dict()
+        reasoning = answer.reasoning or reasoning
+        if self.gen.keep_reasoning and reasoning:
+            rec["reasoning"] = reasoning
+        self.out.write(rec)
         self.report.count("described")
         self.report.count(f"finish_{answer.finish_reason or 'none'}")
         for k in self.usage:
             self.usage[k] += int(answer.usage.get(k, 0))
+
+    def _failed(self, job: Job, error: str | None) -> None:
+        refused = isinstance(error, Refusal)
+        self.report.count("refused" if refused else "failed")
+        self.report.skip(REFUSED if refused else "failed", job.image)
+        if len(self.failures) < 100:
+            self.failures.append({"image": job.image, "error": str(error or "unknown"), "refused": refused})
 
 
 def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], report: Report, prompt_id: str,
@@ -127,7 +141,7 @@ def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], rep
         if (a.image, describer, prompt.sha) in done and a.image not in redo:
             report.count("already_described")
             continue
-        jobs.append(Job(a, prompt, seed + round_ * ROUND_SEED_STEP))
+        jobs.append(Job(a, prompt, job_seed(seed, a.image, round_)))
     return jobs
 
 
@@ -140,6 +154,7 @@ class DescribeOptions:
     output: Path
     backend: str = "template"
     model: str | None = None            # model name (openai), hub id or folder (vllm, transformers)
+    revision: str | None = None         # vllm, transformers: the hub branch, tag or commit of `model`
     base_url: str | None = None         # openai: the endpoint
     split: str | None = None
     limit: int | None = None
@@ -163,7 +178,7 @@ _GEN_FIELDS = frozenset(f.name for f in dataclasses.fields(GenParams))
 # What `DescribeOptions.from_flat` takes: the run's fields and GenParams'
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(DescribeOptions) if f.name != "gen") | _GEN_FIELDS
 # The report keeps what shapes the records; not the transport (timeouts, retries, device, vllm engine)
-_REPORTED_GEN = ("concurrency", "seed", "temperature", "max_tokens")
+_REPORTED_GEN = ("concurrency", "seed", "temperature", "top_p", "max_tokens", "thinking", "keep_reasoning")
 
 
 def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None = None,
@@ -177,13 +192,12 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
     process per file); `lock=False`: the caller holds it (the filter's regeneration rounds)."""
     assert (opts.annotations is None) != (records is None), "give either opts.annotations or records"
     opts = _resolve(opts)
-    if opts.gen.concurrency < 1 or opts.gen.max_tokens < 1:
-        raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
+    _check_gen(opts.gen)
     if Path(opts.output).suffix != ".jsonl":
         raise fail(f"output '{opts.output}' does not end in .jsonl", "-o", "name it like descriptions/NAME.jsonl")
     output = writable_file(opts.output, "-o", append=True)
     writable_file(describe_report_path(output, opts.shard, opts.round), "-o")
-    engine = backend_obj or make_backend(opts.backend, opts.model, opts.base_url, opts.gen)
+    engine = backend_obj or make_backend(opts.backend, opts.model, opts.base_url, opts.gen, opts.revision)
     report = Report("describe", _report_options(opts))
     where = str(opts.annotations) if records is None else "annotations"
     chosen = _choose(records if records is not None else opts.annotations, where, opts.split, opts.shard,
@@ -201,8 +215,7 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
             report.time("prompts_s", time.perf_counter() - t0)
             report.count("asked", len(jobs))
             _check_work(chosen, jobs, report, where)
-            writer = _Writer(out, report, None, opts.describer, engine.name,
-                             _gen_params(opts.gen.temperature, opts.gen.max_tokens, opts.round))
+            writer = _Writer(out, report, None, opts.describer, engine.name, opts.gen, opts.round)
             if jobs:
                 prepare = getattr(engine, "prepare", None)   # optional for custom backends
                 if prepare is not None:
@@ -219,11 +232,21 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
 
 
 def _resolve(opts: DescribeOptions) -> DescribeOptions:
-    """The defaults that depend on other options filled in: the backend's concurrency, the describer."""
+    """The defaults that depend on other options filled in: the backend's concurrency (vllm: None, vLLM's
+    own max_num_seqs), the describer."""
     gen = opts.gen
     if gen.concurrency is None:
         gen = dataclasses.replace(gen, concurrency=DEFAULT_CONCURRENCY.get(opts.backend, 8))
     return dataclasses.replace(opts, gen=gen, describer=opts.describer or describer_name(opts.backend, opts.model))
+
+
+def _check_gen(gen: GenParams) -> None:
+    if (gen.concurrency is not None and gen.concurrency < 1) or gen.max_tokens < 1:
+        raise fail("--concurrency and --max-tokens must be at least 1", "options", "e.g. --concurrency 8")
+    if gen.temperature is not None and gen.temperature < 0:
+        raise fail(f"--temperature {gen.temperature} is negative", "--temperature", "pass 0 (greedy) or more")
+    if gen.top_p is not None and not 0 < gen.top_p <= 1:
+        raise fail(f"--top-p {gen.top_p} is not in (0, 1]", "--top-p", "e.g. --top-p 0.9 (1: no cut)")
 
 
 def _report_options(opts: DescribeOptions) -> dict:
@@ -233,13 +256,6 @@ def _report_options(opts: DescribeOptions) -> dict:
     return {**fields, **{k: gen[k] for k in _REPORTED_GEN},
             "annotations": "<list>" if opts.annotations is None else str(opts.annotations),
             "output": str(opts.output), "redo_images": len(opts.redo_images)}
-
-
-def _gen_params(temperature: float, max_tokens: int, round_: int) -> dict:
-    gen = {"temperature": temperature, "max_tokens": max_tokens}
-    if round_:
-        gen["round"] = round_
-    return gen
 
 
 def _choose(annotations: str | os.PathLike | Sequence[Annotation], where: str, split: str | None,
@@ -264,8 +280,8 @@ def _check_work(chosen: list[Annotation], jobs: list[Job], report: Report, where
 
 
 def _check_answers(report: Report, failures: list[dict]) -> None:
-    """Every request failed: a user error naming the first failure (the file got nothing)."""
-    failed = report.counts.get("failed", 0)
+    """Every request failed or was refused: a user error naming the first failure (the file got nothing)."""
+    failed = report.counts.get("failed", 0) + report.counts.get("refused", 0)
     if failed and not report.counts.get("described", 0):
         first = (failures or [{}])[0].get("error", "unknown")
         raise fail(f"no image could be described: {failed} failed, the first with: {first}", "describe",

@@ -13,11 +13,12 @@ from focusclip.data.records import SPLITS, write_annotations
 from focusclip.pipeline.cli import app
 from focusclip.pipeline.describe.backends import BACKENDS
 from focusclip.pipeline.filter.checks import CHECKS
-from tests.pipeline.describe.test_describe import random_annotations
+from tests.pipeline.describe.test_describe import image_seed, random_annotations
 
 # The generation options of both commands, by flag (issue 29).
-GENERATION = ("--backend", "--model", "--base-url", "--concurrency", "--seed", "--temperature", "--max-tokens",
-              "--prompt", "--with-coords", "--timeout", "--max-retries", "--server-wait")
+GENERATION = ("--backend", "--model", "--revision", "--base-url", "--concurrency", "--seed", "--temperature",
+              "--top-p", "--max-tokens", "--thinking", "--keep-reasoning", "--prompt", "--with-coords", "--timeout",
+              "--max-retries", "--server-wait")
 # Their defaults differ only where the filter's is "the rejected records' own" (None), which the help
 # text of both says.
 RECORDS_OWN = {"--backend": "template", "--prompt": "pose-v1"}
@@ -80,8 +81,11 @@ def test_describe_report_options_keep_their_keys_and_values(described):
         "annotations": str(ann), "output": str(desc), "backend": "template", "model": None, "base_url": None,
         "concurrency": 1, "split": None, "limit": 4, "shard": None, "seed": 3, "temperature": 0.7,
         "max_tokens": 512, "prompt_id": "pose-v1", "describer": "template", "round": 0, "with_coords": False,
-        "force": False, "redo_images": 0}
-    assert {r["params"]["seed"] for r in map(json.loads, desc.read_text().splitlines())} == {3}
+        "force": False, "redo_images": 0, "revision": None, "top_p": None, "thinking": False,
+        "keep_reasoning": False}
+    rows = list(map(json.loads, desc.read_text().splitlines()))
+    assert [(r["params"]["run_seed"], r["params"]["seed"]) for r in rows] == [(3, image_seed(3, r["image"]))
+                                                                              for r in rows]
 
 
 def test_filter_passes_on_only_the_options_given(described, tmp_path):

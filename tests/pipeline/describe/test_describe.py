@@ -1,12 +1,12 @@
 """`describe` with the offline template backend: records, resume, rounds, shards, soundness, CLI."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import re
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 
@@ -15,8 +15,6 @@ from focusclip.data.geometry import ARMS, BENDS, HANDS, LEG_ORIENTATIONS, STATES
 from focusclip.core.io import read_jsonl
 from focusclip.data.records import Annotation, Description, write_annotations
 from focusclip.pipeline.describe.stage import DescribeOptions, latest_descriptions, run_describe
-from focusclip.pipeline.describe.types import GenParams, Job
-from focusclip.pipeline.describe.local import VLLMBackend, vllm_answer, vllm_requests
 from focusclip.pipeline.describe.template import template_description
 from focusclip.prompts import build_prompt
 from focusclip.prompts.words import person_label
@@ -56,6 +54,11 @@ def random_annotations(n: int, seed: int = 0, max_people: int = 4) -> list[Annot
     return out
 
 
+def image_seed(seed: int, image: str, round_: int = 0) -> int:
+    """The per-image seed as docs/describe.md defines it: sha256 of "seed:image:round", first 8 bytes, 63 bits."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{image}:{round_}".encode()).digest()[:8], "big") & (2 ** 63 - 1)
+
+
 def describe_flat(annotations, output, **options):
     """`run_describe` on an annotations file or an in-memory list, with the options named as on the
     command line (`DescribeOptions.from_flat`) and no progress bar."""
@@ -81,11 +84,12 @@ def test_one_record_per_image_with_the_design_fields(ann_file, tmp_path):
                       "finish_reason", "usage", "created"}
     assert (r["describer"], r["backend"], r["prompt_id"], r["finish_reason"]) == \
            ("template", "template", "pose-v1", "stop")
-    assert r["params"] == {"temperature": 0.5, "max_tokens": 512, "seed": 0}
+    assert r["params"] == {"max_tokens": 512, "seed": image_seed(0, r["image"]), "run_seed": 0}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", r["created"])
     ann = {a.image: a for a in random_annotations(12)}[r["image"]]
     assert r["prompt_sha"] == build_prompt(ann).sha
-    assert r["description"] == template_description(ann, 0)
+    assert r["description"] == template_description(ann, image_seed(0, r["image"]))
+    assert len({row["params"]["seed"] for row in rows}) == 12       # every image its own seed
     assert report.counts["described"] == 12
     saved = json.loads((tmp_path / "descriptions" / "template.report.json").read_text())
     assert saved["counts"]["asked"] == 12 and saved["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
@@ -118,7 +122,8 @@ def test_redo_rounds_append_and_latest_wins(ann_file, tmp_path):
     assert len(latest) == 12
     for (image, describer, sha), d in latest.items():
         assert isinstance(d, Description) and d.key == (image, describer, sha)
-        assert (d.params.get("round"), d.params["seed"]) == ((1, 1000) if image in redo else (None, 0))
+        assert (d.params.get("round"), d.params["seed"]) == \
+               ((1, image_seed(0, image, 1)) if image in redo else (None, image_seed(0, image, 0)))
     forced = run_describe(DescribeOptions(ann_file, out, force=True, limit=3), progress=False)
     assert forced.counts["asked"] == 3 and len(read_jsonl(out)) == 17
 
@@ -197,67 +202,6 @@ def test_activity_that_contradicts_the_pose_is_not_claimed():
     assert "standing" not in text and "is sitting" in text and "talking in person" in text
 
 
-def test_vllm_requests_are_built_without_vllm(tmp_path):
-    anns = random_annotations(3)
-    jobs = [Job(a, build_prompt(a), seed=10 + i) for i, a in enumerate(anns)]
-    convs, sampling = vllm_requests(jobs, GenParams(temperature=0.7, max_tokens=300))
-    assert convs[1] == [{"role": "system", "content": jobs[1].prompt.system},
-                        {"role": "user", "content": jobs[1].prompt.user}]
-    assert sampling == [{"temperature": 0.7, "max_tokens": 300, "seed": s} for s in (10, 11, 12)]
-    out = SimpleNamespace(prompt_token_ids=[1] * 40,
-                          outputs=[SimpleNamespace(text=" There is one person. ", token_ids=[5] * 7,
-                                                   finish_reason="stop")])
-    answer, err = vllm_answer(out, 300)
-    assert err is None and answer.text == "There is one person." and \
-           answer.usage == {"prompt_tokens": 40, "completion_tokens": 7}
-    with pytest.raises(FocusError, match=r"pip install focusclip\[vllm\]"):
-        VLLMBackend("some/model", GenParams()).run(jobs, lambda *a: None)
-
-
-class FakeVLLM:
-    """The two names of vLLM's offline API the backend uses (vllm is not installable here): `LLM(**engine
-    args)` and `LLM.chat(conversations, sampling_params)`, answering each conversation with its seed."""
-
-    def __init__(self):
-        self.engines, self.calls = [], []
-        fake = self
-
-        class LLM:
-            def __init__(self, **kwargs):
-                fake.engines.append(kwargs)
-
-            def chat(self, conversations, sampling, use_tqdm=True):
-                fake.calls.append(len(conversations))
-                return [SimpleNamespace(prompt_token_ids=[1] * 9, outputs=[SimpleNamespace(
-                    text=f"seed {p.seed}: {c[-1]['content'][:12]}", token_ids=[2] * 3, finish_reason="stop")])
-                    for c, p in zip(conversations, sampling)]
-
-        self.module = SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: SimpleNamespace(**kw),
-                                      __spec__=__import__("importlib").machinery.ModuleSpec("vllm", None))
-
-
-def test_vllm_backend_passes_concurrency_context_parallelism_and_dtype(tmp_path, monkeypatch):
-    fake = FakeVLLM()
-    monkeypatch.setitem(__import__("sys").modules, "vllm", fake.module)
-    model = tmp_path / "Qwen2.5-7B-Instruct"    # a save_pretrained folder (its config is all the check reads)
-    model.mkdir()
-    (model / "config.json").write_text("{}")
-    anns = random_annotations(300)
-    gen = GenParams(concurrency=300, max_model_len=4096, tensor_parallel_size=2, dtype="bfloat16", seed=3)
-    run_describe(DescribeOptions(None, tmp_path / "v.jsonl", backend="vllm", model=str(model), gen=gen),
-                 records=anns, progress=False)
-    assert fake.engines == [{"model": str(model), "seed": 3, "max_num_seqs": 300,
-                             "tensor_parallel_size": 2, "dtype": "bfloat16", "max_model_len": 4096}]
-    assert fake.calls == [300]       # one chunk of at least --concurrency conversations
-    rows = read_jsonl(tmp_path / "v.jsonl")
-    assert len(rows) == 300 and all(r["description"].startswith("seed 3:") and r["params"]["seed"] == 3
-                                    for r in rows)
-    run_describe(DescribeOptions(None, tmp_path / "d.jsonl", backend="vllm", model=str(model)), records=anns[:2],
-                 progress=False)   # the defaults
-    assert fake.engines[-1] == {"model": str(model), "seed": 0, "max_num_seqs": 256, "tensor_parallel_size": 1,
-                                "dtype": "auto"}
-
-
 def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
     exe = console_script("focus-data")
     out = tmp_path / "d" / "template.jsonl"
@@ -265,7 +209,8 @@ def test_cli_describe_template_and_user_errors(ann_file, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     rows = read_jsonl(out)
-    assert len(rows) == 4 and all(row["params"]["seed"] == 2 for row in rows)
+    assert len(rows) == 4 and all(row["params"]["run_seed"] == 2 and row["params"]["seed"] ==
+                                  image_seed(2, row["image"]) for row in rows)
     assert '"described": 4' in r.stderr
     # Wrong usage (a value not among the choices) exits 2 and lists the choices.
     for args, choices in ((["--split", "dev"], ("train", "val", "test")),

@@ -18,7 +18,7 @@ from focusclip.data.records import write_annotations
 from focusclip.pipeline.describe.openai_api import retry_after_seconds
 from focusclip.prompts import build_prompt
 from tests.conftest import console_script
-from tests.pipeline.describe.test_describe import describe_flat, random_annotations
+from tests.pipeline.describe.test_describe import describe_flat, image_seed, random_annotations
 
 SECRET = "sk-test-S3CRET-never-show-me"
 
@@ -31,10 +31,14 @@ class ChatServer:
     """A chat-completions endpoint on 127.0.0.1. `faults` are served, in order, to the first requests:
     429 (Retry-After: 1), 500, 503, cut (200 with a truncated JSON body), short (a body shorter than its
     Content-Length, then the connection closes), drop (connection closed with no response), empty
-    (a 200 with no text), 401, 404. `length_below`: finish_reason 'length' while max_tokens is smaller."""
+    (a 200 with no text), 401, 404. `length_below`: finish_reason 'length' while max_tokens is smaller.
+    `think`: the answer opens with this reasoning block (a reasoning model that thinks whatever it is told);
+    `strict`: a 400 naming any body field other than OpenAI's own (as OpenAI and some hosts answer)."""
 
-    def __init__(self, faults=(), delay=0.0, always=None, length_below=0, models=("test-model",), port=0):
+    def __init__(self, faults=(), delay=0.0, always=None, length_below=0, models=("test-model",), port=0,
+                 think=None, strict=False):
         self.faults, self.delay, self.always, self.length_below = list(faults), delay, always, length_below
+        self.think, self.strict = think, strict
         self.models = models        # what GET /v1/models lists (None: the route answers 404)
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
@@ -82,10 +86,18 @@ class ChatServer:
             h.close_connection = True
             return
         status = {"429": 429, "500": 500, "503": 503, "401": 401, "404": 404}.get(fault, 200)
+        unknown = sorted(set(body) - {"model", "messages", "seed", "temperature", "top_p", "max_tokens",
+                                      "max_completion_tokens"}) if self.strict else []
+        if unknown:
+            payload = json.dumps({"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}",
+                                            "type": "invalid_request_error", "code": None}}).encode()
+            return self.send(h, 400, payload)
         if status != 200:
             payload = json.dumps({"error": {"message": f"injected {fault}", "type": "x", "code": status}}).encode()
             return self.send(h, status, payload, {"Retry-After": "1"} if status == 429 else {})
         text = "" if fault == "empty" else f"There is one person in the image. [{tag(body['messages'][-1]['content'])}]"
+        if self.think is not None and text:
+            text = self.think + text
         limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
         finish = "length" if limit < self.length_below else "stop"
         payload = json.dumps({
@@ -356,14 +368,17 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature(server_fa
     describe(anns, tmp_path / "r.jsonl", server, model="o3-mini", max_tokens=400, concurrency=1, temperature=0.7)
     bodies = [e["body"] for e in server.log]
     assert [b.get("max_completion_tokens") for b in bodies] == [400, 800, 400, 800]   # 'length' → doubled
-    assert all("max_tokens" not in b and "temperature" not in b and b["seed"] == 0 for b in bodies)
+    assert all("max_tokens" not in b and "temperature" not in b for b in bodies)
+    assert {b["seed"] for b in bodies} == {image_seed(0, a.image) for a in anns}
     rows = read_jsonl(tmp_path / "r.jsonl")
-    assert [r["params"] for r in rows] == [{"temperature": None, "max_completion_tokens": 800, "seed": 0}] * 2
+    assert [r["params"] for r in rows] == [{"temperature": None, "max_completion_tokens": 800,
+                                            "seed": image_seed(0, r["image"]), "run_seed": 0} for r in rows]
     server.log.clear()
     describe(anns[:1], tmp_path / "g.jsonl", server, model="gpt-4o-mini", max_tokens=700, temperature=0.7)
     assert {k: server.log[0]["body"].get(k) for k in ("max_tokens", "temperature", "max_completion_tokens")} == \
         {"max_tokens": 700, "temperature": 0.7, "max_completion_tokens": None}
-    assert read_jsonl(tmp_path / "g.jsonl")[0]["params"] == {"temperature": 0.7, "max_tokens": 700, "seed": 0}
+    assert read_jsonl(tmp_path / "g.jsonl")[0]["params"] == {"temperature": 0.7, "max_tokens": 700, "run_seed": 0,
+                                                             "seed": image_seed(0, anns[0].image)}
 
 
 def test_a_rerun_with_nothing_left_to_do_succeeds_without_the_server(server_factory, tmp_path, monkeypatch):
@@ -376,3 +391,50 @@ def test_a_rerun_with_nothing_left_to_do_succeeds_without_the_server(server_fact
     report = describe(anns, out, server, server_wait_s=0)
     assert report.counts["asked"] == 0 and report.counts["already_described"] == 3
     assert out.read_bytes() == before
+
+
+def test_each_request_carries_its_images_seed_and_only_the_settings_the_user_set(server_factory, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory()
+    anns = random_annotations(4)
+    by_tag = {tag(build_prompt(a).user): a.image for a in anns}
+    describe(anns, tmp_path / "d.jsonl", server, seed=5, concurrency=2)
+    bodies = {by_tag[e["tag"]]: e["body"] for e in server.log}
+    assert {i: b["seed"] for i, b in bodies.items()} == {a.image: image_seed(5, a.image) for a in anns}
+    for b in bodies.values():   # the server's own sampling (vllm serve: the model's generation_config)
+        assert "temperature" not in b and "top_p" not in b and b["max_tokens"] == 512
+        assert b["chat_template_kwargs"] == {"enable_thinking": False}      # reasoning off
+    rows = read_jsonl(tmp_path / "d.jsonl")
+    assert all(r["params"] == {"max_tokens": 512, "seed": image_seed(5, r["image"]), "run_seed": 5} for r in rows)
+    server.log.clear()
+    describe(anns[:1], tmp_path / "t.jsonl", server, temperature=0.3, top_p=0.9, thinking=True)
+    body = server.log[0]["body"]
+    assert (body["temperature"], body["top_p"], "chat_template_kwargs" in body) == (0.3, 0.9, False)
+    assert read_jsonl(tmp_path / "t.jsonl")[0]["params"] == {"max_tokens": 512, "temperature": 0.3, "top_p": 0.9,
+                                                             "seed": image_seed(0, anns[0].image), "run_seed": 0}
+
+
+def test_a_server_that_refuses_chat_template_kwargs_is_asked_without_them(server_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory(strict=True)
+    anns = random_annotations(3)
+    report = describe(anns, tmp_path / "s.jsonl", server, concurrency=1)
+    assert report.counts["described"] == 3 and len(read_jsonl(tmp_path / "s.jsonl")) == 3
+    assert ["chat_template_kwargs" in e["body"] for e in server.log] == [True, False, False, False]
+
+
+def test_a_served_reasoning_block_is_removed_and_kept_apart_only_when_asked(server_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server = server_factory(think="<think>\nThe facts say one person; keep it short.\n</think>\n\n")
+    anns = random_annotations(2)
+    describe(anns, tmp_path / "a.jsonl", server)
+    describe(anns, tmp_path / "k.jsonl", server, keep_reasoning=True)
+    for name, kept in (("a.jsonl", False), ("k.jsonl", True)):
+        for r in read_jsonl(tmp_path / name):
+            assert r["description"].startswith("There is one person in the image. [") and "think" not in r["description"]
+            assert r.get("reasoning") == ("The facts say one person; keep it short." if kept else None), name
+    # the template opened the block in the prompt: the answer holds only its end
+    server.think = "The facts say one person.</think>"
+    describe(anns[:1], tmp_path / "open.jsonl", server)
+    assert read_jsonl(tmp_path / "open.jsonl")[0]["description"].startswith("There is one person in the image.")

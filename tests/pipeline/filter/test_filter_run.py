@@ -202,15 +202,15 @@ def test_regenerate_replaces_rejected_descriptions(world, tmp_path):
 
 class RoundBackend:
     """A describe backend that refuses in round 1 and answers with the template text from round 2 on
-    (describe samples round r with seed + r * 1000)."""
+    (describe samples image i in round r with job_seed(seed, i, r))."""
     name = "template"
 
     def run(self, jobs, emit) -> None:
-        from focusclip.pipeline.describe.types import Answer
+        from focusclip.pipeline.describe.types import Answer, job_seed
         from focusclip.pipeline.describe.template import template_description
 
         for job in jobs:
-            text = ("I'm sorry, I cannot help with that." if job.seed == 1000
+            text = ("I'm sorry, I cannot help with that." if job.seed == job_seed(0, job.image, 1)
                     else template_description(job.annotation, job.seed))
             emit(job, Answer(text, "stop", {}), None)
 
