@@ -15,19 +15,26 @@ HELP = ("Zero-shot evaluation of a focus-train checkpoint (or any Hugging Face d
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
 
 
-Checkpoint = Annotated[Optional[str], typer.Argument(
-    metavar="MODEL",
+Models = Annotated[Optional[list[str]], typer.Argument(
+    metavar="MODEL", show_default=False,
     help="focus-train run dir, checkpoints/<step> dir or pushed hub id USER/NAME, or any dual encoder "
          "(CLIP, SigLIP, …) by hub id or save_pretrained folder (downloaded into the hub cache; "
-         "HF_HUB_OFFLINE=1 uses the cache only). Omit with --hf-clip.")]
+         "HF_HUB_OFFLINE=1 uses the cache only). Several: scored in one pass over the images, with one "
+         "comparison table and chart.")]
 DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the datasets in their official layouts.")]
 Tasks = Annotated[Optional[list[str]], typer.Option("--task", help="Task id (repeatable); default all 12.")]
-Output = Annotated[Path, typer.Option("-o", "--output", help="Results JSON; results.png is written beside it.")]
-HFClip = Annotated[Optional[str], typer.Option(
+TaskFiles = Annotated[Optional[list[Path]], typer.Option(
+    "--task-file", metavar="FILE",
+    help="Your own task: a JSON task file over an ImageFolder or a CSV of path,label (repeatable; docs/eval.md). "
+         "Alone, only these tasks run; with --task, both.")]
+Output = Annotated[Path, typer.Option(
+    "-o", "--output", help="Results JSON (results.png beside it); with several models, their comparison, "
+                           "each model's results in <stem>.<model>.json beside it.")]
+HFClip = Annotated[Optional[list[str]], typer.Option(
     "--hf-clip", metavar="ID_OR_DIR",
-    help="Evaluate a Hugging Face CLIP instead: a hub id (downloaded and cached; HF_HUB_OFFLINE=1 uses "
-         "the cache only) or a save_pretrained folder.")]
+    help="A Hugging Face dual encoder named hf-clip:<id> (repeatable): a hub id (downloaded and cached; "
+         "HF_HUB_OFFLINE=1 uses the cache only) or a save_pretrained folder.")]
 Revision = Annotated[Optional[str], typer.Option(
     "--revision", help="Branch, tag or commit of the --hf-clip hub id (default: its main branch).")]
 class ResizeMode(str, Enum):
@@ -63,7 +70,7 @@ ListTasks = Annotated[bool, typer.Option("--list-tasks", metavar="", help="Print
 
 
 @app.command(help=HELP)
-def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Tasks = None,
+def evaluate(models: Models = None, data_root: DataRoot = None, task: Tasks = None, task_file: TaskFiles = None,
              output: Output = Path("results.json"), hf_clip: HFClip = None, revision: Revision = None,
              resize: Resize = None, batch_size: BatchSize = 64, workers: Workers = None, device: Device = "auto",
              force: Force = False, limit: Limit = None, ensemble: Ensemble = False, compare: Compare = None,
@@ -75,16 +82,17 @@ def evaluate(checkpoint: Checkpoint = None, data_root: DataRoot = None, task: Ta
         for t in all_tasks():
             typer.echo(f"{t.id:<20} {t.dataset:<11} {t.split:<5} top-{t.k}  {len(t.classes)} classes  {t.title}")
         raise typer.Exit()
-    if data_root is None:
-        raise typer.BadParameter("--data-root is required", param_hint="--data-root")
-    if (checkpoint is None) == (hf_clip is None):
-        raise fail("give one model: a CHECKPOINT or --hf-clip ID_OR_DIR", "focus-eval",
-                   "evaluate each model into its own results file and show them together with --compare")
+    if data_root is None and (task or not task_file):
+        raise typer.BadParameter("--data-root is required (only --task-file tasks need none)", param_hint="--data-root")
+    if not models and not hf_clip:
+        raise fail("give one model or more: a CHECKPOINT, a dual encoder or --hf-clip ID_OR_DIR", "focus-eval",
+                   "name each model to evaluate; several are scored in one pass")
     select_tasks(task)  # an unknown id fails here, before torch is imported
     from focusclip.eval.run import EvalOptions, default_workers, run_eval
 
-    opts = EvalOptions(data_root=data_root, output=output, checkpoint=checkpoint, hf_clip=hf_clip,
-                       revision=revision, resize=resize.value if resize else None, tasks=tuple(task or ()), batch_size=batch_size,
+    opts = EvalOptions(data_root=data_root, output=output, models=tuple(models or ()), hf_clip=tuple(hf_clip or ()),
+                       revision=revision, resize=resize.value if resize else None, tasks=tuple(task or ()),
+                       task_files=tuple(task_file or ()), batch_size=batch_size,
                        workers=default_workers() if workers is None else workers, device=device,
                        force=force, limit=limit, ensemble=ensemble, compare=tuple(compare or ()),
                        precision=precision.value, predictions=predictions)

@@ -14,6 +14,7 @@ as attributes for whoever wants probabilities (the predictions file's metadata),
 from __future__ import annotations
 
 import functools
+import json
 from typing import Optional
 
 import torch
@@ -51,6 +52,11 @@ class HFDualEncoder:
         self.pad_to_max = "siglip" in self.model_type
         self.logit_scale = _value(getattr(model, "logit_scale", None), exp=True)
         self.logit_bias = _value(getattr(model, "logit_bias", None))
+
+    @functools.cached_property
+    def preprocess_key(self) -> str:
+        """Equal for models whose processors make the same pixels of an image (eval.zeroshot)."""
+        return json.dumps({"processor": self.image_processor.to_dict()}, sort_keys=True, default=str)
 
     @functools.cached_property
     def sha256(self) -> Optional[str]:

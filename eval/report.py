@@ -3,12 +3,16 @@
 `results.json`: {"model": …, "checkpoint": {"path", "sha256"}, "tasks": {"<task id>": {…}}, "mean": …,
 "mean_tasks": […]}; a task that ran has `status: "ok"` and its metrics, a task without data
 `{"status": "missing", "expected": "<path>"}`. A mean is only comparable over the same tasks, so
-`mean_tasks` names them and a comparison of runs averages over the tasks every run has.
+`mean_tasks` names them and a comparison of runs averages over the tasks every run has. A run of
+several models writes one such file per model and a comparison file (`write_summary`).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
+from collections import Counter
 from pathlib import Path
 
 from focusclip.core.errors import fail
@@ -47,15 +51,72 @@ def comparison(runs: list[dict]) -> dict:
 
 def read_results(path: Path) -> dict | None:
     """A results file, or None when there is none yet."""
+    data = _read_json(path)
+    if data is not None and not isinstance(data.get("tasks"), dict):
+        fix = ("it compares several models: pass one of their results files" if "models" in data
+               else "choose another -o")
+        raise fail("not a focus-eval results file (no 'tasks')", str(path), fix)
+    return data
+
+
+def read_any(path: Path) -> dict | None:
+    """A results file or a comparison of several models (`write_summary`), or None when there is none."""
+    data = _read_json(path)
+    if data is not None and not isinstance(data.get("tasks"), dict) and not isinstance(data.get("models"), list):
+        raise fail("not a focus-eval results file (no 'tasks')", str(path), "choose another -o")
+    return data
+
+
+def read_others(path: Path) -> list[dict]:
+    """The runs a `--compare` file holds: its own results, or each model's of a comparison file."""
+    data = read_any(path)
+    if data is None:
+        raise fail("results file not found", str(path), "pass a results.json written by focus-eval")
+    if isinstance(data.get("tasks"), dict):
+        return [data]
+    runs = []
+    for m in data["models"]:
+        other = read_results(path.parent / m["results"])
+        if other is None:
+            raise fail(f"the results file {m['results']} it names is gone", str(path),
+                       "pass the models' results files instead")
+        runs.append(other)
+    return runs
+
+
+def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise fail("not a valid results JSON", str(path), "delete it or pass --force") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+    if not isinstance(data, dict):
         raise fail("not a focus-eval results file (no 'tasks')", str(path), "choose another -o")
     return data
+
+
+def results_paths(output: Path, names: list[str]) -> list[Path]:
+    """Where each model's results go: `output` for one model; for several, `<stem>.<name>.json`
+    beside it (the name made safe for a file name; a repeated name gets -2, -3, …)."""
+    if len(names) == 1:
+        return [output]
+    paths, seen = [], Counter()
+    for name in names:
+        slug = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._") or "model"
+        seen[slug] += 1
+        paths.append(output.with_name(f"{output.stem}.{slug}{f'-{seen[slug]}' if seen[slug] > 1 else ''}.json"))
+    return paths
+
+
+def write_summary(path: Path, runs: list[tuple[Path, dict]], compare: tuple[Path, ...], cmp: dict) -> None:
+    """The `-o` file of a run of several models: `{"models": [{"model", "results", "checkpoint", "mean",
+    "mean_tasks"}], "comparison": {"files", "tasks", "runs"}}`; each model's results are in its own file,
+    named relative to this one."""
+    models = [{"model": r["model"], "results": os.path.relpath(p, path.parent), "checkpoint": r.get("checkpoint"),
+               "mean": r["mean"], "mean_tasks": r["mean_tasks"]} for p, r in runs]
+    files = [m["results"] for m in models] + [str(p) for p in compare]
+    write_results(path, {"models": models, "comparison": {"files": files, **cmp}})
 
 
 def write_results(path: Path, results: dict) -> None:

@@ -101,6 +101,38 @@ def all_tasks() -> tuple[Task, ...]:
     return tuple(t for _, _, t in sorted(loaded, key=lambda x: (x[0], x[1])))
 
 
+def load_task_file(path: Path) -> Task:
+    """A user's own task (`--task-file`): the shape of eval/tasks/*.json, with `id`, `k`, `template`,
+    `classes` and `reader` required (`{"name": "imagefolder", "root": DIR}` or `{"name": "csv", "path":
+    FILE}`); `title`, `dataset`, `split`, `kind`, `multi_label` and `ensemble` have defaults. The
+    reader's paths are relative to the task file's folder. Its id must not be a built-in task's."""
+    from focusclip.eval.readers import OWN_READERS
+
+    path = Path(path)
+    where = str(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise fail("task file not found", where, "pass a JSON task file (docs/eval.md, Your own task)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise fail(f"not valid JSON ({type(e).__name__})", where, "fix the task file") from None
+    if not isinstance(d, dict) or not isinstance(d.get("reader"), dict):
+        raise fail("a task file is a JSON object with a `reader` object", where,
+                   'add "reader": {"name": "imagefolder", "root": "DIR"} or {"name": "csv", "path": "FILE"}')
+    reader = dict(d["reader"])
+    if reader.get("name") not in OWN_READERS:
+        raise fail(f"reader {reader.get('name')!r} is not one for your own data", where,
+                   f"use one of {', '.join(OWN_READERS)}")
+    for arg in OWN_READERS[reader["name"]]:
+        if reader.get(arg):
+            reader[arg] = str((path.parent / str(reader[arg])).resolve())
+    d = {"title": d.get("id"), "dataset": reader["name"], "split": "all", "kind": "custom", **d, "reader": reader}
+    task = task_from_dict(d, where)
+    if task.id in task_ids():
+        raise fail(f"task id {task.id!r} is a built-in task's", where, "give your task another id")
+    return task
+
+
 def task_ids() -> list[str]:
     return [t.id for t in all_tasks()]
 

@@ -4,12 +4,15 @@
     cache = EmbeddingCache()                                  # one per run: neighbouring tasks share images
     scores, reasons = score_samples(model, samples, classifier, batch_size=64, workers=4, cache=cache)
     # scores [N, C] cosine similarities; rows of unusable images are NaN, counted in `reasons`
+
+Several models in one pass (`score_many`, `embed_many`): each image is decoded once, preprocessed once
+per distinct preprocessing, and encoded by every model; each model's scores are those it gets alone.
 """
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -60,7 +63,8 @@ class ImageDataset(Dataset):
 
 
 def _collate(rows: list[tuple]) -> tuple[torch.Tensor, list[int], list[str]]:
-    """(pixels [B, 3, S, S], indices, reasons): one tensor per batch. Each tensor a worker sends costs
+    """(pixels [B, 3, S, S] — a tuple of them for several preprocessings — indices, reasons): one
+    tensor per batch and preprocessing. Each tensor a worker sends costs
     the trainer a socket round trip for its shared-memory handle; indices as a list cost none."""
     pixels = default_collate([r[0] for r in rows])        # stacked straight into shared memory in a worker
     return pixels, [r[1] for r in rows], [r[2] for r in rows]
@@ -103,9 +107,34 @@ class EmbeddingCache:
 def image_loader(model: EvalModel, samples: Sequence[Sample], batch_size: int, workers: int,
                  device: torch.device) -> DataLoader:
     """The decoding stage: batches (pixels [B, 3, S, S], indices, reasons) from `workers` processes."""
-    return DataLoader(ImageDataset(samples, model.preprocess, model.image_size), batch_size=batch_size,
-                      shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False, collate_fn=_collate)
+    return _loader(ImageDataset(samples, model.preprocess, model.image_size), batch_size, workers, device)
+
+
+def _loader(dataset: Dataset, batch_size: int, workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=False, collate_fn=_collate)
+
+
+def preprocess_key(model: EvalModel) -> Hashable:
+    """Models with equal keys preprocess an image into the same pixels, so a pass over several models
+    preprocesses it once for them: focus-train checkpoints by (size, mean, std, geometry), which is all
+    their `preprocess` reads; dual encoders by their image processor's settings; others never share."""
+    from focusclip.training.checkpoint import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return ("focusclip", model.image_size, tuple(model.image_mean), tuple(model.image_std), model.resize)
+    key = getattr(model, "preprocess_key", None)
+    return key if key is not None else ("model", id(model))
+
+
+class _Preprocessors:
+    """Several preprocessings of one decoded image, as one `preprocess` for ImageDataset: a tuple out."""
+
+    def __init__(self, fns: Sequence):
+        self.fns = list(fns)
+
+    def __call__(self, image) -> tuple:
+        return tuple(fn(image) for fn in self.fns)
 
 
 def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: int = 64, workers: int = 4,
@@ -114,18 +143,34 @@ def embed_samples(model: EvalModel, samples: Sequence[Sample], *, batch_size: in
     """Unit-norm image embeddings [N, D] (float32, CPU; None when N = 0) through a DataLoader
     (decoding and preprocessing in `workers` processes), and one reason per sample: "" when usable,
     else why not (its row is then meaningless)."""
+    feats, reasons = embed_many([model], samples, batch_size=batch_size, workers=workers, device=device,
+                                progress=progress, precision=precision)
+    return feats[0], reasons
+
+
+def embed_many(models: Sequence[EvalModel], samples: Sequence[Sample], *, batch_size: int = 64, workers: int = 4,
+               device: torch.device, progress: str | None = None,
+               precision: str = "auto") -> tuple[list[np.ndarray | None], list[str]]:
+    """`embed_samples` for several models in one pass: each image is decoded once, preprocessed once
+    per distinct preprocessing (`preprocess_key`), and encoded by every model → one [N, D_m] per
+    model, and the reasons (an unusable image is unusable for all)."""
     if not samples:
-        return None, []
-    loader = image_loader(model, samples, batch_size, workers, device)
-    feats: np.ndarray | None = None
+        return [None] * len(models), []
+    keys = list(dict.fromkeys(preprocess_key(m) for m in models))          # distinct, in model order
+    group = [keys.index(preprocess_key(m)) for m in models]                # model → its preprocessing
+    fns = [next(m.preprocess for m, g in zip(models, group) if g == k) for k in range(len(keys))]
+    size = max(m.image_size for m in models)
+    loader = _loader(ImageDataset(samples, _Preprocessors(fns), size), batch_size, workers, device)
+    feats: list[np.ndarray | None] = [None] * len(models)
     reasons = [""] * len(samples)
     bar = _progress(len(samples), progress)
     with torch.no_grad(), _autocast(device, precision), cpu_threads(device, workers):
         for pixels, index, why in loader:
-            batch = model.encode_images(pixels).float().cpu().numpy()      # [B, D], unit norm
-            if feats is None:
-                feats = np.zeros((len(samples), batch.shape[1]), np.float32)
-            feats[index] = batch
+            for m, model in enumerate(models):
+                batch = model.encode_images(pixels[group[m]]).float().cpu().numpy()   # [B, D_m], unit norm
+                if feats[m] is None:
+                    feats[m] = np.zeros((len(samples), batch.shape[1]), np.float32)
+                feats[m][index] = batch
             for i, w in zip(index, why):
                 reasons[i] = w
             bar.update(len(index))
@@ -151,22 +196,41 @@ def score_rows(model: EvalModel, samples: Sequence[Sample], classifier: torch.Te
                progress: str | None = None, cache: EmbeddingCache | None = None,
                precision: str = "auto") -> tuple[np.ndarray, list[str]]:
     """`score_samples` with one reason per row: "" for an image that was used, else why not."""
-    device = device or classifier.device
-    cache = cache if cache is not None else EmbeddingCache()
+    return score_many([model], samples, [classifier], batch_size=batch_size, workers=workers, device=device,
+                      progress=progress, caches=[cache if cache is not None else EmbeddingCache()],
+                      precision=precision)[0]
+
+
+def score_many(models: Sequence[EvalModel], samples: Sequence[Sample], classifiers: Sequence[torch.Tensor], *,
+               caches: Sequence[EmbeddingCache], batch_size: int = 64, workers: int = 4,
+               device: torch.device | None = None, progress: str | None = None,
+               precision: str = "auto") -> list[tuple[np.ndarray, list[str]]]:
+    """`score_rows` for several models (each with its classifier [D_m, C] and its cache) in one pass
+    over the images (`embed_many`): the images any model still needs are decoded once and encoded by
+    every model, so each model's rows are what it would score alone."""
+    device = device or classifiers[0].device
     refs = [s.image for s in samples]
-    rows, todo = cache.split(refs)
-    feats, why = embed_samples(model, [samples[i] for i in todo], batch_size=batch_size, workers=workers,
-                               device=device, progress=progress, precision=precision)
-    for j, i in enumerate(todo):
-        rows[refs[i]] = why[j] or feats[j]
-    cache.keep(rows)
-    weights = classifier.float().cpu().numpy()                              # [D, C]
-    scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
-    reasons = [rows[ref] if isinstance(rows[ref], str) else "" for ref in refs]
-    usable = [i for i, r in enumerate(reasons) if not r]
-    if usable:
-        scores[usable] = np.stack([rows[refs[i]] for i in usable]) @ weights
-    return scores, reasons
+    known, todo = [], set()
+    for cache in caches:
+        rows, need = cache.split(refs)
+        known.append(rows)
+        todo.update(need)                         # first occurrences, the same index for every cache
+    todo = sorted(todo)
+    feats, why = embed_many(models, [samples[i] for i in todo], batch_size=batch_size, workers=workers,
+                            device=device, progress=progress, precision=precision)
+    out = []
+    for rows, cache, f, classifier in zip(known, caches, feats, classifiers):
+        for j, i in enumerate(todo):
+            rows[refs[i]] = why[j] or f[j]
+        cache.keep(rows)
+        weights = classifier.float().cpu().numpy()                              # [D, C]
+        scores = np.full((len(samples), classifier.shape[1]), np.nan, dtype=np.float32)
+        reasons = [rows[ref] if isinstance(rows[ref], str) else "" for ref in refs]
+        usable = [i for i, r in enumerate(reasons) if not r]
+        if usable:
+            scores[usable] = np.stack([rows[refs[i]] for i in usable]) @ weights
+        out.append((scores, reasons))
+    return out
 
 
 def _progress(total: int, desc: str | None):

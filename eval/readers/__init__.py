@@ -1,7 +1,8 @@
 """Readers of the eight evaluation datasets in their official layouts under `--data-root`.
 
 `read_for_task(task, data_root)` runs the reader a task file names and returns a `DatasetSplit`;
-it raises `MissingData(expected_path)` when the dataset is not there.
+it raises `MissingData(expected_path)` when the dataset is not there. A user's own task reads an
+ImageFolder or a CSV of `path,label` (readers.custom).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 from focusclip.eval.readers.actions import read_kinetics, read_stanford40
 from focusclip.eval.readers.base import DatasetSplit, ImageRef, MissingData, Sample, load_image
+from focusclip.eval.readers.custom import read_csv_task, read_imagefolder
 from focusclip.eval.readers.emotic import read_emotic_split
 from focusclip.eval.readers.faces import read_fer2013, read_ferplus
 from focusclip.eval.readers.people import read_fairface, read_lagenda, read_utkface
@@ -23,17 +25,21 @@ READERS: dict[str, Callable[..., DatasetSplit]] = {
     "fairface": read_fairface,
     "utkface": read_utkface,
     "lagenda": read_lagenda,
+    # a user's own task (--task-file): paths in the reader's arguments, not under --data-root
+    "imagefolder": read_imagefolder,
+    "csv": read_csv_task,
 }
+OWN_READERS = {"imagefolder": ("root",), "csv": ("path", "images")}   # reader → its path arguments
 _TAKES_AGE_BINS = {"utkface", "lagenda"}
 
 
-def read_for_task(task, data_root: str | Path) -> DatasetSplit:
+def read_for_task(task, data_root: str | Path | None) -> DatasetSplit:
     """Run the reader named in the task file with its arguments (and the task's age groups)."""
     args = dict(task.reader)
     name = args.pop("name")
     if name in _TAKES_AGE_BINS:
         args["age_bins"] = task.age_bins
-    return READERS[name](Path(data_root), **args)
+    return READERS[name](Path(data_root) if data_root is not None else None, **args)
 
 
-__all__ = ["READERS", "DatasetSplit", "ImageRef", "MissingData", "Sample", "load_image", "read_for_task"]
+__all__ = ["OWN_READERS", "READERS", "DatasetSplit", "ImageRef", "MissingData", "Sample", "load_image", "read_for_task"]

@@ -38,7 +38,7 @@ def write_utk(root, races: list[int], black: int) -> None:
 
 def in_process(monkeypatch, capsys, model, *args) -> tuple[int, str, str]:
     """focus-eval's main() (run_cli and all) in this process, with `model` in place of the loaded one."""
-    monkeypatch.setattr("focusclip.eval.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("focusclip.eval.run.load_models", lambda *a, **k: [model])
     monkeypatch.setattr(sys, "argv", ["focus-eval", *map(str, args)])
     with pytest.raises(SystemExit) as done:
         cli.main()
