@@ -249,3 +249,32 @@ def test_the_models_end_of_turn_token_stops_the_answer(turn_model, tmp_path):
     rows = read_jsonl(out)
     assert [(r["description"], r["finish_reason"], r["usage"]["completion_tokens"]) for r in rows] == \
         [("There", "stop", 2)] * 2
+
+
+def test_revision_loads_that_snapshot_of_a_hub_model(tiny_model, turn_model, tmp_path):
+    """`--model org/m --revision v1` against a loopback hub serving two branches, as the console script."""
+    import os
+    import subprocess
+
+    from tests.conftest import console_script
+    from tests.hub_server import HubServer
+
+    ann = tmp_path / "annotations.jsonl"
+    ann.write_text("".join(json.dumps(a.to_dict()) + "\n" for a in random_annotations(2)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
+    with HubServer() as hub:
+        hub.serve("org/m", tiny_model)
+        hub.serve("org/m", turn_model, revision="v1")
+        env["HF_ENDPOINT"] = hub.url
+        for revision in ("v1", "nope"):
+            out = tmp_path / f"{revision}.jsonl"
+            r = subprocess.run([console_script("focus-data"), "describe", str(ann), "-o", str(out), "--backend",
+                                "transformers", "--model", "org/m", "--revision", revision, "--max-tokens", "6",
+                                "--temperature", "0", "--device", "cpu"], capture_output=True, text=True,
+                               timeout=300, env=env)
+            if revision == "v1":
+                assert r.returncode == 0, r.stderr
+                assert [(row["description"], row["finish_reason"]) for row in read_jsonl(out)] == [("There", "stop")] * 2
+            else:
+                assert r.returncode == 1 and "no such revision" in r.stderr.strip().splitlines()[-1], r.stderr
