@@ -38,10 +38,10 @@ def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, se
               workers: int | None = None) -> Report:
     """Generate the world under `out`; a finished world with the same options is kept as it is.
     `workers` processes draw the training images (default: one per core; the world is the same)."""
-    if n_train < 1 or n_eval < 0:
-        raise fail(f"--n-train must be ≥ 1 and --n-eval ≥ 0 (got {n_train}, {n_eval})", "focus-data synth")
-    if clutter < 0:
-        raise fail(f"--clutter must be ≥ 0 (got {clutter})", "focus-data synth")
+    for name, value, least in (("--n-train", n_train, 1), ("--n-eval", n_eval, 0), ("--seed", seed, 0),
+                               ("--clutter", clutter, 0)):
+        if value < least:
+            raise fail(f"must be at least {least}, got {value}", name, f"pass {name} {least} or more")
     writable_dir(out)
     cfg = WorldConfig(clutter=clutter)
     options = {"out": str(out), "n_train": n_train, "n_eval": n_eval, "seed": seed, "world": asdict(cfg)}
