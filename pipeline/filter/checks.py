@@ -124,6 +124,17 @@ def check_refusal(record: dict, ctx: CheckContext) -> str | None:
     return f"refusal or apology: {m.group(0).strip()!r}" if m else None
 
 
+# Reasoning markup describe did not remove (an unclosed <think> of an answer cut off while thinking, a
+# model's other tags): DeepSeek-R1/Qwen3 <think>, <thinking>, <reasoning>, gpt-oss' <|channel|>, Kimi's ◁think▷
+_REASONING = re.compile(r"</?think(?:ing)?>|</?reasoning>|<\|(?:channel|start|message)\|>|◁/?think▷", re.I)
+
+
+def check_reasoning(record: dict, ctx: CheckContext) -> str | None:
+    """A reasoning model's thinking left in the text, not a description."""
+    m = _REASONING.search(_text(record))
+    return f"reasoning text: {m.group(0)!r} at character {m.start()}" if m else None
+
+
 _CLOSERS = "\"'”’)]*_ \n\t"
 
 
@@ -265,6 +276,7 @@ def check_posture(record: dict, ctx: CheckContext) -> str | None:
 CHECKS: dict[str, Check] = {
     "empty": check_empty,
     "refusal": check_refusal,
+    "reasoning": check_reasoning,
     "truncated": check_truncated,
     "length": check_length,
     "leak": check_leak,
