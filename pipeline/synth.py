@@ -26,6 +26,9 @@ from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, generate_stanford40
 from focusclip.core.progress import progress as progress_bar
 
 
+MAX_BYSTANDERS = 4
+
+
 def world_paths(out: str | os.PathLike) -> dict[str, Path]:
     """Where the pieces of a world written to `out` live."""
     out = Path(out)
@@ -35,21 +38,30 @@ def world_paths(out: str | os.PathLike) -> dict[str, Path]:
 
 def run_synth(out: str | os.PathLike, n_train: int = 2000, n_eval: int = 280, seed: int = 0,
               clutter: float = 1.0, force: bool = False, progress: bool = True,
-              workers: int | None = None) -> Report:
+              workers: int | None = None, bystanders: int = 0) -> Report:
     """Generate the world under `out`; a finished world with the same options is kept as it is.
-    `workers` processes draw the training images (default: one per core; the world is the same)."""
+    `workers` processes draw the training images (default: one per core; the world is the same).
+    `bystanders`: unannotated people doing other activities beside the subjects of every training
+    and Stanford 40 image (data/synthetic/world.py; 0: the world without them)."""
     for name, value, least in (("--n-train", n_train, 1), ("--n-eval", n_eval, 0), ("--seed", seed, 0),
                                ("--clutter", clutter, 0)):
         if value < least:
             raise fail(f"must be at least {least}, got {value}", name, f"pass {name} {least} or more")
+    if not 0 <= bystanders <= MAX_BYSTANDERS:
+        raise fail(f"must be between 0 and {MAX_BYSTANDERS}, got {bystanders}", "--bystanders",
+                   f"pass --bystanders 0 to {MAX_BYSTANDERS}: a {WorldConfig.width}-pixel frame holds 3 subjects and "
+                   f"{MAX_BYSTANDERS} bystanders side by side")
     writable_dir(out)
-    cfg = WorldConfig(clutter=clutter)
+    cfg = WorldConfig(clutter=clutter, bystanders=bystanders)
     options = {"out": str(out), "n_train": n_train, "n_eval": n_eval, "seed": seed, "world": asdict(cfg)}
     paths = world_paths(out)
     report = Report("synth", options)
     if paths["report"].is_file() and not force:
         done = read_json(paths["report"])
-        if done.get("options", {}) | {"out": str(out)} == options:
+        before = done.get("options", {})
+        if isinstance(before.get("world"), dict):   # a world written before bystanders existed had none
+            before = before | {"world": {"bystanders": 0, **before["world"]}}
+        if before | {"out": str(out)} == options:
             report.counts = dict(done.get("counts", {}))
             report.extra["reused"] = True
             return report

@@ -4,11 +4,13 @@
   `XMLAnnotations/<action>_<NNN>.xml` (`object/action`, `object/bndbox`), `ImageSplits/actions.txt`
   (header line, then one `name<TAB>count` line for each of the 40 real classes), `train.txt`,
   `test.txt` and per-class `<action>_{train,test}.txt`. Only the classes a pose family can draw have
-  images; the others are listed with a count of 0, as a subset of the real data would be.
+  images; the others are listed with a count of 0, as a subset of the real data would be. With
+  `WorldConfig.bystanders` = K each image holds the training world's layout: K bystanders doing other
+  activities beside the person the class and the box are about.
 - UTKFace (docs/formats.md §6): `utkface/UTKFace/<age>_<gender>_<race>_<17-digit date>.jpg.chip.jpg`,
   200×200, one whole person; the age group (child 3–9 vs adult 30+) shows only in body proportions.
   Gender and race are drawn at random and carry no signal; one malformed name (no race field) is
-  written as in the real release, so readers must skip it.
+  written as in the real release, so readers must skip it. No bystanders: the age is one person's.
 Eval images come from their own random streams, disjoint from the training images.
 """
 from __future__ import annotations
@@ -20,7 +22,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from focusclip.core.io import atomic_write_bytes, atomic_write_text
-from focusclip.data.synthetic.world import WorldConfig, encode_jpeg, image_rng, render_scene
+from focusclip.data.synthetic.world import (Scene, WorldConfig, bystander_families, encode_jpeg, image_rng,
+                                            render_scene)
 from focusclip.data.synthetic.pose import ACTIVITIES
 
 STREAM_STANFORD, STREAM_UTK = 2, 3
@@ -70,10 +73,8 @@ def generate_stanford40(root: str | os.PathLike, n_test: int, seed: int, cfg: Wo
     index = 0
     for c_id, action in enumerate(classes):
         for k in range(per_train + per_test):
-            rng = image_rng(seed, STREAM_STANFORD, index)
+            scene, size = stanford40_scene(seed, index, action, cfg)
             index += 1
-            size = (cfg.width, cfg.height) if rng.random() < 0.6 else (cfg.height, cfg.width)
-            scene = render_scene([DRAWN_CLASSES[action]], cfg, rng, size=size, fill=(0.6, 0.85))
             name = f"{action}_{k + 1:03d}.jpg"
             atomic_write_bytes(root / "JPEGImages" / name, encode_jpeg(scene.image, cfg.jpeg_quality))
             atomic_write_text(root / "XMLAnnotations" / name.replace(".jpg", ".xml"),
@@ -83,6 +84,17 @@ def generate_stanford40(root: str | os.PathLike, n_test: int, seed: int, cfg: Wo
                 progress(1)
     _stanford_splits(root / "ImageSplits", splits)
     return {c: s for c, s in splits.items() if s["train"] or s["test"]}
+
+
+def stanford40_scene(seed: int, index: int, action: str, cfg: WorldConfig) -> tuple[Scene, tuple[int, int]]:
+    """The `index`-th Stanford 40 image (all classes counted in order), of `action`, and its (w, h):
+    one person doing it, plus `cfg.bystanders` doing other activities."""
+    rng = image_rng(seed, STREAM_STANFORD, index)
+    size = (cfg.width, cfg.height) if rng.random() < 0.6 else (cfg.height, cfg.width)
+    family = DRAWN_CLASSES[action]
+    scene = render_scene([family], cfg, rng, size=size, fill=(0.6, 0.85),
+                         bystanders=bystander_families(family, cfg.bystanders, rng))
+    return scene, size
 
 
 def _stanford_splits(folder: Path, splits: dict[str, dict[str, list[str]]]) -> None:

@@ -5,13 +5,21 @@
 generator's own 0-based records, which `focus-data convert mpii` must give back exactly.
 Every image is drawn from its own random stream `(seed, stream, index)`, so the world is the same
 for a seed whatever the count, and any image can be redrawn alone. Eval sets: `evalsets`.
+
+Bystanders (`WorldConfig.bystanders` = K, `focus-data synth --bystanders K`): beside the annotated
+people of an image (its subjects, who all do the image's activity) K more people doing other
+activities, each with its props, in slots among the subjects' chosen at random (so a bystander is
+sometimes the more central one) and drawn at 0.55–1.0 of a subject's height range (sometimes the
+larger one). They are in the pixels only: never in the record, so neither in the heatmaps nor in
+the descriptions drawn from it, as MPII frames hold people nobody annotated. With K = 0 not one
+random draw changes, so the images are today's, byte for byte.
 """
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -43,15 +51,21 @@ class WorldConfig:
     unlabelled_prob: float = 0.02
     test_fraction: float = 0.05
     jpeg_quality: int = 90
+    bystanders: int = 0  # unannotated people beside the subjects, each doing another activity
+
+
+BYSTANDER_SCALE = (0.55, 1.0)   # a bystander's height, times a subject's draw: sometimes the larger one
 
 
 @dataclass
 class Scene:
-    """One rendered image and the people in it (`vis` per person, COCO 0/1/2)."""
+    """One rendered image and the people in it (`vis` per person, COCO 0/1/2); `bystanders` are
+    drawn too but are nobody's record."""
     image: np.ndarray
     people: list[DrawnPerson]
     vis: list[list[int]]
     props: list[str]
+    bystanders: list[DrawnPerson] = field(default_factory=list)
 
 
 def image_rng(seed: int, stream: int, index: int) -> np.random.Generator:
@@ -65,34 +79,49 @@ def image_name(seed: int, index: int) -> str:
 
 def render_scene(families: list[str], cfg: WorldConfig, rng: np.random.Generator,
                  size: tuple[int, int] | None = None, child: list[bool] | None = None,
-                 fill: tuple[float, float] | None = None) -> Scene:
-    """Draw `len(families)` people, left to right, on a cluttered background.
+                 fill: tuple[float, float] | None = None, bystanders: list[str] = ()) -> Scene:
+    """Draw `len(families)` people (the subjects) and one bystander of each family in `bystanders`,
+    left to right in slots of equal width, on a cluttered background; the bystanders' slots are
+    chosen at random, the subjects keep their order in the others.
 
-    `fill` is the range of person height as a fraction of the image height; `child` forces ages."""
+    `fill` is the range of person height as a fraction of the image height (a bystander's is scaled
+    by BYSTANDER_SCALE); `child` forces the subjects' ages."""
     w, h = size or (cfg.width, cfg.height)
-    n = len(families)
-    fill = fill or ((0.65, 0.92) if n == 1 else (0.45, 0.7))
+    n, k = len(families), len(bystanders)
+    fill = fill or ((0.65, 0.92) if n + k == 1 else (0.45, 0.7))
     cv = Canvas(background(w, h, rng, cfg.clutter), np.zeros((h, w), np.int32))
     distractors(cv.image, rng, cfg.clutter, fill[1] * h)
-    slots = np.linspace(0, w, n + 1)
-    people, props = [], []
-    for i, family in enumerate(families):
-        is_child = child[i] if child is not None else bool(rng.random() < cfg.child_prob)
+    slots = np.linspace(0, w, n + k + 1)
+    by_slot = set(rng.choice(n + k, size=k, replace=False).tolist()) if k else set()   # no draw when k = 0
+    people, others, props = [], [], []
+    for s in range(n + k):
+        bystander = s in by_slot
+        i = len(others) if bystander else len(people)
+        family = bystanders[i] if bystander else families[i]
+        is_child = child[i] if child is not None and not bystander else bool(rng.random() < cfg.child_prob)
         height_px = h * rng.uniform(*fill) * (0.68 if is_child else 1.0)
-        foot = (rng.uniform(slots[i] + 0.35 * (slots[i + 1] - slots[i]), slots[i + 1] - 0.35 * (slots[i + 1] - slots[i])),
+        if bystander:
+            height_px *= rng.uniform(*BYSTANDER_SCALE)
+        foot = (rng.uniform(slots[s] + 0.35 * (slots[s + 1] - slots[s]), slots[s + 1] - 0.35 * (slots[s + 1] - slots[s])),
                 h * rng.uniform(0.86, 0.98))
         if family == "lying":   # a lying person spans the width, not the height
-            height_px = min(height_px, 0.9 * (slots[i + 1] - slots[i]))
+            height_px = min(height_px, 0.9 * (slots[s + 1] - slots[s]))
         mirror = bool(rng.random() < 0.5)
         person, side = place_person(family, is_child, height_px, foot, mirror, rng)
         props.extend(_prop_behind(cv, person, rng))
         draw_person(cv, person, side, not mirror, rng)
         props.extend(_prop_in_front(cv, person, rng))
-        people.append(person)
+        (others if bystander else people).append(person)
     if people and rng.random() < cfg.occluder_prob:
         occluder(cv, rng, people[int(rng.integers(len(people)))])
     vis = [visibility(cv, p, cfg.unlabelled_prob, rng) for p in people]
-    return Scene(cv.image, people, vis, props)
+    return Scene(cv.image, people, vis, props, others)
+
+
+def bystander_families(family: str, k: int, rng: np.random.Generator) -> list[str]:
+    """K activity families other than the subjects' `family`, at random (no draw when k = 0)."""
+    other = [a.family for a in ACTIVITIES if a.family != family]
+    return [other[int(j)] for j in rng.integers(len(other), size=k)] if k else []
 
 
 def _prop_behind(cv: Canvas, person: DrawnPerson, rng) -> list[str]:
@@ -171,12 +200,19 @@ def _video_id(rng: np.random.Generator) -> str:
 
 def training_image(seed: int, index: int, cfg: WorldConfig) -> tuple[Annotation, np.ndarray]:
     """The `index`-th training-world image and its record (0-based, split train or test)."""
+    rec, scene = training_scene(seed, index, cfg)
+    return rec, scene.image
+
+
+def training_scene(seed: int, index: int, cfg: WorldConfig) -> tuple[Annotation, Scene]:
+    """`training_image` with the whole scene drawn (its bystanders included)."""
     rng = image_rng(seed, STREAM_TRAIN, index)
     activity = ACTIVITIES[int(rng.integers(len(ACTIVITIES)))]
     n = int(rng.choice(np.arange(1, cfg.max_people + 1), p=_people_probs(cfg.max_people)))
     if activity.family == "lying":
         n = min(n, 2)
-    scene = render_scene([activity.family] * n, cfg, rng)
+    scene = render_scene([activity.family] * n, cfg, rng,
+                         bystanders=bystander_families(activity.family, cfg.bystanders, rng))
     test = bool(rng.random() < cfg.test_fraction)
     people = [_person_record(i, p, v, test) for i, (p, v) in enumerate(zip(scene.people, scene.vis))]
     rec = Annotation(image=image_name(seed, index), split="test" if test else "train",
@@ -185,7 +221,7 @@ def training_image(seed: int, index: int, cfg: WorldConfig) -> tuple[Annotation,
                      activity_id=-1 if test else activity.act_id,
                      category="" if test else activity.category, activity="" if test else activity.name,
                      single_person=_single_person(scene.people), people=people)
-    return rec, scene.image
+    return rec, scene
 
 
 def _people_probs(k: int) -> np.ndarray:
@@ -231,5 +267,5 @@ def _write_training_image(images: Path, seed: int, cfg: WorldConfig, index: int)
     return rec
 
 
-__all__ = ["WorldConfig", "Scene", "render_scene", "training_image", "generate_mpii", "image_name",
-           "encode_jpeg", "image_rng", "MAT_NAME", "ACTIVITY_BY_FAMILY"]
+__all__ = ["WorldConfig", "Scene", "render_scene", "bystander_families", "training_image", "training_scene",
+           "generate_mpii", "image_name", "encode_jpeg", "image_rng", "MAT_NAME", "ACTIVITY_BY_FAMILY"]

@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
         n_eval: Annotated[int, typer.Option("--n-eval", help="Test images per evaluation set.")] = 280,
         seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same world.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Scale of background distractors (0 = none).")] = 1.0,
+        bystanders: Annotated[int, typer.Option("--bystanders", help="Unannotated people beside the subjects of each "
+                                                "training and Stanford 40 image, each doing another activity "
+                                                "(in no annotation, heatmap or description).")] = 0,
         force: Force = False,
         workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes that draw the training "
                                                        "images (default: one per core; the world is the same).")] = None,
@@ -25,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from focusclip.pipeline.synth import run_synth, world_paths
 
         report = run_synth(output, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, force=force,
-                           workers=workers)
+                           workers=workers, bystanders=bystanders)
         c = report.counts
         verb = "kept (already generated)" if report.extra.get("reused") else "wrote"
         typer.echo(f"synth: {verb} {c.get('images', 0)} images with {c.get('people', 0)} people "

@@ -151,8 +151,8 @@ def _focusclip(stem_tower: FocusViTModel) -> FocusCLIPModel:
     return FocusCLIPModel.from_towers(stem_tower, text, embed_dim=8, triple=True, image_size=32)
 
 
-def _stem_state(model: FocusCLIPModel) -> dict[str, torch.Tensor]:
-    stem = model.vision.vit.embeddings.patch_embeddings.projection
+def _stem_state(model: FocusCLIPModel | VisionTower) -> dict[str, torch.Tensor]:
+    stem = (model.vision if isinstance(model, FocusCLIPModel) else model).vit.embeddings.patch_embeddings.projection
     return {k: v.clone() for k, v in stem.state_dict().items() if "running" in k or "num_batches" in k}
 
 
@@ -165,11 +165,11 @@ def _one_step(heatmaps: torch.Tensor, pixels: torch.Tensor) -> tuple[FocusCLIPMo
         clean_only(pixels)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    batch = {"pixels": pixels, "input_ids": torch.randint(5, 50, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long),
-             "heatmaps": heatmaps}
-    train_step(model, model, FocusLoss("ntxent"), opt, sched, [batch], Dist(), make_amp(torch.device("cpu"), "fp32"), 1.0)
-    stem = clean_only.vit.embeddings.patch_embeddings.projection
-    return model, _stem_state(model), {k: v for k, v in stem.state_dict().items() if "running" in k or "num_batches" in k}
+    batch = {"pixels": pixels, "input_ids": torch.randint(5, 50, (4, 6)),
+             "attention_mask": torch.ones(4, 6, dtype=torch.long), "heatmaps": heatmaps}
+    amp = make_amp(torch.device("cpu"), "fp32")
+    train_step(model, model, FocusLoss("ntxent"), opt, sched, [batch], Dist(), amp, 1.0)
+    return model, _stem_state(model), _stem_state(clean_only)
 
 
 def test_after_a_training_step_the_stems_batch_statistics_come_from_the_clean_view_only():
