@@ -2,6 +2,7 @@
 each config is, how it was filtered, the heatmap definition and how to load and cite it."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ class ConfigSummary:
     backends: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)
     prompts: Counter = field(default_factory=Counter)   # (prompt_id, prompt_sha) → rows
-    params: Counter = field(default_factory=Counter)    # params JSON → rows
+    params: Counter = field(default_factory=Counter)    # params JSON less the image's own seed → rows
     sources: Counter = field(default_factory=Counter)   # (describer, backend, model) → rows
     filter_report: dict | None = None
     filter_note: str = ""                         # why there are no filter statistics
@@ -43,8 +44,17 @@ class ConfigSummary:
         self.backends[row["backend"] or "unknown"] += 1
         self.models[row["model"] or ("none" if row["backend"] == "template" else "unknown")] += 1
         self.prompts[(row["prompt_id"] or "unknown", row["prompt_sha"] or "")] += 1
-        self.params[row["params"]] += 1
+        self.params[_settings(row["params"])] += 1
         self.sources[(row["describer"], row["backend"] or "unknown", row["model"])] += 1
+
+
+def _settings(params: str) -> str:
+    """A row's params JSON without `seed`: every image samples with its own (docs/describe.md), so rows
+    sampled alike (one run seed, one set of settings) count as one setting."""
+    parsed = json.loads(params) if params else {}
+    if not isinstance(parsed, dict):
+        return params
+    return json.dumps({k: v for k, v in parsed.items() if k != "seed"}, sort_keys=True, ensure_ascii=False)
 
 
 def size_category(n: int) -> str:

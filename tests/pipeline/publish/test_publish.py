@@ -294,7 +294,7 @@ def test_card_parses_and_its_configs_point_at_the_shards(built):
     assert "Filter statistics: none (no template.kept.report.json beside template.kept.jsonl)" in body
     assert "**0-based**" in body and "exp(-(dx²" in body
     assert f'load_dataset("path/to/this/folder", "{GPT}")' in body
-    assert '`{"max_tokens": 512, "seed": 0, "temperature": 0.5}` (6 rows)' in body
+    assert '`{"max_tokens": 512, "temperature": 0.5}` (6 rows)' in body     # the image's own seed left out
 
 
 def test_with_images_embeds_and_decodes_images_and_heatmaps_across_shards(tmp_path, no_network):
