@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from focusclip.core.errors import fail, printable, reading
+from focusclip.core.errors import fail, os_error_parts, printable, reading
 from focusclip.core.hub import file_sha256
 from focusclip.core.io import atomic_write_text, give_umask_mode, write_json
 
@@ -278,23 +278,89 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer,
                     state: dict, keep: int = 0) -> Path:
     """Write `checkpoints/<step>/` (built in `<step>.incomplete`, renamed when complete) and mirror it
     as `checkpoints/last/`. `state` is the resume dict for `training_state/state.pt`. `keep > 0`
-    keeps only that many numbered checkpoints (oldest deleted)."""
+    keeps only that many numbered checkpoints (oldest deleted). A write that fails (a full disk) is
+    one line naming the checkpoint; nothing of it is left and `last/` still holds the one before."""
     root = Path(run_dir) / "checkpoints"
     final = root / str(step)
     tmp = root / f"{step}.incomplete"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     model.config.training_step = step
-    write_model_folder(tmp, model, tokenizer, train_config_yaml)
-    (tmp / STATE_DIR).mkdir()
-    torch.save(state, tmp / STATE)
-    write_json(tmp / PROGRESS, {"step": step, "epoch": state.get("epoch")})
+    try:
+        tmp.mkdir(parents=True)
+        write_model_folder(tmp, model, tokenizer, train_config_yaml)
+        (tmp / STATE_DIR).mkdir()
+        save_torch(state, tmp / STATE)
+        write_json(tmp / PROGRESS, {"step": step, "epoch": state.get("epoch")})
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = (f"checkpoints/{LAST}, the checkpoint before it, is kept" if latest_checkpoint(run_dir)
+                else "the run has no checkpoint yet")
+        raise _save_failed(e, final, "this checkpoint", kept) from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _replace_dir(final, root / LAST)
+    try:
+        _replace_dir(final, root / LAST)
+    except BaseException as e:
+        shutil.rmtree(root / f"{LAST}.incomplete", ignore_errors=True)
+        raise _save_failed(e, root / LAST, f"it from checkpoint {step}",
+                           f"checkpoint {step} is complete: --resume {final} continues from it") from None
     if keep > 0:
         _prune(root, keep)
     return final
+
+
+def _save_failed(e: BaseException, where: Path, writing: str, kept: str) -> BaseException:
+    """A failed checkpoint write (a full disk, quota, permissions) as one line naming `where`;
+    anything else (a bug) unchanged."""
+    error = written_error(e)
+    if error is None:
+        return e
+    what, fix = os_error_parts(error)
+    return fail(f"{what} while writing {writing}; {kept}", str(where), f"{fix}, then rerun with --resume latest")
+
+
+def written_error(e: BaseException) -> OSError | None:
+    """The OSError behind a failed write, or None when `e` is not one. safetensors' writer states
+    it only in its text ("I/O error: No space left on device (os error 28)")."""
+    from safetensors import SafetensorError
+
+    if isinstance(e, OSError) and e.errno is not None:
+        return e
+    found = re.search(r"\(os error (\d+)\)", str(e)) if isinstance(e, SafetensorError) else None
+    return OSError(int(found[1]), os.strerror(int(found[1]))) if found else None
+
+
+class _Sink:
+    """The file `torch.save` writes through, keeping the OSError of a failed write (torch reports
+    it as `RuntimeError: [enforce fail …] unexpected pos`, without the errno)."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def save_torch(obj, path: Path) -> None:
+    """`torch.save(obj, path)`; a failed write raises its OSError (naming `path`), not torch's
+    RuntimeError."""
+    f = open(path, "wb")
+    sink = _Sink(f)
+    try:
+        with f:
+            torch.save(obj, sink)
+    except (OSError, RuntimeError) as e:
+        error = e if isinstance(e, OSError) else sink.error
+        if error is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -367,16 +367,23 @@ def _validate(run: Run, log) -> None:
 def _save(run: Run) -> None:
     rngs = gather_objects(run.d, rng_state())
     skipped = gather_objects(run.d, dict(run.skipped))
+    error = None
     if run.d.is_main:
         state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
                  "epoch": run.epoch, "micro_start": run.micro_start, "rng": rngs,
                  "steps_per_epoch": run.steps_per_epoch, "world_size": run.d.world_size,
                  "skipped": skipped, "scaler": run.amp.scaler.state_dict(), "window": run.stats.state()}
-        ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
-                           keep=run.cfg.train.keep_checkpoints)
-        plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")
+        try:   # a full disk: every rank stops with rank 0's line instead of waiting for it
+            ck.save_checkpoint(run.run_dir, run.step, run.raw, run.tokenizer, to_yaml(run.cfg), state,
+                               keep=run.cfg.train.keep_checkpoints)
+        except FocusError as e:
+            error = str(e)
+        else:
+            plot_losses(read_jsonl(run.run_dir / "metrics.jsonl"), run.run_dir / "loss.png")
+    error = broadcast_object(run.d, error)
+    if error is not None:
+        raise FocusError(error)
     run.last_saved = run.step
-    barrier(run.d)
 
 
 def _finish(run: Run) -> Report:

@@ -18,7 +18,7 @@ from focusclip.core.errors import fail
 from focusclip.core.io import JsonlAppender, atomic_path, read_json, read_jsonl, write_jsonl
 from focusclip.core.report import Report
 from focusclip.core.progress import progress
-from focusclip.training.checkpoint import UNPICKLING_ERRORS, load_pickled
+from focusclip.training.checkpoint import UNPICKLING_ERRORS, load_pickled, save_torch
 from focusclip.training.config import OptimConfig
 from focusclip.training.optim import build_optimizer, build_scheduler, seed_step
 from focusclip.training.pretrain.config import Schedule
@@ -113,7 +113,7 @@ def _save_state(tmp: Path, objective: Objective, opt, lr_sched, step: int, optio
     state = {"model": objective.model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": lr_sched.state_dict(), "step": step, "options": options}
     with atomic_path(tmp / STATE) as part:
-        torch.save(state, part)
+        save_torch(state, part)   # a full disk: its OSError, naming the file, not torch's RuntimeError
 
 
 def train_tower(objective: Objective, sched: Schedule, seed: int, out: Path, options: dict,
