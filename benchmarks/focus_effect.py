@@ -12,12 +12,19 @@ FocusCLIP controls that say where a gain would come from:
   alpha05       alpha frozen at 0.5
   no-masked-image   masked–image loss weight 0 (image–text and masked–text only)
 
+The world: `--bystanders K` puts K unannotated people doing other activities beside each image's
+subjects, in the training and the test images alike (`focus-data synth --bystanders`); the heatmaps and
+the descriptions cover only the subjects, so that is where the paper's claim (the heatmap tells the
+model which person the text is about) can show. `--tau` picks the temperature of every run: `shared`
+(the configs' one learnt τ), `per-pair` (one learnt τ per loss pair) or `fixed` (the paper's 0.5).
+
 Each run is scored zero-shot on every held-out image of the synthetic Stanford 40 set (`--n-eval`
 test images: ≥ 1,000), in-process with focus-eval's own reader, prompts and scorer, keeping the
-per-image hits. Reported per arm: mean ± std over seeds of top-1 and top-3; per control a paired
+per-image hits. The headline is top-1 among the classes the world draws (what its images can show),
+with the 40-way figure beside it. Reported per arm: mean ± std over seeds of top-1 and top-3; per control a paired
 bootstrap 95% CI of (arm − clip) in top-1, resampling seeds and test images together (the same seeds
-and images for both arms), so both sources of spread are in the interval; alpha at the end of each
-run, and how much of the seed-to-seed spread of top-1 the share of answers on absent classes explains
+and images for both arms), so both sources of spread are in the interval; alpha and τ (each pair's,
+with `--tau per-pair`) at the end of each run, and how much of the seed-to-seed spread of top-1 the share of answers on absent classes explains
 (r²). Where the answers come from: an image's score x·t_c is the images' common part μ·t_c (μ the mean
 test image; a per-class bias) plus its own part (x − μ)·t_c; the table's footers give top-1 and the
 absent share with the common part removed, and split each difference to CLIP (and each control's to
@@ -30,6 +37,7 @@ as train/<run>/scores-stanford40-action.npy.
     .venv/bin/python benchmarks/focus_effect.py                         # 5 seeds × 6 arms, runs/focus_effect/
     .venv/bin/python benchmarks/focus_effect.py --arms clip focusclip --seeds 0 1 2
     .venv/bin/python benchmarks/focus_effect.py --steps 3000 --jobs 2   # a larger budget, 2 runs at a time
+    .venv/bin/python benchmarks/focus_effect.py --bystanders 1 --tau per-pair   # runs/focus_effect-b1/
 
 Finished runs are kept (their folder names carry the budget), so an interrupted benchmark continues.
 """
@@ -63,26 +71,52 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {   # arm → (config, extra --se
     "alpha05": ("focusclip", ("model.alpha_trainable=false", "model.alpha_init=0.5")),
     "no-masked-image": ("focusclip", ("loss.weights.masked_image=0.0",)),
 }
+# --tau → the --set of every run, and the tag its run folders carry
+TAUS: dict[str, tuple[tuple[str, ...], str]] = {
+    "shared": ((), ""),                                                    # the configs' one learnt τ
+    "per-pair": (("loss.temperature_per_pair=true",), "-tpp"),             # one learnt τ per loss pair
+    "fixed": (("loss.learn_temperature=false", "loss.temperature=0.5"), "-t05"),   # the paper's
+}
+# bump when training changes what a finished run folder holds, so no older run is reused
+# (2: the masked view leaves the stem's batch-norm statistics alone)
+RUNS_VERSION = 2
+PAIR_TAUS = (("image_text", "temperature"), ("masked_image", "temperature_masked_image"),
+             ("masked_text", "temperature_masked_text"))   # loss pair → its metrics.jsonl column
 RESAMPLES = 10_000
 SPLIT_REFS = ("clip", "focusclip")   # arms − these are split by part of the score (`split_by_part`)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=REPO / "runs" / "focus_effect")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/focus_effect, or runs/focus_effect-bK with --bystanders K)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-eval", type=int, default=1000, help="Stanford 40 test images (≥ 1,000 for ±3 points)")
     p.add_argument("--steps", type=int, default=800, help="optimizer steps of every run (the same budget)")
     p.add_argument("--clutter", type=float, default=1.0)
+    p.add_argument("--bystanders", type=int, default=0,
+                   help="unannotated people beside each image's subjects, doing other activities (training and test)")
+    p.add_argument("--tau", choices=list(TAUS), default="shared",
+                   help="temperature: the configs' one learnt τ, one learnt per loss pair, or the paper's fixed 0.5")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each")
     p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "runs" / ("focus_effect" + (f"-b{args.bystanders}" if args.bystanders else ""))
+    return args
 
 
 def build_data(args) -> Layout:
-    """synth → convert → heatmaps → describe → filter → publish, through the demo's own steps."""
+    """synth → convert → heatmaps → describe → filter → publish, through the demo's own steps; the
+    world is drawn here first, with its bystanders (the demo's synth step then finds it done), and a
+    world in `--out` drawn with other options is an error, not reused."""
+    from focusclip.pipeline.synth import run_synth
+
+    lay = Layout(args.out)
+    run_synth(lay.world, n_train=args.n_train, n_eval=args.n_eval, seed=0, clutter=args.clutter,
+              bystanders=args.bystanders, progress=False)
     opt = DemoOptions(out=args.out, n_train=args.n_train, n_eval=args.n_eval, seed=0, clutter=args.clutter,
                       until="publish")
     report = run_demo(opt, echo=lambda s: print(s, file=sys.stderr))
@@ -94,7 +128,7 @@ def build_data(args) -> Layout:
 
 def run_name(arm: str, seed: int, args) -> str:
     extra = f"-x{hashlib.sha256(json.dumps(args.sets).encode()).hexdigest()[:8]}" if args.sets else ""
-    return f"{arm}-st{args.steps}{extra}-s{seed}"
+    return f"{arm}-st{args.steps}-v{RUNS_VERSION}{TAUS[args.tau][1]}{extra}-s{seed}"
 
 
 def train(arm: str, seed: int, args, lay: Layout) -> tuple[str, str]:
@@ -102,7 +136,8 @@ def train(arm: str, seed: int, args, lay: Layout) -> tuple[str, str]:
     "ran" now or was "reused"."""
     config, sets = ARMS[arm]
     run = run_name(arm, seed, args)
-    opt = DemoOptions(out=args.out, steps=args.steps, seed=seed, train_sets=tuple(sets) + tuple(args.sets))
+    opt = DemoOptions(out=args.out, steps=args.steps, seed=seed,
+                      train_sets=tuple(sets) + TAUS[args.tau][0] + tuple(args.sets))
     step = plan_train(config, opt, lay, run=run, seed=seed)
     if isinstance(step, str):
         sys.exit(f"{run}: {step}")
@@ -213,10 +248,13 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
 
 
 def curves(run: str, lay: Layout) -> dict:
+    """The run's validation image–text loss and alpha by step, and its final τ of each pair it logged."""
     rows = [json.loads(ln) for ln in (lay.train / run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     val = [(r["step"], r["val_loss_image_text"]) for r in rows if r.get("val_loss_image_text") is not None]
     alpha = [(r["step"], r["alpha"]) for r in rows if r.get("alpha") is not None]
-    return {"val_image_text": val, "alpha": alpha}
+    last = next((r for r in reversed(rows) if "temperature" in r), {})
+    return {"val_image_text": val, "alpha": alpha,
+            "temperature": {pair: last[key] for pair, key in PAIR_TAUS if last.get(key) is not None}}
 
 
 def seed_image_bootstrap(values: np.ndarray, seed: int = 0) -> list[float]:
@@ -291,24 +329,38 @@ def markdown(summary: dict, meta: dict) -> str:
         lo, hi = s[key + "_ci95"]
         return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (±{50 * (hi - lo):.1f})"
 
-    lines = ["| arm | top-1 of 40 | top-3 of 40 | top-1 − CLIP [paired 95% CI] | predictions on absent classes | "
-             f"top-1 of the {meta['drawn']} drawn | its − CLIP [paired 95% CI] | final alpha |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| arm | **top-1 of the {meta['drawn']} drawn** | its − CLIP [paired 95% CI] | top-1 of 40 | "
+             "top-1 − CLIP [paired 95% CI] | top-3 of 40 | predictions on absent classes | final alpha | "
+             "final τ: image–text / masked–image / masked–text |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for arm, s in summary.items():
         alphas = meta["alpha"].get(arm) or []
         alpha = f"{statistics.fmean(alphas):.2f} ({min(alphas):.2f}–{max(alphas):.2f})" if alphas else "—"
-        lines.append(f"| {arm} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
-                     f"{100 * s['topk_mean']:.1f} ± {100 * s['topk_std']:.1f} | {ci(s, 'delta_top1')} | "
-                     f"{100 * s['absent_top1_share']:.0f}% | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
-                     f"{ci(s, 'delta_top1_drawn')} | {alpha} |")
+        lines.append(f"| {arm} | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
+                     f"{ci(s, 'delta_top1_drawn')} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
+                     f"{ci(s, 'delta_top1')} | {100 * s['topk_mean']:.1f} ± {100 * s['topk_std']:.1f} | "
+                     f"{100 * s['absent_top1_share']:.0f}% | {alpha} | {final_taus(meta.get('temperature', {}).get(arm))} |")
     return ("\n".join(lines) + f"\n\nZero-shot accuracy (%, mean ± std over seeds) on the synthetic Stanford 40 test set "
             f"(n = {meta['n']} images; {meta['classes']} candidate classes, {meta['drawn']} of them drawn; chance "
             f"{100 / meta['classes']:.1f} top-1 of 40, {100 / meta['drawn']:.1f} of the drawn; image-blind best constant "
             f"answer {100 * meta['blind_top1']:.1f} top-1 / {100 * meta['blind_topk']:.1f} top-3), seeds {meta['seeds']}, "
             f"{meta['steps']} optimizer steps per run at batch 32, n_train {meta['n_train']}, clutter {meta['clutter']}, "
+            f"{meta.get('bystanders', 0)} bystanders per image, temperature {meta.get('tau', 'shared')}, "
             f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min ({meta['runs_trained']} runs trained now, "
             f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary) + _geometry_note(summary)
             + _centred_note(summary) + _split_note(summary))
+
+
+def final_taus(per_seed: list[dict[str, float]] | None) -> str:
+    """Mean over seeds of each pair's final τ, "image–text / masked–image / masked–text" ("—" for a
+    pair without its own τ); one value when the run learnt (or fixed) one τ for every pair."""
+    if not per_seed:
+        return "—"
+    pairs = [pair for pair, _ in PAIR_TAUS if all(pair in t for t in per_seed)]
+    means = {pair: statistics.fmean(t[pair] for t in per_seed) for pair in pairs}
+    if list(means) == ["image_text"]:
+        return f"{means['image_text']:.3f}"
+    return " / ".join(f"{means[pair]:.3f}" if pair in means else "—" for pair, _ in PAIR_TAUS)
 
 
 def _geometry_note(summary: dict) -> str:
@@ -365,15 +417,19 @@ def plot(summary: dict, curve: dict, path: Path) -> None:
 
     fig, ((ax, ax_val, ax_alpha), (ax_abs, ax_cen, ax_split)) = plt.subplots(2, 3, figsize=(21, 9))
     arms = list(summary)
-    y = [100 * summary[a]["top1_mean"] for a in arms]
-    ax.bar(arms, y, yerr=[100 * summary[a]["top1_std"] for a in arms], capsize=3, color="tab:blue")
-    for i, a in enumerate(arms):
-        if "delta_top1_ci95" in summary[a]:
-            base = 100 * summary["clip"]["top1_mean"]
-            lo, hi = (base + 100 * v for v in summary[a]["delta_top1_ci95"])
-            ax.plot([i, i], [lo, hi], color="k", lw=3, alpha=0.4)
+    x = np.arange(len(arms))
+    for dx, key, label, colour in ((-0.2, "top1_drawn", "among the drawn classes (headline)", "tab:blue"),
+                                   (0.2, "top1", "of 40", "tab:gray")):
+        ax.bar(x + dx, [100 * summary[a][f"{key}_mean"] for a in arms], width=0.4, label=label, color=colour,
+               yerr=[100 * summary[a][f"{key}_std"] for a in arms], capsize=3)
+        for i, a in enumerate(arms):
+            if f"delta_{key}_ci95" in summary[a]:
+                base = 100 * summary["clip"][f"{key}_mean"]
+                lo, hi = (base + 100 * v for v in summary[a][f"delta_{key}_ci95"])
+                ax.plot([i + dx, i + dx], [lo, hi], color="k", lw=3, alpha=0.4)
+    ax.set_xticks(x, arms, rotation=20)
     ax.set(ylabel="top-1 (%)", title="top-1 per arm (bars: ± std over seeds; grey: CLIP + paired 95% CI of Δ)")
-    ax.tick_params(axis="x", rotation=20)
+    ax.legend(fontsize=8)
     for arm, by_seed in curve.items():
         for k, (seed, c) in enumerate(sorted(by_seed.items())):
             if c["val_image_text"]:
@@ -442,6 +498,8 @@ def main(argv=None) -> None:
             "n_train": args.n_train, "clutter": args.clutter, "sets": args.sets,
             "blind_top1": blind["blind_top1"], "blind_topk": blind["blind_topk"],
             "alpha": {arm: [c["alpha"][-1][1] for c in curve[arm].values() if c["alpha"]] for arm in args.arms},
+            "temperature": {arm: [c["temperature"] for c in curve[arm].values() if c["temperature"]] for arm in args.arms},
+            "bystanders": args.bystanders, "tau": args.tau,
             "minutes": (time.time() - t0) / 60, "runs_trained": trained, "runs_reused": len(done) - trained}
     table = markdown(summary, meta)
     print(table)

@@ -1,6 +1,7 @@
 """benchmarks/focus_effect.py: its paired bootstrap and its summary measure what the README reports."""
 from __future__ import annotations
 
+import json
 import math
 import statistics
 
@@ -183,3 +184,51 @@ def test_the_spread_note_names_what_drives_top1_across_seeds(fe):
     assert fe._r2([0.2, 0.4], [0.1, 0.3]) is None
     rng = np.random.default_rng(4)
     assert fe._r2(list(rng.random(200)), list(rng.random(200))) < 0.05
+
+
+def test_each_runs_final_temperature_per_pair_reaches_the_table(fe, tmp_path):
+    """curves() reads the last training row's τ (each pair's with a per-pair τ, one otherwise), and the
+    table gives their means over seeds beside alpha, after the headline top-1 among the drawn classes."""
+    from focusclip.pipeline.demo.layout import Layout
+
+    lay = Layout(tmp_path)
+    rows = {"pp": [{"step": 10, "loss": 3.0, "alpha": 0.5, "temperature": 0.06, "temperature_masked_image": 0.05,
+                    "temperature_masked_text": 0.055},
+                   {"step": 20, "loss": 2.0, "alpha": 0.52, "temperature": 0.04, "temperature_masked_image": 0.01,
+                    "temperature_masked_text": 0.03},
+                   {"step": 20, "epoch": 1, "val_loss": 2.5, "val_loss_image_text": 2.4}],
+            "shared": [{"step": 20, "loss": 2.0, "alpha": None, "temperature": 0.02}],
+            "no-mi": [{"step": 20, "loss": 2.0, "alpha": 0.4, "temperature": 0.05, "temperature_masked_text": 0.07}]}
+    got = {}
+    for run, rs in rows.items():
+        (lay.train / run).mkdir(parents=True)
+        (lay.train / run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs))
+        got[run] = fe.curves(run, lay)
+    assert got["pp"]["temperature"] == {"image_text": 0.04, "masked_image": 0.01, "masked_text": 0.03}
+    assert got["pp"]["val_image_text"] == [(20, 2.4)] and got["pp"]["alpha"] == [(10, 0.5), (20, 0.52)]
+    assert got["shared"]["temperature"] == {"image_text": 0.02}
+    second = {"image_text": 0.02, "masked_image": 0.03, "masked_text": 0.05}
+    assert fe.final_taus([got["pp"]["temperature"], second]) == "0.030 / 0.020 / 0.040"
+    assert fe.final_taus([got["shared"]["temperature"], {"image_text": 0.04}]) == "0.030"
+    assert fe.final_taus([got["no-mi"]["temperature"]]) == "0.050 / — / 0.070"
+    assert fe.final_taus([]) == "—"
+    summary = {arm: {"top1_mean": 0.2, "top1_std": 0.01, "topk_mean": 0.3, "topk_std": 0.02, "top1_drawn_mean": 0.4,
+                     "top1_drawn_std": 0.03, "absent_top1_share": 0.5} for arm in ("clip", "focusclip")}
+    meta = {"drawn": 7, "alpha": {"focusclip": [0.52]}, "n": 100, "classes": 40, "blind_top1": 0.143, "blind_topk": 0.43,
+            "seeds": [0, 1], "steps": 20, "n_train": 300, "clutter": 1.0, "sets": [], "minutes": 2, "runs_trained": 2,
+            "runs_reused": 0, "bystanders": 1, "tau": "per-pair",
+            "temperature": {"clip": [{"image_text": 0.05}], "focusclip": [got["pp"]["temperature"], second]}}
+    md = fe.markdown(summary, meta)
+    assert "| arm | **top-1 of the 7 drawn** | its − CLIP [paired 95% CI] | top-1 of 40 |" in md
+    assert "| focusclip | 40.0 ± 3.0 | — | 20.0 ± 1.0 | — | 30.0 ± 2.0 | 50% | 0.52 (0.52–0.52) | 0.030 / 0.020 / 0.040 |" in md
+    assert "| clip | 40.0 ± 3.0 |" in md and "| — | 0.050 |" in md
+    assert "1 bystanders per image, temperature per-pair" in md
+
+
+def test_the_world_and_the_temperature_choose_the_folders(fe):
+    args = fe.parse_args(["--bystanders", "2", "--tau", "per-pair"])
+    assert args.out.name == "focus_effect-b2"
+    assert fe.run_name("focusclip", 3, args) == f"focusclip-st800-v{fe.RUNS_VERSION}-tpp-s3"
+    plain = fe.parse_args([])
+    assert plain.out.name == "focus_effect" and fe.run_name("clip", 0, plain) == f"clip-st800-v{fe.RUNS_VERSION}-s0"
+    assert fe.TAUS["per-pair"][0] == ("loss.temperature_per_pair=true",)
