@@ -23,6 +23,7 @@ import numpy as np
 from focusclip.core.errors import fail
 from focusclip.data.heatmaps import render_heatmaps, to_uint8
 from focusclip.core.io import write_json
+from focusclip.core.lock import output_lock
 from focusclip.core.report import Report
 from focusclip.core.progress import progress
 from focusclip.training.config import DataConfig, FocusConfig, to_dict
@@ -201,7 +202,8 @@ def run_prepare(cfg: FocusConfig, force: bool = False) -> Report:
     if not cfg.data.prepared:
         raise fail("data.prepared is not set", "config", "--set data.prepared=out/prepared (a folder to keep it in)")
     report = Report("prepare", to_dict(cfg))
-    train, val = select_items(cfg, report, cfg.model.triple)
-    prepare_set(cfg, train + val, report, cfg.model.triple, force=force)
-    report.save(Path(cfg.data.prepared) / "report.json")
+    with output_lock(cfg.data.prepared, "data.prepared"):   # one prepare per folder (trainings build without it)
+        train, val = select_items(cfg, report, cfg.model.triple)
+        prepare_set(cfg, train + val, report, cfg.model.triple, force=force)
+        report.save(Path(cfg.data.prepared) / "report.json")
     return report

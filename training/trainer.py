@@ -5,6 +5,7 @@ report.json and checkpoints/<step>/ + checkpoints/last/ (docs/design.md §3.5).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import shutil
 import sys
@@ -12,14 +13,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
 from focusclip.core.devices import cpu_threads
-from focusclip.core.errors import FocusError, fail, reading
+from focusclip.core.errors import FocusError, fail, reading, user_message
 from focusclip.core.hub import Source
 from focusclip.core.io import read_jsonl, write_jsonl
+from focusclip.core.lock import output_lock
 from focusclip.core.report import Report
 from focusclip.core.progress import progress
 from focusclip.training import checkpoint as ck
@@ -78,12 +80,30 @@ def run_train(cfg: FocusConfig, resume: Optional[str] = None, force: bool = Fals
     check_config(cfg)
     d = init_dist(cfg.train.device)
     try:
-        return _train(cfg, d, resume, force, on_step, sources)
+        with _output_lock(cfg, d):
+            return _train(cfg, d, resume, force, on_step, sources)
     finally:
         # The DDP wrapper holds the process group; it must be gone before the group is destroyed, or
         # the gloo group dies at interpreter exit and aborts the process now and then (SIGABRT).
         gc.collect()
         shutdown(d)
+
+
+@contextlib.contextmanager
+def _output_lock(cfg: FocusConfig, d: Dist) -> Iterator[None]:
+    """One run per output_dir: rank 0 holds `<output_dir>.lock` for the whole run (under torchrun all
+    ranks are one run). A run already there stops every rank at once with one line naming it."""
+    with contextlib.ExitStack() as held:
+        error = None
+        if d.is_main:
+            try:
+                held.enter_context(output_lock(cfg.output_dir, "output_dir"))
+            except (FocusError, OSError) as e:   # held by another run, or a folder we may not write
+                error = user_message(e)
+        error = broadcast_object(d, error)
+        if error is not None:
+            raise FocusError(error)
+        yield
 
 
 def _train(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
