@@ -101,7 +101,7 @@ def model_kind(name: str) -> str:
         config = _hub_config(name)
         try:
             return "checkpoint" if _is_focusclip(config) else "dual"
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return "checkpoint"          # a damaged config.json: load_checkpoint names it
     path = Path(name).expanduser()
     for folder in (path, path / "checkpoints" / "last", path / "last"):
@@ -111,7 +111,7 @@ def model_kind(name: str) -> str:
                 return "checkpoint"      # written by focus-train (the old layout has tokenizer/)
             try:
                 return "checkpoint" if _is_focusclip(config) else "dual"
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 return "checkpoint"      # a damaged config.json: load_checkpoint names it
     return "checkpoint"
 

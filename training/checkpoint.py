@@ -240,16 +240,24 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
 
 
-def trained_resize(ckpt: Path) -> str:
-    """The geometry the checkpoint was trained with: `data.resize` of its train_config.yaml, or
-    "crop" for checkpoints written before the key existed (they were all centre-cropped)."""
+def read_train_config(ckpt: Path) -> tuple[str | None, Any]:
+    """(text, parsed) of the checkpoint's train_config.yaml, or (None, None) when it has none. A file
+    that does not parse as plain YAML (a `!!python` tag safe_load refuses, nesting deep enough to
+    exhaust the stack, not UTF-8) is one line naming it."""
     import yaml
 
     path = ckpt / TRAIN_CONFIG
-    raw = None
-    if path.is_file():
-        with reading(path, "the checkpoint's training config", DAMAGED, (yaml.YAMLError,)):
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not path.is_file():
+        return None, None
+    with reading(path, "the checkpoint's training config", DAMAGED, (yaml.YAMLError,)):
+        text = path.read_text(encoding="utf-8")
+        return text, yaml.safe_load(text)
+
+
+def trained_resize(ckpt: Path) -> str:
+    """The geometry the checkpoint was trained with: `data.resize` of its train_config.yaml, or
+    "crop" for checkpoints written before the key existed (they were all centre-cropped)."""
+    raw = read_train_config(ckpt)[1]
     data = raw.get("data") if isinstance(raw, dict) else None
     resize = data.get("resize", "crop") if isinstance(data, dict) else "crop"
     return resize if resize in ("squash", "letterbox", "crop") else "crop"

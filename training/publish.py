@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from focusclip.core.errors import fail
+from focusclip.core.errors import fail, reading
 from focusclip.core.hub_repo import check_repo_id, commit_files, write_token
 from focusclip.core.io import atomic_write_text, give_umask_mode, read_json
 from focusclip.core.report import Report
@@ -33,8 +33,8 @@ def read_results(path: Optional[Path]) -> Optional[dict]:
 
 
 def _train_yaml(ckpt: Path) -> Optional[str]:
-    path = ckpt / ck.TRAIN_CONFIG
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    """The checkpoint's train_config.yaml, checked to parse (the card quotes and reads it)."""
+    return ck.read_train_config(ckpt)[0]
 
 
 def model_files(ckpt: Path, staging: Path) -> Path:
@@ -46,7 +46,9 @@ def model_files(ckpt: Path, staging: Path) -> Path:
     from focusclip.training.text import load_tokenizer
 
     model.config.training_step = model.config.training_step or _int(ck.checkpoint_step(ckpt, model.config))
-    ck.write_model_folder(staging, model, load_tokenizer(ck.tokenizer_dir(ckpt)), _train_yaml(ckpt))
+    with reading(ck.tokenizer_dir(ckpt), "the checkpoint's tokenizer", ck.DAMAGED):
+        tokenizer = load_tokenizer(ck.tokenizer_dir(ckpt))
+    ck.write_model_folder(staging, model, tokenizer, _train_yaml(ckpt))
     return staging
 
 
@@ -68,7 +70,8 @@ def push_checkpoint(checkpoint: Path, repo_id: str, private: bool = False, resul
         folder = model_files(ckpt, Path(tmp))
         from focusclip.training.hf_config import FocusCLIPConfig
 
-        config = FocusCLIPConfig.from_pretrained(str(folder), local_files_only=True)
+        with reading(folder / ck.MODEL_CONFIG, "the checkpoint's config", ck.DAMAGED, (TypeError,)):
+            config = FocusCLIPConfig.from_pretrained(str(folder), local_files_only=True)
         card = render_card(config, _train_yaml(folder), evals, repo_id, license_id).content.encode()
         files: dict = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
                        if p.is_file() and ck.STATE_DIR not in p.relative_to(folder).parts
@@ -98,7 +101,9 @@ def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = Non
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise fail("output folder is not empty", str(out_dir), "choose another -o or pass --force")
     model = ck.load_model(ckpt)
-    tokenizer = load_tokenizer(ck.tokenizer_dir(ckpt))
+    with reading(ck.tokenizer_dir(ckpt), "the checkpoint's tokenizer", ck.DAMAGED):
+        tokenizer = load_tokenizer(ck.tokenizer_dir(ckpt))
+    train_yaml = _train_yaml(ckpt)   # every file read before anything is written
     tmp = out_dir.with_name(out_dir.name + ".incomplete")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -110,7 +115,7 @@ def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = Non
     save_file({"vision_projection": model.vision.proj.weight.detach().contiguous().cpu(),
                "text_projection": model.text.proj.weight.detach().contiguous().cpu()},
               str(tmp / "projections.safetensors"))
-    card = render_card(model.config, _train_yaml(ckpt), evals).content
+    card = render_card(model.config, train_yaml, evals).content
     atomic_write_text(tmp / ck.CARD, card + export_note(model.vision.vit.config))
     give_umask_mode(p for p in tmp.rglob("*") if p.is_file())   # safetensors writes 0600
     shutil.rmtree(out_dir, ignore_errors=True)
