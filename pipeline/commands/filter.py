@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
                                 "KEPT.jsonl, KEPT.rejected.jsonl (with reasons) and KEPT.report.json.")
     def filter(
         ctx: typer.Context,
-        descriptions: Annotated[Path, typer.Argument(help="descriptions/NAME.jsonl from `focus-data describe`.")],
+        descriptions: Annotated[list[Path], typer.Argument(
+            help="descriptions/NAME.jsonl from `focus-data describe`; several files or a quoted glob "
+                 "('descriptions/NAME.shard-*.jsonl') are the shards of one run (--shard I/N), filtered together.")],
         annotations: Annotated[Path, typer.Option("--annotations", help="annotations.jsonl the descriptions "
                                                                         "were made from.")],
         output: Output,
@@ -29,6 +31,9 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[Optional[list[str]], typer.Option(
             "--set", help="Threshold override KEY=VALUE (repeatable), e.g. --set max_words=400; "
                           "see FilterConfig.")] = None,
+        allow_incomplete_shards: Annotated[bool, typer.Option(
+            "--allow-incomplete-shards", help="Filter shards that miss images or describe one twice (the report "
+                                              "lists them); by default that is an error.")] = False,
         regenerate: Annotated[int, typer.Option(
             "--regenerate", help="Send rejected images back to describe for up to N rounds, with the describe "
                                  "options below.")] = 0,
@@ -56,9 +61,10 @@ def register(app: typer.Typer) -> None:
 
         names = regenerate_option_names()
         describe_options = {k: v for k, v in given(ctx).items() if k in names}
-        report = run_filter(descriptions, annotations, output, config=config_with(set_ or ()),
-                            checks=check or None, skip_checks=skip_check or (), regenerate=regenerate,
-                            describe_options=describe_options)
+        report = run_filter(descriptions if len(descriptions) > 1 else descriptions[0], annotations, output,
+                            config=config_with(set_ or ()), checks=check or None, skip_checks=skip_check or (),
+                            regenerate=regenerate, describe_options=describe_options,
+                            allow_incomplete_shards=allow_incomplete_shards)
         c = report.counts
         typer.echo(f"filter: {c.get('kept', 0)} kept, {c.get('rejected', 0)} rejected "
                    f"{json.dumps(report.extra['rejected_by_reason'])}, {sum(report.skipped.values())} skipped "

@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
     def publish(
         annotations: Annotated[Path, typer.Option("--annotations", help="annotations.jsonl from `convert`.")],
         descriptions: Annotated[list[str], typer.Option(
-            "--descriptions", help="NAME=PATH of a (filtered) descriptions JSONL; repeat for more configs.")],
+            "--descriptions", help="NAME=PATH of a (filtered) descriptions JSONL; repeat for more configs. A quoted "
+                                   "glob PATH ('kept/NAME.shard-*.jsonl') names the shard files of one config.")],
         output: Output,
         with_images: Annotated[bool, typer.Option("--with-images", metavar="", help="Embed images (and heatmaps).")] = False,
         images: Annotated[Optional[Path], typer.Option("--images", help="Folder of MPII images.")] = None,
@@ -58,6 +59,9 @@ def register(app: typer.Typer) -> None:
         default_config: Annotated[Optional[str], typer.Option(
             "--default-config", help="The config load_dataset(DIR) loads without a name (default: the first "
                                      "--descriptions).")] = None,
+        allow_incomplete_shards: Annotated[bool, typer.Option(
+            "--allow-incomplete-shards", help="Publish shards that miss images or describe one twice (the report "
+                                              "lists them); by default that is an error.")] = False,
         force: Force = False,
     ) -> None:
         from focusclip.pipeline.publish import PublishOptions, run_publish  # datasets is imported only here
@@ -65,5 +69,6 @@ def register(app: typer.Typer) -> None:
         report = run_publish(PublishOptions(
             annotations, parse_named_paths(descriptions), output, include_test=test_split, with_images=with_images,
             images_dir=images, heatmaps_dir=heatmaps, max_shard_size=max_shard_size, repo_id=repo_id, push=push,
-            private=private, force=force, default_config=default_config))
+            private=private, force=force, default_config=default_config,
+            allow_incomplete_shards=allow_incomplete_shards))
         _print_summary(report, output)

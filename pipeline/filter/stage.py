@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence
 
 from focusclip.core.errors import FocusError, fail
 from focusclip.core.io import write_jsonl
@@ -19,6 +20,7 @@ from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_file
 from focusclip.data.records import Annotation, read_annotations
 from focusclip.core.progress import progress
+from focusclip.pipeline.describe.shards import check_shards, expand_paths
 from focusclip.pipeline.filter.checks import CHECKS, CheckContext, FilterConfig
 from focusclip.pipeline.filter.records import check_describe_options, read_latest_descriptions, regenerate_round, safe_options
 from focusclip.pipeline.filter.text_metrics import corpus_metrics
@@ -123,19 +125,29 @@ def _check_paths(descriptions: Path, annotations: Path, output: Path) -> None:
         writable_file(p)
 
 
-def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
+def run_filter(descriptions: str | os.PathLike | Sequence[str | os.PathLike], annotations: str | os.PathLike,
                output: str | os.PathLike, config: FilterConfig = FilterConfig(),
                checks: list[str] | tuple[str, ...] | None = None, skip_checks: list[str] | tuple[str, ...] = (),
-               regenerate: int = 0, describe_options: dict | None = None) -> Report:
+               regenerate: int = 0, describe_options: dict | None = None,
+               allow_incomplete_shards: bool = False) -> Report:
     """Filter `descriptions` (JSONL, last record per key wins) against `annotations`; write the kept
     records to `output`, the rejected ones to `<output stem>.rejected.jsonl` and the report to
     `<output stem>.report.json`. `regenerate` rounds send rejected images back to describe with
     `describe_options` (`DescribeOptions.from_flat` names: backend, model, seed, …; the rest default to
     the rejected records' own describer, backend and prompt, and to describe's defaults). After the
     checks of its options the run holds `<output>.lock` (and, with `regenerate`, the descriptions'
-    lock): a second process on either is refused at once."""
-    descriptions, annotations, output = Path(descriptions), Path(annotations), Path(output)
-    _check_paths(descriptions, annotations, output)
+    lock): a second process on either is refused at once. Several files or glob patterns are the shards
+    of one describe run (`--shard I/N`), read together: they must describe every image once
+    (`describe.shards.check_shards`) unless `allow_incomplete_shards`."""
+    one = isinstance(descriptions, (str, os.PathLike))
+    files = expand_paths([descriptions] if one else list(descriptions), "descriptions")
+    annotations, output = Path(annotations), Path(output)
+    for f in files:
+        _check_paths(f, annotations, output)
+    descriptions = files[0]
+    if len(files) > 1 and regenerate:
+        raise fail(f"--regenerate appends to one descriptions file, not to {len(files)} shards", "--regenerate",
+                   "filter with --regenerate on each shard's file, or without it on the shards together")
     if regenerate < 0:
         raise fail(f"--regenerate {regenerate} is negative", "--regenerate", "give 0 or more rounds")
     names = select_checks(checks, skip_checks)
@@ -145,20 +157,29 @@ def run_filter(descriptions: str | os.PathLike, annotations: str | os.PathLike,
     # regeneration rounds append to it, the descriptions file, held from here to the report.
     appended = output_lock(descriptions, "describe -o") if regenerate else contextlib.nullcontext()
     with output_lock(output, "-o"), appended:
-        return _run(descriptions, annotations, output, config, names, regenerate, describe_options or {})
+        return _run(files, annotations, output, config, names, regenerate, describe_options or {},
+                    allow_incomplete_shards)
 
 
-def _run(descriptions: Path, annotations: Path, output: Path, config: FilterConfig, names: list[str],
-         regenerate: int, describe_options: dict) -> Report:
+def _run(files: list[Path], annotations: Path, output: Path, config: FilterConfig, names: list[str],
+         regenerate: int, describe_options: dict, allow_incomplete_shards: bool) -> Report:
     """`run_filter` once its options are checked and its outputs locked."""
+    descriptions = files[0]
     report = Report("filter", {
-        "descriptions": str(descriptions), "annotations": str(annotations), "output": str(output),
+        "descriptions": str(descriptions) if len(files) == 1 else [str(f) for f in files],
+        "annotations": str(annotations), "output": str(output),
         "checks": names, "config": dataclasses.asdict(config), "regenerate": regenerate,
         "describe_options": safe_options(describe_options)})
     anns = {a.image: a for a in read_annotations(annotations)}
     if not anns:
         raise fail("holds no annotation records", str(annotations), "pass the annotations.jsonl of `convert`")
-    latest = read_latest_descriptions(descriptions, report)
+    if len(files) == 1:
+        latest = read_latest_descriptions(descriptions, report)
+    else:   # shards: the last record per key of each; together they must describe every image once
+        per_file = [read_latest_descriptions(f, report) for f in files]
+        report.extra["shards"] = check_shards(files, [{k[0] for k in d} for d in per_file], anns,
+                                              allow_incomplete_shards, "descriptions")
+        latest = {k: v for d in per_file for k, v in d.items()}
     if not latest:
         skipped = "".join(f", {n} {why}" for why, n in report.skipped.items())
         raise fail(f"holds no description records{skipped}", str(descriptions), "run `focus-data describe` first")

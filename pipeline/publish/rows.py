@@ -77,6 +77,7 @@ class ConfigInput:
     name: str
     path: Path
     pairs: dict[str, list[tuple[Annotation, dict]]] = field(default_factory=dict)
+    shards: tuple[Path, ...] = ()     # the shard files read together (describe --shard I/N), path the first
 
     def rows(self, split: str) -> int:
         return len(self.pairs.get(split, []))

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from focusclip.core.errors import FocusError, fail
-from focusclip.core.io import read_json
+from focusclip.core.io import read_json, read_jsonl
 from focusclip.core.lock import output_lock
 from focusclip.core.report import Report, report_path_for
 from focusclip.core.preflight import writable_dir
 from focusclip.core.progress import progress
+from focusclip.pipeline.describe.shards import check_shards, expand_paths
 from focusclip.pipeline.publish.card import PRETTY_NAME, ConfigSummary, render_card
 from focusclip.pipeline.publish.folder import list_files, why_not_intact
 from focusclip.pipeline.publish.hub import check_repo_id, check_token, push_folder
@@ -37,7 +38,7 @@ LAYOUT_VERSION = 2   # 2: a `default: true` config in the card
 class PublishOptions:
     """One publish run, as `focus-data publish` takes it; `resolve_options` checks it into a PublishPlan."""
     annotations: Path
-    descriptions: Mapping[str, Path]               # config name → descriptions JSONL, in order
+    descriptions: Mapping[str, Path]               # config name → descriptions JSONL (or a glob of shards)
     out_dir: Path
     splits: tuple[str, ...] = ("train", "validation")   # hub split names
     include_test: bool = False                     # also the MPII test images (the "test" split)
@@ -51,13 +52,14 @@ class PublishOptions:
     force: bool = False                            # rebuild a folder that is up to date
     prompts_dir: Path | None = None                # prompt templates (None: the prompts package's)
     default_config: str | None = None              # load_dataset(DIR)'s config (None: the first given)
+    allow_incomplete_shards: bool = False          # publish shards that miss images or repeat one
 
 
 @dataclass(frozen=True)
 class PublishPlan:
     """Resolved, validated options of one publish run."""
     annotations: Path
-    descriptions: tuple[tuple[str, Path], ...]     # (config name, descriptions JSONL)
+    descriptions: tuple[tuple[str, Path], ...]     # (config name, descriptions JSONL); a name per shard file
     out_dir: Path
     splits: tuple[str, ...]                        # hub split names, in order
     with_images: bool
@@ -69,6 +71,7 @@ class PublishPlan:
     private: bool
     prompts_dir: Path | None
     default_config: str                            # `default: true` in the card (load_dataset(DIR))
+    allow_incomplete_shards: bool = False
 
     @property
     def incomplete(self) -> Path:
@@ -126,9 +129,14 @@ def resolve_options(opts: PublishOptions) -> PublishPlan:
     if default_config not in descriptions:
         raise fail(f"'{default_config}' is not one of the configs ({', '.join(descriptions)})", "--default-config",
                    "name one of the --descriptions NAMEs")
+    described = []   # a glob PATH names the shard files of one config (describe --shard I/N)
     for name, path in descriptions.items():
-        if not Path(path).is_file():
+        if set("*?[") & set(str(path)):
+            described += [(name, p) for p in expand_paths([path], f"--descriptions {name}")]
+        elif not Path(path).is_file():
             raise fail("descriptions file not found", str(path), f"check the PATH of --descriptions {name}=PATH")
+        else:
+            described.append((name, Path(path)))
     splits = tuple(dict.fromkeys([*opts.splits, *(["test"] if opts.include_test else [])]))
     bad = [s for s in splits if s not in HUB_SPLITS]
     if bad or not splits:
@@ -145,11 +153,12 @@ def resolve_options(opts: PublishOptions) -> PublishPlan:
     if opts.push:
         check_token()
     out_dir = writable_dir(opts.out_dir, beside=True)   # built in DIR.incomplete beside it, then renamed
-    return PublishPlan(annotations, tuple((n, Path(p)) for n, p in descriptions.items()), out_dir, splits,
+    return PublishPlan(annotations, tuple(described), out_dir, splits,
                        bool(opts.with_images), _dir(opts.images_dir, "--images"),
                        _dir(opts.heatmaps_dir, "--heatmaps"),
                        parse_shard_size(opts.max_shard_size), opts.repo_id, bool(opts.push), bool(opts.private),
-                       Path(opts.prompts_dir) if opts.prompts_dir else default_prompts_dir(), default_config)
+                       Path(opts.prompts_dir) if opts.prompts_dir else default_prompts_dir(), default_config,
+                       bool(opts.allow_incomplete_shards))
 
 
 def default_prompts_dir() -> Path | None:
@@ -204,7 +213,10 @@ def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
     """Read and check all inputs, then write shards, card and report into DIR.incomplete and rename."""
     anns = index_annotations(plan.annotations)
     report.count("annotations", len(anns))
-    configs = [load_config(n, p, anns, plan.splits, report) for n, p in plan.descriptions]
+    by_name: dict[str, list[Path]] = {}
+    for n, p in plan.descriptions:
+        by_name.setdefault(n, []).append(p)
+    configs = [load_shards(n, paths, anns, plan, report) for n, paths in by_name.items()]
     if plan.with_images:
         check_media(configs, plan)
     feats = features(plan.with_images, plan.heatmaps_dir is not None)
@@ -223,6 +235,30 @@ def build(plan: PublishPlan, report: Report, fingerprint: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def load_shards(name: str, paths: list[Path], anns: dict, plan: PublishPlan, report: Report) -> ConfigInput:
+    """One config from its file, or from its shard files read together: they must account for every
+    image once (kept, or rejected in the filter's KEPT.rejected.jsonl beside them) unless
+    --allow-incomplete-shards; a key in two shards is published once."""
+    if len(paths) == 1:
+        return load_config(name, paths[0], anns, plan.splits, report)
+    from focusclip.pipeline.filter.stage import rejected_path_for
+
+    covered = []
+    for p in paths:
+        rejected = rejected_path_for(p)
+        rows = read_jsonl(p) + (read_jsonl(rejected) if rejected.is_file() else [])
+        covered.append({r["image"] for r in rows if isinstance(r, dict) and isinstance(r.get("image"), str)})
+    report.extra.setdefault("shards", {})[name] = check_shards(paths, covered, anns, plan.allow_incomplete_shards,
+                                                               f"--descriptions {name}")
+    cfgs = [load_config(name, p, anns, plan.splits, report) for p in paths]
+    order = {image: i for i, image in enumerate(anns)}   # the annotations' order, as one describe run writes
+    pairs = {}
+    for split in plan.splits:
+        keyed = {(a.image, d.get("describer"), d.get("prompt_sha")): (a, d) for c in cfgs for a, d in c.pairs[split]}
+        pairs[split] = sorted(keyed.values(), key=lambda ad: order[ad[0].image])
+    return ConfigInput(name, paths[0], pairs, tuple(paths))
 
 
 def check_media(configs: list[ConfigInput], plan: PublishPlan) -> None:
@@ -254,8 +290,10 @@ def _rows(cfg: ConfigInput, split: str, plan: PublishPlan, summary: ConfigSummar
 
 
 def write_config(cfg: ConfigInput, feats, root: Path, plan: PublishPlan, report: Report) -> ConfigSummary:
-    summary = ConfigSummary(cfg.name, cfg.path.name, {})
-    summary.filter_report, summary.filter_note = load_filter_report(cfg.path)
+    summary = ConfigSummary(cfg.name, cfg.path.name if not cfg.shards else
+                            f"{len(cfg.shards)} shard files: " + ", ".join(p.name for p in cfg.shards), {})
+    summary.filter_report, summary.filter_note = load_filter_report(cfg.path) if not cfg.shards else \
+        (None, "the shards were filtered apart, each with its own report")
     for split in plan.splits:
         rows = progress(_rows(cfg, split, plan, summary), total=cfg.rows(split), desc=f"{cfg.name}/{split}",
                         unit="row", disable=None)

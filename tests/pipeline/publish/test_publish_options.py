@@ -22,7 +22,8 @@ def test_report_options_are_the_resolved_plan(tmp_path):
         "descriptions": [[GPT, str(inputs["descriptions"][GPT])], [TEMPLATE, str(inputs["descriptions"][TEMPLATE])]],
         "out_dir": str(out), "splits": ["train", "validation", "test"], "with_images": False,
         "images_dir": None, "heatmaps_dir": None, "max_shard_size": 1_000_000, "repo_id": None, "push": False,
-        "private": False, "prompts_dir": str(inputs["prompts"]), "default_config": TEMPLATE, "force": False}
+        "private": False, "prompts_dir": str(inputs["prompts"]), "default_config": TEMPLATE, "force": False,
+        "allow_incomplete_shards": False}
 
 
 def test_options_are_frozen_and_defaults_resolve(tmp_path):
