@@ -39,11 +39,19 @@ def expand_paths(items: Sequence[str | os.PathLike], where: str) -> list[Path]:
     return out
 
 
+def why_not_describable(a: Annotation) -> str | None:
+    """Why describe skips an image (no people, none with labelled joints), or None."""
+    if not a.people:
+        return "no people"
+    if not any(p.num_labelled for p in a.people):
+        return "no labelled joints"
+    return None
+
+
 def expected_images(annotations: Mapping[str, Annotation], covered: set[str]) -> set[str]:
     """The images shards covering `covered` should have described together."""
     splits = {annotations[i].split for i in covered if i in annotations}
-    return {a.image for a in annotations.values()
-            if a.split in splits and a.people and any(p.num_labelled for p in a.people)}
+    return {a.image for a in annotations.values() if a.split in splits and why_not_describable(a) is None}
 
 
 def check_shards(files: Sequence[Path], covered: Sequence[set[str]], annotations: Mapping[str, Annotation],

@@ -26,6 +26,7 @@ from focusclip.data.records import SPLITS, Annotation, Description, read_annotat
 from focusclip.core.sharding import parse_shard, take_shard
 from focusclip.core.progress import progress as progress_bar
 from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
+from focusclip.pipeline.describe.shards import why_not_describable
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job, Refusal, job_seed, split_reasoning
 from focusclip.prompts import DEFAULT_PROMPT, build_prompt
 
@@ -67,15 +68,6 @@ def select_annotations(annotations: Sequence[Annotation], split: str | None, sha
     chosen = [a for a in annotations if split is None or a.split == split]
     chosen = take_shard(chosen, parse_shard(shard))
     return chosen if limit is None else chosen[:limit]
-
-
-def _describable(a: Annotation) -> str | None:
-    """Why an image cannot be described, or None."""
-    if not a.people:
-        return "no people"
-    if not any(p.num_labelled for p in a.people):
-        return "no labelled joints"
-    return None
 
 
 REFUSED = "refused by the model (longer than its context, or invalid)"   # the report's skip reason
@@ -133,7 +125,7 @@ def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], rep
     """The images still to ask for: describable, and with no record for their key (or to redo)."""
     jobs = []
     for a in annotations:
-        why = _describable(a)
+        why = why_not_describable(a)
         if why:
             report.skip(why, a.image)
             continue
