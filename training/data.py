@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from focusclip.core.errors import FocusError, brief, fail
+from focusclip.core.images import upright
 from focusclip.data.heatmaps import render_heatmaps
 from focusclip.core.report import Report
 from focusclip.training.config import DataConfig, FocusConfig
@@ -167,10 +168,11 @@ def open_image(item: Item, cfg: DataConfig) -> Image.Image:
 
 
 def read_image(item: Item, cfg: DataConfig) -> Image.Image:
-    """The item's image decoded to RGB; `UnreadableImage` when it does not decode."""
+    """The item's image decoded to RGB as displayed (EXIF orientation applied, as focus-eval does:
+    focusclip.core.images); `UnreadableImage` when it does not decode."""
     try:
         with open_image(item, cfg) as img:
-            return img.convert("RGB")
+            return upright(img)
     except DECODE_ERRORS as e:
         raise UnreadableImage(item.image, type(e).__name__) from None
 

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from focusclip.core.errors import fail
+from focusclip.core.images import displayed_size
 from focusclip.data.heatmaps import render_heatmaps, to_uint8
 from focusclip.core.io import write_json
 from focusclip.core.lock import output_lock
@@ -168,7 +169,7 @@ def _row(item: Item, cfg: DataConfig, geo: Geometry) -> dict:
     row = {"name": item.image, "width": 0, "height": 0, "h": 1, "w": 1, "padded": False, "bad": None}
     try:
         with open_image(item, cfg) as img:
-            width, height = img.size
+            width, height = displayed_size(img)      # as read_image makes it: EXIF orientation applied
     except DECODE_ERRORS as e:
         return {**row, "bad": type(e).__name__}
     plan = plan_resize(width, height, geo.image_size, geo.resize)

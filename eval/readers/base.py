@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from focusclip.core.images import upright
+
 FER_SIDE = 48  # FER2013 pixels: 48×48 grayscale, row-major (docs/formats.md §3)
 
 
@@ -65,7 +67,8 @@ class BadImage(Exception):
 
 
 def load_image(ref: ImageRef, min_crop: int = 2) -> Image.Image:
-    """ImageRef → RGB PIL image, cropped to the clamped box. Raises BadImage with a reason."""
+    """ImageRef → RGB PIL image as displayed (EXIF orientation applied, focusclip.core.images), cropped
+    to the clamped box. Raises BadImage with a reason."""
     if ref.pixels is not None:
         arr = np.frombuffer(ref.pixels, dtype=np.uint8).reshape(FER_SIDE, FER_SIDE)
         img = Image.fromarray(arr)  # 2-D uint8 → mode "L"
@@ -74,7 +77,7 @@ def load_image(ref: ImageRef, min_crop: int = 2) -> Image.Image:
     else:
         try:
             with Image.open(ref.path) as f:
-                img = f.convert("RGB")
+                img = upright(f)          # as displayed: EXIF orientation applied, as in training
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise BadImage(f"unreadable image ({type(e).__name__})") from None
     if ref.box is not None:

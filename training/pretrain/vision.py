@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from focusclip.core.images import upright
 from focusclip.core.report import Report
 from focusclip.training.pretrain.config import PretrainConfig
 from focusclip.training.sources import Item, load_items
@@ -51,7 +52,7 @@ def load_frames(cfg: PretrainConfig, items: list[Item], report: Report) -> torch
         try:
             img = Image.open(io.BytesIO(it.image_bytes) if it.image_bytes is not None
                              else (root / it.image if root else Path(it.image)))
-            img.load()
+            img = upright(img)          # as displayed, as focus-train and focus-eval read it
         except (OSError, ValueError, SyntaxError):
             report.skip("image missing or unreadable", it.image)
             continue
