@@ -3,7 +3,8 @@
 `run_cli` wraps every console script: a user error (FocusError, and the ordinary OS and file-format
 errors a user causes: a path that cannot be written, a file that is not UTF-8 or not in its format)
 is one line `error: <where>: <what> (<fix>)` on stderr and exit 1. Anything else is a bug: its
-traceback, then a line asking for a report, and exit 1.
+traceback, then a line asking for a report, and exit 1. Both show control characters escaped
+(`printable`): a path, a file or a server's reply quoted in them cannot drive the terminal.
 """
 from __future__ import annotations
 
@@ -84,12 +85,19 @@ def brief(e: BaseException, limit: int = 160) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def one_line(text: str) -> str:
+    """`text` as one printable line: runs of whitespace (newlines, tabs, CR included) made one space,
+    every other control character escaped."""
+    return printable(" ".join(text.split()))
+
+
 def user_message(e: BaseException) -> str | None:
-    """The one-line message for an error a user causes, or None when it is a bug."""
+    """The one-line message for an error a user causes, or None when it is a bug. Paths, file
+    contents and server replies in it are shown with their control characters escaped."""
     if isinstance(e, FocusError):
-        return " ".join(str(e).split())
+        return one_line(str(e))
     if isinstance(e, OSError) and e.errno is not None:
-        return " ".join(os_error_message(e).split())
+        return one_line(os_error_message(e))
     if isinstance(e, UnicodeDecodeError):
         return (f"a file is not UTF-8 text ({e.reason} at byte {e.start}) "
                 "(save it as UTF-8; the error names no file, so check the inputs of this command)")
@@ -123,8 +131,8 @@ def run_cli(app: Callable[[], object]) -> None:
         sys.exit(130)
     except Exception as e:  # SystemExit (typer's own exit) passes through untouched
         message = user_message(e)
-        if message is None:
-            traceback.print_exc()
+        if message is None:   # the traceback's messages may quote a file or a server: escaped too
+            print("\n".join(printable(line) for line in traceback.format_exc().splitlines()), file=sys.stderr)
             message = f"unexpected {type(e).__name__}: this is a bug in focusclip; {REPORT_BUGS}"
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)

@@ -18,7 +18,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
                                     RepositoryNotFoundError, RevisionNotFoundError)
 
-from focusclip.core.errors import FocusError, fail
+from focusclip.core.errors import FocusError, fail, printable
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 # Transport failures (refused, timeout) raise the HTTP client's HTTPError (httpx, or httpx2 in
@@ -53,8 +53,9 @@ def write_token(flag: str) -> str:
 
 
 def scrub(text: str, token: str | None) -> str:
-    """One line, with the token (if any) replaced by ***."""
-    return " ".join((text.replace(token, "***") if token else text).split())
+    """A server's text as one line, with the token (if any) replaced by *** and control characters
+    escaped (a hostile reply must not drive the terminal)."""
+    return printable(" ".join((text.replace(token, "***") if token else text).split()))
 
 
 def commit_files(repo_id: str, repo_type: str, files: dict[str, Path | bytes], *, token: str, private: bool,
@@ -75,8 +76,9 @@ def commit_files(repo_id: str, repo_type: str, files: dict[str, Path | bytes], *
     except (HTTP_ERROR, OSError, ValueError) as e:
         raise fail(f"push failed: {scrub(str(e), token)}", repo_id,
                    "check the repo id, that the token may write to it, and the network") from None
-    return {"repo_id": url.repo_id, "commit": info.oid, "commit_url": info.commit_url, "files": len(files),
-            "deleted": stale, "private": private}
+    # the server's words, printed and recorded: escaped as its error texts are
+    return {"repo_id": printable(url.repo_id), "commit": printable(info.oid), "commit_url": printable(info.commit_url),
+            "files": len(files), "deleted": stale, "private": private}
 
 
 def download_snapshot(repo_id: str, repo_type: str = "model", ignore: tuple[str, ...] = ()) -> Path:

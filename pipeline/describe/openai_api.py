@@ -26,7 +26,7 @@ import re
 import time
 from typing import Sequence
 
-from focusclip.core.errors import FocusError, fail
+from focusclip.core.errors import FocusError, fail, printable
 from focusclip.core.progress import progress
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
@@ -92,8 +92,8 @@ class OpenAIBackend:
         self._extra_body = {"chat_template_kwargs": {"enable_thinking": False}} \
             if base_url and not params.thinking else {}
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key != _PLACEHOLDER_KEY else text
+    def _scrub(self, text: str) -> str:   # a server's text: no key, no control characters (issue 30)
+        return printable(text.replace(self._key, "***") if self._key != _PLACEHOLDER_KEY else text)
 
     def _client(self, timeout: float):
         import openai

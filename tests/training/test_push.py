@@ -125,3 +125,22 @@ def test_push_without_a_token_stops_before_any_request(pushed, tmp_path):
     assert len(hub.requests) == before
     r = _run("focus-train", "push", pushed["ckpt"], "--repo-id", "not a repo", env=_env(hub.url, tmp_path / "x"))
     assert r.returncode == 1 and "is not a hub repo id" in r.stderr
+
+
+def test_a_hostile_hub_error_reaches_the_terminal_escaped(tmp_path):
+    """The server's error text (here an OSC that retitles the terminal and a CSI that clears it) is
+    shown with its control characters escaped: no ESC or BEL byte reaches stderr."""
+    import re
+
+    from tests.hub_server import Reply
+
+    hostile = "repo refused \x1b]0;pwned\x07\x1b[2J\x9b31m"
+    ckpt = save_tiny_checkpoint(tmp_path / "run")
+    with HubServer(TOKEN) as hub:
+        hub.routes.insert(0, ("POST", re.compile(r"/api/repos/create$"), lambda h: Reply(400, {"error": hostile})))
+        r = _run("focus-train", "push", ckpt, "--repo-id", REPO, env=_env(hub.url, tmp_path / "hf", HF_TOKEN=TOKEN))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", r.stderr), repr(r.stderr)   # newline the only control
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {REPO}: push failed: ") and "repo refused \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m" in line
+    assert TOKEN not in r.stderr
