@@ -94,3 +94,25 @@ def _processor(size: int):
     except ImportError:
         from transformers import CLIPImageProcessor as Processor
     return Processor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+def save_tiny_siglip2(folder: Path, seed: int = 2) -> Path:
+    """A random Siglip2Model (NaFlex: images cut into at most 16 patches of 8 px at their own aspect,
+    with a patch mask and the grid's shape) with SigLIP's tokenizer convention (input_ids only)."""
+    import torch
+    from transformers import Siglip2Config, Siglip2ImageProcessorPil, Siglip2Model
+
+    vocab = save_word_tokenizer(folder, input_names=("input_ids",))
+    torch.manual_seed(seed)
+    config = Siglip2Config(
+        text_config={"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 64, "pad_token_id": 0},
+        vision_config={"num_patches": 16, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 1, "num_attention_heads": 2})
+    model = Siglip2Model(config)
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    model.save_pretrained(folder)
+    Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16).save_pretrained(folder)
+    return folder
