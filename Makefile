@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo demo-quick test test-fast bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/focus-data demo -o runs/demo
+
+# a first look in a few minutes: 6,000 training images, 800 steps per training (docs/demo.md)
+demo-quick: install
+	$(VENV)/bin/focus-data demo --quick -o runs/demo-quick
 
 # the suite on every core (pytest-xdist; each test has its own tmp dirs and loopback ports)
 test: install

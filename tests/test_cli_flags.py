@@ -46,7 +46,7 @@ def test_every_command_was_found():
     assert {("focus-data", ("convert", "mpii")), ("focus-data", ("describe",)), ("focus-data", ("demo",)),
             ("focus-train", ()), ("focus-train", ("prepare",)), ("focus-eval", ())} <= paths
     flags = {f for _, _, fs in COMMANDS for f in fs}
-    assert {"--force", "--check", "--version", "--with-images", "--list-tasks"} <= flags
+    assert {"--force", "--check", "--version", "--quick", "--with-images", "--list-tasks"} <= flags
 
 
 @pytest.mark.parametrize("script, path, flags", COMMANDS, ids=[" ".join((s,) + p) for s, p, _ in COMMANDS])

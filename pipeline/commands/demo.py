@@ -16,14 +16,20 @@ def register(app: typer.Typer) -> None:
                               "heatmaps → describe → filter → publish → focus-train (CLIP, FocusCLIP) → "
                               "focus-eval → report. A rerun reuses finished steps.")
     def demo(
-        out: Annotated[Path, typer.Option("-o", "--output", "--out", help="Run folder.")] = Path("runs/demo"),
-        n_train: Annotated[int, typer.Option("--n-train", help="Synthetic training images.")] = 12000,
-        n_eval: Annotated[int, typer.Option("--n-eval", help="Test images per synthetic eval set.")] = 280,
+        out: Annotated[Optional[Path], typer.Option(
+            "-o", "--output", "--out", help="Run folder (default runs/demo; --quick: runs/demo-quick).")] = None,
+        quick: Annotated[bool, typer.Option(
+            "--quick", metavar="", help="A first look in a few minutes: 6,000 training images and 800 steps "
+                                        "per training into runs/demo-quick (options given win).")] = False,
+        n_train: Annotated[Optional[int], typer.Option(
+            "--n-train", help="Synthetic training images (default 12000; --quick: 6000).")] = None,
+        n_eval: Annotated[Optional[int], typer.Option(
+            "--n-eval", help="Test images per synthetic eval set (default 280).")] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the world and of training.")] = 0,
         clutter: Annotated[float, typer.Option("--clutter", help="Background distractors of the world (0 = none).")] = 1.0,
         until: Annotated[Optional[str], typer.Option("--until", help="Stop after this step (e.g. publish).")] = None,
-        steps: Annotated[int, typer.Option(
-            "--steps", help="Optimizer steps of both trainings (0: the configs' own, 1500).")] = 0,
+        steps: Annotated[Optional[int], typer.Option(
+            "--steps", help="Optimizer steps of both trainings (0: the configs' own, 3000; --quick: 800).")] = None,
         train_set: Annotated[Optional[list[str]], typer.Option(
             "--set", "--train-set", help="Config override KEY=VALUE for both training runs (repeatable), "
                                          "e.g. --set train.batch_size=16.")] = None,
@@ -34,18 +40,17 @@ def register(app: typer.Typer) -> None:
             "--data-root", help="Real eval datasets (official layouts); default $DATA_ROOT.")] = None,
         force: Force = False,
     ) -> None:
-        from focusclip.pipeline.demo import DemoOptions, run_demo
+        from focusclip.pipeline.demo import run_demo
+        from focusclip.pipeline.demo.layout import demo_options
 
-        mpii_dir = mpii_dir or _env_path("MPII_DIR")
-        data_root = data_root or _env_path("DATA_ROOT")
-        opt = DemoOptions(out=out, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter, until=until,
-                          steps=steps or None,
-                          train_sets=tuple(train_set or ()), mpii_dir=mpii_dir, mpii_limit=mpii_limit,
-                          data_root=data_root, force=force)
+        opt = demo_options(quick, out=out, n_train=n_train, n_eval=n_eval, seed=seed, clutter=clutter,
+                           until=until, steps=steps, train_sets=tuple(train_set or ()),
+                           mpii_dir=mpii_dir or _env_path("MPII_DIR"), mpii_limit=mpii_limit,
+                           data_root=data_root or _env_path("DATA_ROOT"), force=force)
         report = run_demo(opt, echo=typer.echo)
         failed = [s["name"] for s in report.extra["steps"] if s["status"] == "failed"]
         if failed:
-            raise fail(f"step(s) {', '.join(failed)} failed", str(out / "logs"),
+            raise fail(f"step(s) {', '.join(failed)} failed", str(opt.out / "logs"),
                        "read the step's log, fix, and rerun: finished steps are kept")
 
 

@@ -27,6 +27,22 @@ class DemoOptions:
     force: bool = False
 
 
+# `focus-data demo --quick` (`make demo-quick`): a first look in a few minutes (docs/demo.md), with the
+# budget of one run of benchmarks/focus_effect.py (a 6,000-image world, 800 steps), whose 5-seed result
+# docs/focus-effect.md reports; the same test set size as the full demo, its own folder. (2,000 images
+# overfit: the validation loss rises after ~250 steps.) Options given on the command line win over these.
+QUICK = {"out": Path("runs/demo-quick"), "n_train": 6000, "n_eval": 280, "steps": 800}
+
+
+def demo_options(quick: bool = False, **given) -> DemoOptions:
+    """The options of `focus-data demo`: those given (None: not given), the rest from the quick preset
+    with `quick`, else DemoOptions' defaults. `steps=0` means the configs' own number of steps."""
+    values = {**(QUICK if quick else {}), **{k: v for k, v in given.items() if v is not None}}
+    if values.get("steps") == 0:
+        values["steps"] = None
+    return DemoOptions(**values)
+
+
 @dataclass(frozen=True)
 class Step:
     """One console-script call. `done` existing (and passing `complete`, when given) means the
@@ -73,6 +89,7 @@ _LAYOUT = {
     "annotations": "data/annotations.jsonl", "images": "data/images", "heatmaps": "data/heatmaps",
     "descriptions": "data/descriptions/template.jsonl", "kept": "data/descriptions/template.kept.jsonl",
     "published": "data/published", "prepared": "data/prepared", "train": "train", "logs": "logs", "report": "report",
+    "drawn_task": "tasks/stanford40-drawn.json", "drawn_csv": "tasks/stanford40-drawn.csv",
 }
 
 

@@ -35,6 +35,13 @@ def plan_convert_real(opt: DemoOptions, lay: Layout) -> Step | str | None:
     return Step("focus-data", tuple(args), lay.real_annotations, f"real MPII {src.name} → annotations")
 
 
+def plan_drawn_task(opt: DemoOptions, lay: Layout) -> Outcome | str:
+    """In-process: the focus-eval task of the synthetic test images among the drawn classes only."""
+    from focusclip.pipeline.demo.drawn import write_drawn_task
+
+    return write_drawn_task(lay)
+
+
 def plan_merge(opt: DemoOptions, lay: Layout) -> Outcome:
     """In-process, not a console script: one annotations file and one image folder for what follows."""
     from focusclip.pipeline.demo.merge import merge_annotations
@@ -116,20 +123,26 @@ def plan_eval(run: str, opt: DemoOptions, lay: Layout, real: bool = False,
     root = opt.data_root if real else lay.eval_root
     output = output or results_path(lay, run, real)
     args = [str(ckpt), "--data-root", str(root), "-o", str(output), "--workers", "0"]
-    if not real:
-        args += [a for t in SYNTH_TASKS for a in ("--task", t)]
-    where = f"real datasets under {root}" if real else "the synthetic Stanford 40 set"
-    return Step("focus-eval", tuple(args), output, f"zero-shot {run} on {where}",
-                complete=None if real else _has_tasks)
+    if real:
+        return Step("focus-eval", tuple(args), output, f"zero-shot {run} on real datasets under {root}")
+    from focusclip.pipeline.demo.drawn import DRAWN_TASK
+
+    args += [a for t in SYNTH_TASKS for a in ("--task", t)]
+    tasks = SYNTH_TASKS
+    if lay.drawn_task.is_file():    # the same test images among the drawn classes only (pipeline/demo/drawn.py)
+        args += ["--task-file", str(lay.drawn_task)]
+        tasks += (DRAWN_TASK,)
+    return Step("focus-eval", tuple(args), output, f"zero-shot {run} on the synthetic Stanford 40 set",
+                complete=lambda results: _has_tasks(results, tasks))
 
 
-def _has_tasks(results: Path) -> bool:
+def _has_tasks(results: Path, wanted: tuple[str, ...] = SYNTH_TASKS) -> bool:
     """focus-eval writes results as tasks finish; the step is done when every task is in."""
     try:
         tasks = json.loads(results.read_text(encoding="utf-8")).get("tasks", {})
     except (OSError, ValueError):
         return False
-    return all(t in tasks for t in SYNTH_TASKS)
+    return all(t in tasks for t in wanted)
 
 
 PLANNERS: dict[str, Callable[[DemoOptions, Layout], Step | Outcome | str | None]] = {
@@ -143,6 +156,7 @@ PLANNERS: dict[str, Callable[[DemoOptions, Layout], Step | Outcome | str | None]
     "publish": plan_publish,
     "train-clip": lambda o, l: plan_train("clip", o, l),
     "train-focusclip": lambda o, l: plan_train("focusclip", o, l),
+    "drawn-task": plan_drawn_task,
     "eval-clip": lambda o, l: plan_eval("clip", o, l),
     "eval-focusclip": lambda o, l: plan_eval("focusclip", o, l),
     "eval-clip-real": lambda o, l: plan_eval("clip", o, l, real=True),

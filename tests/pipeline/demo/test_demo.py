@@ -11,6 +11,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -18,6 +19,9 @@ from PIL import Image
 from focusclip.core.io import read_jsonl
 from focusclip.pipeline.demo import DemoOptions, run_demo
 from focusclip.pipeline.demo.layout import Layout, checkpoint, results_path
+from focusclip.data.synthetic.evalsets import DRAWN_CLASSES
+from focusclip.pipeline.demo.drawn import DRAWN_TASK
+from focusclip.pipeline.filter.checks import CHECKS
 from focusclip.pipeline.demo.plans import SYNTH_TASKS
 
 
@@ -120,7 +124,7 @@ def test_every_stage_ran(demo_run):
     status = {s["name"]: s["status"] for s in report.extra["steps"]}
     assert status == {name: "ran" for name in status}, "\n".join(lines)
     assert {"synth", "convert", "merge", "heatmaps", "describe", "filter", "publish", "train-clip",
-            "train-focusclip", "eval-clip", "eval-focusclip"} == set(status)
+            "train-focusclip", "drawn-task", "eval-clip", "eval-focusclip"} == set(status)
 
 
 @pytest.mark.slow
@@ -146,7 +150,7 @@ def test_stage_outputs_agree(demo_run):
     # filter disagreeing about a pose, i.e. a bug to look at, not noise to allow for.
     report = json.loads(lay.kept.with_suffix(".report.json").read_text())
     checks = report["options"]["checks"]
-    assert len(checks) == 9 and read_jsonl(lay.kept) == [{**d, "checks": checks} for d in descriptions]
+    assert checks == list(CHECKS) and read_jsonl(lay.kept) == [{**d, "checks": checks} for d in descriptions]
     assert lay.kept.with_name(lay.kept.stem + ".rejected.jsonl").read_text() == ""
     counts = report["counts"]
     assert (counts["descriptions"], counts["kept"], counts["rejected"]) == (39, 39, 0)
@@ -176,10 +180,34 @@ def test_training_and_evaluation_outputs(demo_run):
         results = json.loads(results_path(lay, model).read_text())
         stanford = results["tasks"]["stanford40-action"]
         assert stanford["n"] == 14 and stanford["k"] == 3 and len(stanford["classes"]) == 40
-        assert set(results["tasks"]) == set(SYNTH_TASKS) == {"stanford40-action"}   # no age task: no text teaches age
+        # no age task (no text teaches age); the drawn-classes task of pipeline/demo/drawn.py beside it
+        assert set(results["tasks"]) == set(SYNTH_TASKS) | {DRAWN_TASK} == {"stanford40-action", DRAWN_TASK}
         assert 0 <= stanford["ci95_top1"][0] <= stanford["top1"] <= stanford["ci95_top1"][1] <= 1
+        drawn = results["tasks"][DRAWN_TASK]
+        assert (drawn["n"], drawn["classes"], drawn["k"]) == (14, sorted(DRAWN_CLASSES), 1)
+        assert drawn["top1"] == drawn_top1(lay, model)     # the 40-way scores restricted to the drawn columns
     focus_rows = read_jsonl(lay.train / "focusclip" / "metrics.jsonl")
     assert any(r.get("alpha") is not None for r in focus_rows)
+
+
+def drawn_top1(lay: Layout, model: str) -> float:
+    """Top-1 among the drawn classes as benchmarks/focus_effect.py computes it: the checkpoint's cosine
+    scores of the 40-way Stanford 40 task (focus-eval's reader, prompts and scorer), argmax over the
+    drawn classes' columns only."""
+    from focusclip.eval.model import load_model
+    from focusclip.eval.run import read_task_data, task_samples
+    from focusclip.eval.tasks import select_tasks
+    from focusclip.eval.zeroshot import build_classifier, score_samples
+
+    task = select_tasks(["stanford40-action"])[0]
+    samples, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
+    cpu = torch.device("cpu")
+    m = load_model(checkpoint(lay, model), None, cpu)
+    with torch.no_grad():
+        scores, _ = score_samples(m, samples, build_classifier(m, task.prompts(False)), workers=0, device=cpu)
+    drawn = np.array([task.class_names.index(c) for c in sorted(DRAWN_CLASSES)])
+    best = drawn[scores[:, drawn].argmax(1)]
+    return float(np.mean([b in labs for b, labs in zip(best, labels)]))
 
 
 @pytest.mark.slow
@@ -190,7 +218,7 @@ def test_report_folder_and_final_table(demo_run):
     table = (lay.report / "results.md").read_text()
     assert "FocusCLIP − CLIP" in table and "| chance | image-blind |" in table
     rows = [r for r in table.splitlines() if r.startswith("| stanford40-action | 14 |")]
-    assert [r.split(" | ")[2] for r in rows] == ["top-1", "top-3"]
+    assert [r.split(" | ")[2] for r in rows] == ["top-1 of 40", "top-3 of 40", "top-1 of the 7 drawn"]
     # chance over 40 classes; image-blind = the most frequent test class (and the 3 most frequent)
     results = json.loads(results_path(lay, "clip").read_text())["tasks"]["stanford40-action"]
     counts = sorted((sum(r) for r in results["confusion"]), reverse=True)
@@ -199,6 +227,15 @@ def test_report_folder_and_final_table(demo_run):
     # each model's cell holds its value and the bootstrap CI
     assert rows[0].split(" | ")[5] == (f"{100 * results['top1']:.1f} [{100 * results['ci95_top1'][0]:.1f}, "
                                        f"{100 * results['ci95_top1'][1]:.1f}]")
+    # among the 7 drawn: focus-eval's drawn task, its chance 1/7 and the image-blind level of its labels
+    drawn = json.loads(results_path(lay, "clip").read_text())["tasks"]["stanford40-drawn"]
+    per_class = sorted((sum(r) for r in drawn["confusion"]), reverse=True)
+    assert rows[2].split(" | ")[3:6] == ["14.3", f"{100 * per_class[0] / 14:.1f}",
+                                         f"{100 * drawn['top1']:.1f} [{100 * drawn['ci95_top1'][0]:.1f}, "
+                                         f"{100 * drawn['ci95_top1'][1]:.1f}]"]
+    # what the numbers mean, beside them, with where it is explained
+    assert "FocusCLIP scores below CLIP over all 40 classes and ties it among the 7 activities" in table
+    assert 'README.md ("Does the heatmap help?")' in table and "docs/focus-effect.md" in table
     assert any("Look at" in ln for ln in lines)
 
 

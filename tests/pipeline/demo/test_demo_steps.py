@@ -1,6 +1,7 @@
 """The demo's orchestration alone, with a fake runner: order, reuse, waiting, stubs, failures, --force."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _outputs(script, args) -> list[Path]:
     cmd = args[0] if script == "focus-data" else script
     if cmd == "synth":
         mat = out / "mpii" / "mpii_human_pose_v1_u12_1.mat"
-        return [out / "report.json", mat, out / "mpii" / "images"]
+        split = out / "eval" / "stanford40" / "ImageSplits" / "test.txt"
+        return [out / "report.json", mat, out / "mpii" / "images", split]
     if cmd == "convert":
         return [out]
     if cmd == "describe" or cmd == "filter":
@@ -55,8 +57,9 @@ def _outputs(script, args) -> list[Path]:
     if cmd == "focus-train":
         run = Path(next(a.split("=", 1)[1] for a in args if a.startswith("output_dir=")))
         return [run / "checkpoints" / "last" / "model.safetensors", run / "report.json"]
-    if cmd == "focus-eval":
-        out.write_text('{"tasks": {"stanford40-action": {}}}')
+    if cmd == "focus-eval":   # an entry per --task, and the drawn-classes task of --task-file
+        tasks = [b for a, b in zip(args, args[1:]) if a == "--task"] + ["stanford40-drawn"] * ("--task-file" in args)
+        out.write_text(json.dumps({"tasks": {t: {} for t in tasks}}))
         return []
     raise AssertionError(f"unexpected step {script} {args}")
 
@@ -93,6 +96,8 @@ def test_every_step_runs_in_order_then_a_rerun_reuses_all(tmp_path):
     evals = [a for s, a in runner.calls if s == "focus-eval" and a[-1] != "--help"]
     assert {a[a.index("-o") + 1] for a in evals} == {str(tmp_path / "demo" / f"results-{m}.json")
                                                       for m in ("clip", "focusclip")}
+    task_file = Layout(tmp_path / "demo").drawn_task    # written by the drawn-task step, scored by each eval
+    assert all(a[a.index("--task-file") + 1] == str(task_file) for a in evals) and task_file.is_file()
     n_calls = len(runner.calls)
     again = run_demo(_opt(tmp_path), runner=_convert_writes_jsonl(runner), echo=lambda s: None)
     assert {s["status"] for s in again.extra["steps"]} == {"reused"}
@@ -187,3 +192,47 @@ def test_until_the_first_training_runs_it_alone(tmp_path, monkeypatch):
     report = run_demo(_opt(tmp_path, until="train-clip"), runner=runner, echo=lambda s: None)
     assert [s["name"] for s in report.extra["steps"]][-1] == "train-clip"
     assert runner.caps["train-clip"] is None and "train-focusclip" not in runner.caps
+
+
+# ---- the quick variant ----------------------------------------------------------------------------
+
+def test_quick_resolves_to_the_benchmark_budget_and_given_options_win():
+    from focusclip.pipeline.demo.layout import QUICK, demo_options
+
+    full, quick = demo_options(), demo_options(quick=True)
+    assert (full.out, full.n_train, full.n_eval, full.steps) == (Path("runs/demo"), 12000, 280, None)
+    assert (quick.out, quick.n_train, quick.n_eval, quick.steps) == (Path("runs/demo-quick"), 6000, 280, 800)
+    # the budget of one benchmarks/focus_effect.py run (its --n-train and --steps defaults)
+    bench = (Path(__file__).parents[3] / "benchmarks" / "focus_effect.py").read_text()
+    assert '"--steps", type=int, default=800' in bench and '"--n-train", type=int, default=6000)' in bench
+    given = demo_options(quick=True, out=Path("x"), n_train=50, steps=0, seed=3)
+    assert (given.out, given.n_train, given.n_eval, given.steps, given.seed) == (Path("x"), 50, 280, None, 3)
+    assert demo_options(quick=False, n_train=None, steps=None) == full and set(QUICK) <= set(vars(full))
+
+
+def test_quick_through_the_command_line(monkeypatch):
+    """`focus-data demo --quick` hands run_demo the quick options (run_demo itself is replaced: the
+    run takes minutes; docs/demo.md gives its measured time)."""
+    from typer.testing import CliRunner
+
+    import focusclip.pipeline.demo as demo
+    from focusclip.core.report import Report
+    from focusclip.pipeline.cli import app
+
+    seen = []
+
+    def fake(opt, echo=print):
+        seen.append(opt)
+        report = Report("demo")
+        report.extra["steps"] = []
+        return report
+
+    monkeypatch.setattr(demo, "run_demo", fake)
+    monkeypatch.delenv("MPII_DIR", raising=False)
+    monkeypatch.delenv("DATA_ROOT", raising=False)
+    for args, want in ((["--quick"], (Path("runs/demo-quick"), 6000, 800)),
+                       (["--quick", "--steps", "100", "-o", "q"], (Path("q"), 6000, 100)),
+                       ([], (Path("runs/demo"), 12000, None))):
+        done = CliRunner().invoke(app, ["demo", *args])
+        assert done.exit_code == 0, done.output
+        assert (seen[-1].out, seen[-1].n_train, seen[-1].steps) == want
