@@ -13,6 +13,7 @@ Several describers of one image become several descriptions of one Item; trainin
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -143,7 +144,30 @@ def _from_hub(repo_id: str, call):
                    "point data.dataset at a dataset pushed by `focus-data publish --push`") from None
 
 
+@contextlib.contextmanager
+def quiet_datasets():
+    """datasets' own bars off for a load ("Generating train split: 100%…" for every split of every
+    config, at every training start: bars nobody asked for, in every log), restored afterwards. An
+    explicit HF_DATASETS_DISABLE_PROGRESS_BARS=0 (the user asked for them) keeps them."""
+    import datasets.config
+    from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
+
+    if datasets.config.HF_DATASETS_DISABLE_PROGRESS_BARS is False or not is_progress_bar_enabled():
+        yield
+        return
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        enable_progress_bars()
+
+
 def _config_rows(root: Path | str, config: str, cache: str | None = None) -> list[dict]:
+    with quiet_datasets():     # loading, and casting the image columns, draw bars of their own
+        return _read_config(root, config, cache)
+
+
+def _read_config(root: Path | str, config: str, cache: str | None) -> list[dict]:
     import datasets
 
     rows = []

@@ -31,7 +31,7 @@ from focusclip.core.errors import fail
 from focusclip.core.io import write_json
 from focusclip.core.report import Report
 from focusclip.core.preflight import writable_dir
-from focusclip.core.progress import INTERVAL_ENV, progress
+from focusclip.core.progress import INTERVAL_ENV, REDRAW_ENV, progress
 from focusclip.pipeline.demo.layout import MARKER, DemoOptions, Layout, Outcome, Runner, Step
 from focusclip.pipeline.demo.plans import PLANNERS
 
@@ -55,7 +55,9 @@ class SubprocessRunner:
         cmd = [str(exe) if exe.exists() else (shutil.which(script) or script), *args]
         env = dict(os.environ)
         if self.stream_stderr and sys.stderr.isatty():
-            env[INTERVAL_ENV] = CHILD_INTERVAL_S   # the child's bar moves on the terminal, not every 30 s
+            # the child's bar moves in place on the terminal, not a line every 30 s (its log gets a line
+            # per redraw: LogLines)
+            env.update({INTERVAL_ENV: CHILD_INTERVAL_S, REDRAW_ENV: "1"})
         if self.threads is not None:
             env.update({k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -67,11 +69,29 @@ class SubprocessRunner:
                 raise fail(f"console script {script} not found", str(exe), "run `make install` first") from None
             out: list[bytes] = []
             sink = self.on_stderr or (_to_terminal if self.stream_stderr else None)
-            err = threading.Thread(target=_pump, args=(proc.stderr, logf, sink, None))
+            err = threading.Thread(target=_pump, args=(proc.stderr, LogLines(logf), sink, None))
             err.start()
             _pump(proc.stdout, logf, None, out)
             err.join()
             return proc.wait(), b"".join(out).decode("utf-8", "replace")
+
+
+class LogLines:
+    """A child's stderr into its log with each carriage-return redraw on a line of its own: a bar drawn
+    in place for the terminal would otherwise leave one log line of thousands of characters."""
+
+    def __init__(self, logf):
+        self.logf, self.mid_line = logf, False
+
+    def write(self, chunk: bytes) -> None:
+        for piece in re.split(rb"(\r|\n)", chunk):
+            if piece in (b"\r", b"\n"):
+                if self.mid_line:
+                    self.logf.write(b"\n")
+                    self.mid_line = False
+            elif piece:
+                self.logf.write(piece)
+                self.mid_line = True
 
 
 def _to_terminal(chunk: bytes) -> None:
@@ -88,11 +108,11 @@ def _pump(src, logf, sink: Callable[[bytes], None] | None, keep: list[bytes] | N
             sink(chunk)
 
 
-def _not_built(runner: Runner, step: Step, log: Path) -> bool:
+def _not_built(runner: Runner, step: Step) -> bool:
     """A command that is still a stub: its --help says "not built yet" (asked before running, so a
     stub's usage error never reaches the terminal)."""
     probe = [step.args[0], "--help"] if step.script == "focus-data" else ["--help"]
-    _, text = runner(step.script, probe, log)
+    _, text = runner(step.script, probe, Path(os.devnull))    # not the step's log: it would open with --help
     return "not built yet" in text
 
 
@@ -100,7 +120,7 @@ def run_step(name: str, step: Step, runner: Runner, lay: Layout, echo: Callable[
     if step.is_done():
         return Outcome(name, "reused", f"{step.done} exists")
     log = lay.logs / f"{name}.log"
-    if _not_built(runner, step, log):
+    if _not_built(runner, step):
         return Outcome(name, "not built yet", f"`{step.script} {step.args[0]}` is still a stub")
     t0 = time.perf_counter()
     rc, out = runner(step.script, list(step.args), log)
