@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from focusclip.core.errors import fail
+from focusclip.core.images import displayed_size
 from focusclip.core.devices import cpu_threads, resolve_device
 from focusclip.core.lock import output_lock
 from focusclip.data.heatmaps import MODES, people_arrays, usable_joints
@@ -128,12 +129,14 @@ def _too_large(size: tuple[int, int] | None) -> bool:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the image header, without decoding the pixels; None when unreadable."""
+    """(height, width) of the image as displayed (its EXIF orientation applied, as training and
+    evaluation see it: focusclip.core.images) from the header, without decoding the pixels; None when
+    unreadable."""
     from PIL import Image
 
     try:   # PIL's decompression-bomb check is for decoding; only the header is read here
         with Image.open(path) as im:
-            w, h = im.size
+            w, h = displayed_size(im)
         return (h, w) if w > 0 and h > 0 else None
     except Exception:  # PIL raises many kinds (UnidentifiedImageError, OSError, SyntaxError, …)
         return None

@@ -248,3 +248,17 @@ def test_a_second_process_on_the_same_folder_is_refused_at_once(dataset, tmp_pat
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_size_read_from_the_header_is_the_displayed_one(tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 is rendered at the size training sees (upright)."""
+    from PIL import Image
+
+    from focusclip.pipeline.heatmaps.stage import image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (64, 48)).save(tmp_path / "r.jpg", exif=exif)    # stored 64 wide, 48 high
+    Image.new("RGB", (64, 48)).save(tmp_path / "u.jpg")
+    assert image_size(tmp_path / "r.jpg") == (64, 48)                  # (height, width) as displayed
+    assert image_size(tmp_path / "u.jpg") == (48, 64)
