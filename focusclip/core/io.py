@@ -25,6 +25,18 @@ def _create_temp(folder: Path, name: str) -> Path:
     raise FileExistsError(f"no free temporary name for {name} in {folder}")
 
 
+@contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """An OSError raised without a file name (a write's ENOSPC or EIO) gets `path`, so the one-line
+    error says where the disk filled up."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise type(e)(e.errno, e.strerror, os.fspath(path)) from e
+        raise
+
+
 def give_umask_mode(paths: Iterable[str | os.PathLike]) -> None:
     """Give files a library made with a private mode (safetensors 0.8 writes 0600) the mode an
     ordinary write gets here: 0666 less the umask, read off a probe file (os.umask() cannot be read
@@ -58,12 +70,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with naming(path), atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+    with naming(path), atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
@@ -74,7 +86,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     """Write all rows atomically; returns the row count."""
     n = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with naming(path), atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
             n += 1
@@ -157,13 +169,15 @@ class JsonlAppender:
         self._fsync = fsync
 
     def write(self, row: dict) -> None:
-        if self._f is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = open(self.path, "a", encoding="utf-8")
-        self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
+        line = json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
+        with naming(self.path):
+            if self._f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._f = open(self.path, "a", encoding="utf-8")
+            self._f.write(line)
+            self._f.flush()
+            if self._fsync:
+                os.fsync(self._f.fileno())
 
     def close(self) -> None:
         if self._f is not None:

@@ -32,3 +32,28 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """ENOSPC from a write carries no file name; the writers add theirs, so the one line says where."""
+    import errno
+
+    from focusclip.core.errors import user_message
+    from focusclip.core.io import write_json
+
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "o.jsonl"
+    with JsonlAppender(out) as app:
+        app.write({"a": 1})
+        monkeypatch.setattr(app._f, "write", full)
+        with pytest.raises(OSError) as e:
+            app.write({"a": 2})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
+    assert str(out) in user_message(e.value)
+    monkeypatch.setattr("pathlib.Path.write_text", full)
+    with pytest.raises(OSError) as e:
+        write_json(tmp_path / "r.json", {"x": 1})
+    assert e.value.filename == str(tmp_path / "r.json")
+    assert not list(tmp_path.glob(".r.json.*"))          # no temporary file left behind
