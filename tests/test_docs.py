@@ -22,6 +22,13 @@ def test_readme_starts_with_the_two_commands():
     assert len(text.splitlines()) <= 350, "README is for a first visit; stage references go to docs/"
 
 
+def test_readme_cites_the_paper_as_the_cards_do():
+    from focusclip.data.citations import FOCUSCLIP_BIBTEX, MPII_BIBTEX
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert FOCUSCLIP_BIBTEX in text and MPII_BIBTEX in text
+
+
 def test_every_cited_docs_page_exists():
     missing = []
     for path in _sources():
