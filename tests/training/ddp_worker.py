@@ -36,10 +36,10 @@ def _checked(shutdown):
 FEATURES, EMBED = 12, 8
 
 
-def tiny_model(temperature_name: str, dtype, per_pair: bool = False):
+def tiny_model(temperature_name: str, dtype, per_pair: bool = False, bias: bool = False):
     """Linear towers over feature vectors, the masked view through the image tower (as in FocusCLIP)
-    and a learnable temperature under any name (`per_pair`: one per loss pair); seeded, so every
-    process builds the same weights."""
+    and a learnable temperature under any name (`per_pair`: one per loss pair; `bias`: a learnt
+    logit bias, SigLIP's); seeded, so every process builds the same weights."""
     import math
 
     import torch
@@ -54,11 +54,12 @@ def tiny_model(temperature_name: str, dtype, per_pair: bool = False):
             self.text = nn.Linear(FEATURES, EMBED)
             log_t = torch.tensor([math.log(0.3), math.log(0.1), math.log(0.6)] if per_pair else math.log(0.3))
             self.register_parameter(temperature_name, nn.Parameter(log_t))
+            self.logit_bias = nn.Parameter(torch.tensor(-1.0)) if bias else None
 
         def forward(self, pixels, input_ids, attention_mask, heatmaps):
             masked = self.image(pixels * heatmaps) if heatmaps is not None else None
             return FocusOutput(self.image(pixels), self.text(input_ids), masked, None,
-                               getattr(self, temperature_name).exp())
+                               getattr(self, temperature_name).exp(), self.logit_bias)
 
     torch.manual_seed(0)
     return Tiny().to(dtype)
@@ -121,7 +122,7 @@ def loss_rank(rank: int, world: int, port: int, cases: list[dict], out: str) -> 
     d = Dist(rank, world, rank, torch.device("cpu"))
     results = []
     for case in cases:
-        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False))
+        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False), case.get("bias", False))
         model = DistributedDataParallel(raw)
         results.append(one_step(model, raw, case["kind"], case["weights"], micro_batches(case, world, rank), d))
         del model

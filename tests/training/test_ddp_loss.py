@@ -22,7 +22,9 @@ CASES = [dict(kind="ntxent", weights=ALL, masked=True, temperature_name="log_tem
          dict(kind="clip", weights=ALL, masked=False, temperature_name="log_temperature", rows=6, micro=1),
          dict(kind="ntxent", weights=ALL, masked=True, temperature_name="tau", rows=4, micro=2),   # accumulation
          dict(kind="ntxent", weights=ALL, masked=True, temperature_name="log_temperature", rows=8, micro=1,
-              per_pair=True)]   # one τ per pair
+              per_pair=True),   # one τ per pair
+         dict(kind="siglip", weights=ALL, masked=True, temperature_name="tau", rows=8, micro=1, bias=True),
+         dict(kind="siglip", weights=ALL, masked=False, temperature_name="logit_scale", rows=4, micro=2, bias=True)]
 DTYPES = {torch.float64: 1e-12, torch.float32: 1e-6}     # dtype → tolerance (absolute and relative)
 
 
@@ -42,7 +44,7 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)
     one = []
     for case in cases:
-        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False))
+        raw = tiny_model(case["temperature_name"], case["dtype"], case.get("per_pair", False), case.get("bias", False))
         one.append(one_step(raw, raw, case["kind"], case["weights"], micro_batches(case, 2, None), Dist()))
     return [(case, single, [r[i] for r in ranks]) for i, (case, single) in enumerate(zip(cases, one))]
 
