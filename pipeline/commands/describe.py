@@ -9,10 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from focusclip.pipeline.commands.options import (GEN, Backend, BackendName, BaseUrl, Concurrency, Device, Force,
-                                                 KeepReasoning, Limit, MaxRetries, MaxTokens, Model, Output,
-                                                 PromptId, Revision, Seed, ServerWait, Shard, Split, Temperature,
+                                                 ImageMaxSide, Images, ImageUrl, ImageUrlKind, KeepReasoning,
+                                                 Limit, Mark, MarkName, MaxRetries, MaxTokens, Model, Output,
+                                                 PromptFile, PromptId, Revision, Seed, ServerWait, Shard, Split, Temperature,
                                                  Thinking, Timeout, TopP, WithCoords, plain)
 from focusclip.prompts import DEFAULT_PROMPT
+from focusclip.prompts.picture import DEFAULT_MARK, DEFAULT_MAX_SIDE
 
 
 class DType(str, Enum):
@@ -45,6 +47,11 @@ def register(app: typer.Typer) -> None:
         thinking: Thinking = GEN.thinking,
         keep_reasoning: KeepReasoning = GEN.keep_reasoning,
         prompt_id: PromptId = DEFAULT_PROMPT,
+        prompt_file: PromptFile = None,
+        images: Images = None,
+        image_max_side: ImageMaxSide = DEFAULT_MAX_SIDE,
+        mark: Mark = MarkName(DEFAULT_MARK),
+        image_url: ImageUrl = ImageUrlKind.data,
         describer: Annotated[Optional[str], typer.Option(help="Describer name in the records (default: "
                                                               "'template' or the model name).")] = None,
         with_coords: WithCoords = False,

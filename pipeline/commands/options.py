@@ -13,13 +13,17 @@ from focusclip.data.records import SPLITS
 from focusclip.pipeline.describe.backends import BACKENDS, DEFAULT_CONCURRENCY
 from focusclip.pipeline.describe.types import GenParams
 from focusclip.prompts import DEFAULT_PROMPT
+from focusclip.prompts.picture import MARKS, URL_KINDS
 
-__all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "KeepReasoning", "Limit",
-           "MaxRetries", "MaxTokens", "Model", "Output", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt",
+__all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "ImageMaxSide", "ImageUrl",
+           "ImageUrlKind", "Images", "KeepReasoning", "Limit", "Mark", "MarkName",
+           "MaxRetries", "MaxTokens", "Model", "Output", "PromptFile", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt",
            "Shard", "Split", "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
 
 BackendName = Enum("BackendName", {n: n for n in BACKENDS}, type=str)   # describe backends
 Split = Enum("Split", {n: n for n in SPLITS}, type=str)                 # annotation splits (docs/design.md §3.1)
+MarkName = Enum("MarkName", {n: n for n in MARKS}, type=str)            # prompts/picture.py
+ImageUrlKind = Enum("ImageUrlKind", {n: n for n in URL_KINDS}, type=str)
 
 Shard = Annotated[Optional[str], typer.Option("--shard", help="Process shard I of N (e.g. 0/4).")]
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output path.")]
@@ -64,6 +68,20 @@ PromptId = Annotated[Optional[str], typer.Option(
     "--prompt", show_default=False,
     help=f"Prompt template id in prompts/templates. Default: {DEFAULT_PROMPT} (filter --regenerate: the "
          f"rejected records' own).")]
+PromptFile = Annotated[Optional[Path], typer.Option(
+    "--prompt-file", help="Your own prompt: a system template, a line '----- user -----', a user template "
+                          "(docs/describe.md); replaces --prompt, and its file name is the records' prompt_id.")]
+Images = Annotated[Optional[Path], typer.Option(
+    "--images", help="Folder of the annotated photos, for a prompt that shows them to the model (pose-vlm-v1).")]
+ImageMaxSide = Annotated[int, typer.Option(
+    "--image-max-side", min=28, help="Long side, in pixels, of the picture sent to the model (smaller photos are "
+                                     "sent as they are).")]
+Mark = Annotated[MarkName, typer.Option(
+    "--mark", help="How the annotated people are marked on the picture sent to the model (never on the "
+                   "dataset's images): a numbered box, a number at the head, the skeleton, or none.")]
+ImageUrl = Annotated[ImageUrlKind, typer.Option(
+    "--image-url", help="data: a JPEG data URL in the request; file: a file:// URL of the marked copy (a server "
+                        "on this machine allowed to read local media, e.g. vllm serve --allowed-local-media-path).")]
 WithCoords = Annotated[bool, typer.Option("--with-coords", metavar="", help="Also give the LLM raw keypoint coordinates.")]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request (openai).")]
 MaxRetries = Annotated[int, typer.Option(

@@ -29,6 +29,7 @@ from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backe
 from focusclip.pipeline.describe.shards import why_not_describable
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job, Refusal, job_seed, split_reasoning
 from focusclip.prompts import DEFAULT_PROMPT, build_prompt
+from focusclip.prompts.picture import DEFAULT_MARK, DEFAULT_MAX_SIDE, PictureSpec
 
 Key = tuple[str, str, str]
 
@@ -120,20 +121,23 @@ class _Writer:
             self.failures.append({"image": job.image, "error": str(error or "unknown"), "refused": refused})
 
 
-def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], report: Report, prompt_id: str,
-          with_coords: bool, seed: int, redo: set[str], round_: int) -> list[Job]:
+def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], report: Report, opts: DescribeOptions,
+          redo: set[str]) -> list[Job]:
     """The images still to ask for: describable, and with no record for their key (or to redo)."""
-    jobs = []
+    jobs, spec = [], picture_spec(opts)
     for a in annotations:
         why = why_not_describable(a)
         if why:
             report.skip(why, a.image)
             continue
-        prompt = build_prompt(a, prompt_id, with_coords)
+        prompt = build_prompt(a, opts.prompt_id, opts.with_coords, spec, opts.prompt_file)
         if (a.image, describer, prompt.sha) in done and a.image not in redo:
             report.count("already_described")
             continue
-        jobs.append(Job(a, prompt, job_seed(seed, a.image, round_)))
+        if prompt.picture is not None and not prompt.picture.path.is_file():
+            report.skip("image file not found", a.image)
+            continue
+        jobs.append(Job(a, prompt, job_seed(opts.gen.seed, a.image, opts.round)))
     return jobs
 
 
@@ -157,6 +161,11 @@ class DescribeOptions:
     force: bool = False                 # ask again for every selected image
     redo_images: frozenset[str] = frozenset()   # ask again for these (a filter regeneration round)
     round: int = 0                      # the filter's regeneration round (0: none)
+    prompt_file: Path | None = None     # a user's own prompt (prompts/fill.py load_prompt_file); its stem is the id
+    images: Path | None = None          # the photos, for a prompt that shows them (pose-vlm-v1)
+    image_max_side: int = DEFAULT_MAX_SIDE
+    mark: str = DEFAULT_MARK            # none, box, number, skeleton (prompts/picture.py)
+    image_url: str = "data"             # data (a JPEG data URL) or file (a file:// URL of the marked copy)
     gen: GenParams = GenParams()
 
     @classmethod
@@ -202,8 +211,7 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
             done = set(latest_descriptions(output))
             redo = {a.image for a in chosen} if opts.force else set(opts.redo_images)
             t0 = time.perf_counter()
-            jobs = _jobs(chosen, opts.describer, done, report, opts.prompt_id, opts.with_coords,
-                         opts.gen.seed, redo, opts.round)
+            jobs = _jobs(chosen, opts.describer, done, report, opts, redo)
             report.time("prompts_s", time.perf_counter() - t0)
             report.count("asked", len(jobs))
             _check_work(chosen, jobs, report, where)
@@ -223,12 +231,24 @@ def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None 
     return report
 
 
+def picture_spec(opts: DescribeOptions) -> PictureSpec | None:
+    """How the photos are shown, when `--images` is given (a prompt without `${picture}` ignores it)."""
+    if opts.images is None:
+        return None
+    if not Path(opts.images).is_dir():
+        raise fail("image folder not found", str(opts.images), "pass --images DIR with the annotated images")
+    copies = Path(opts.output).with_suffix(".marked") if opts.image_url == "file" else None
+    return PictureSpec(Path(opts.images), opts.image_max_side, opts.mark, opts.image_url, copies)
+
+
 def _resolve(opts: DescribeOptions) -> DescribeOptions:
     """The defaults that depend on other options filled in: the backend's concurrency (vllm: None, vLLM's
     own max_num_seqs), the describer."""
     gen = opts.gen
     if gen.concurrency is None:
         gen = dataclasses.replace(gen, concurrency=DEFAULT_CONCURRENCY.get(opts.backend, 8))
+    if opts.prompt_file is not None:   # the records' prompt_id: the file's name
+        opts = dataclasses.replace(opts, prompt_id=Path(opts.prompt_file).stem)
     return dataclasses.replace(opts, gen=gen, describer=opts.describer or describer_name(opts.backend, opts.model))
 
 
@@ -247,7 +267,9 @@ def _report_options(opts: DescribeOptions) -> dict:
     gen = fields.pop("gen")
     return {**fields, **{k: gen[k] for k in _REPORTED_GEN},
             "annotations": "<list>" if opts.annotations is None else str(opts.annotations),
-            "output": str(opts.output), "redo_images": len(opts.redo_images)}
+            "output": str(opts.output), "redo_images": len(opts.redo_images),
+            "prompt_file": None if opts.prompt_file is None else str(opts.prompt_file),
+            "images": None if opts.images is None else str(opts.images)}
 
 
 def _choose(annotations: str | os.PathLike | Sequence[Annotation], where: str, split: str | None,
