@@ -52,6 +52,11 @@ class PictureSpec:
             raise fail(f"--image-max-side {self.max_side} is below one 28-px patch", "--image-max-side",
                        f"e.g. --image-max-side {DEFAULT_MAX_SIDE}")
 
+    @property
+    def copies(self) -> Path:
+        """Where `file` URLs' marked copies are written."""
+        return Path(self.copies_dir or Path(self.images_dir) / ".focusclip-marked")
+
     def describe(self) -> str:
         """What the model is shown, in the prompt text that is hashed (so another cap or mark is another key)."""
         return f"[picture: long side at most {self.max_side} px, marks: {self.mark}]"
@@ -110,7 +115,7 @@ class Picture:
         data = self.jpeg()
         if self.spec.url == "data":
             return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-        folder = Path(self.spec.copies_dir or Path(self.spec.images_dir) / ".focusclip-marked")
+        folder = self.spec.copies
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-{Path(self.annotation.image).name}"
         if not copy.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+from pathlib import Path
 from typing import Sequence
 
 from focusclip.core.errors import fail
@@ -103,6 +104,20 @@ def vllm_engine_args(model: str, params: GenParams, revision: str | None = None)
     return args
 
 
+def vllm_media_args(jobs: Sequence[Job]) -> dict:
+    """Engine arguments for prompts that show the photo: one image per prompt (`limit_mm_per_prompt`;
+    vLLM's default for a VLM may be more, reserving memory for images never sent) and, for file://
+    URLs, the folder of the marked copies vLLM may read (`allowed_local_media_path`)."""
+    pictures = [job.prompt.picture for job in jobs if job.prompt.picture is not None]
+    if not pictures:
+        return {}
+    args = {"limit_mm_per_prompt": {"image": 1}}
+    spec = pictures[0].spec
+    if spec.url == "file":
+        args["allowed_local_media_path"] = str(Path(spec.copies).resolve())
+    return args
+
+
 def vllm_sampling(defaults, params: GenParams) -> dict:
     """The effective sampling settings: the engine's defaults (a `SamplingParams` from
     `LLM.get_default_sampling_params()`: the model's generation_config) with the user's overrides."""
@@ -139,7 +154,7 @@ class VLLMBackend:
             return
         vllm = import_vllm()
         model, revision = _vllm_model(self.source)
-        llm = ENGINES.get(vllm, vllm_engine_args(model, self.params, revision))
+        llm = ENGINES.get(vllm, {**vllm_engine_args(model, self.params, revision), **vllm_media_args(jobs)})
         sampling = vllm_sampling(llm.get_default_sampling_params(), self.params)
         seqs = llm.llm_engine.vllm_config.scheduler_config.max_num_seqs   # the given one, or vLLM's default
         for chunk in _chunks(list(jobs), CHUNK_ROUNDS * seqs):
