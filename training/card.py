@@ -8,15 +8,17 @@ checkpoint's `train_config.yaml` and, when given, a `focus-eval` results.json. P
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from focusclip.data.citations import FOCUSCLIP_BIBTEX
-from focusclip.core.hub_repo import is_repo_id
+from focusclip.core.hub_repo import is_repo_id, names_hub_repo
 
-TAGS = ["focusclip", "clip", "contrastive-learning", "human-pose", "zero-shot-image-classification", "mpii"]
+# library_name is focusclip: transformers alone cannot load model_type "focusclip" (the hub takes any name)
+TAGS = ["focusclip", "transformers", "clip", "contrastive-learning", "human-pose", "zero-shot-image-classification", "mpii"]
 PIPELINE = "zero-shot-image-classification"
 
 INTENDED = """\
@@ -38,6 +40,12 @@ LIMITATIONS = """\
   template per task unless the results say otherwise.
 - Not for surveillance, identification of people, or decisions about individuals."""
 
+LOCAL = "<local>"
+# train_config.yaml keys naming a file or folder of the training machine (training/config.py)
+PATH_KEYS = {"data.dataset", "data.annotations", "data.images", "data.heatmaps", "data.prepared",
+             "model.vision.pretrained", "model.text.pretrained", "output_dir"}
+NOT_PATHS = {"render", "embedded"}   # data.heatmaps' keywords
+
 _CITATION = f"## Citation\n\n```bibtex\n{FOCUSCLIP_BIBTEX}\n```"
 
 
@@ -54,6 +62,38 @@ def hub_ids_in(note: Any) -> list[str]:
     return []
 
 
+def hub_dataset(value: Any) -> Optional[str]:
+    """`value` when it names a hub dataset (USER/NAME and no such local path: `out/published` is a folder)."""
+    return value if isinstance(value, str) and names_hub_repo(value) else None
+
+
+def public_path(value: str) -> str:
+    """A path of the training machine as the card shows it: `<local>/NAME`; hub ids and keywords kept."""
+    return value if value in NOT_PATHS or names_hub_repo(value) else f"{LOCAL}/{Path(value).name}"
+
+
+def public_train_config(text: str) -> tuple[str, list[str]]:
+    """The train_config.yaml with every local path (the PATH_KEYS, and any other absolute or home path)
+    made `<local>/NAME`; and the dotted keys so changed."""
+    raw = yaml.safe_load(text)
+    changed: list[str] = []
+
+    def walk(node: Any, key: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        if isinstance(node, str) and (key in PATH_KEYS or node.startswith(("/", "~"))) and public_path(node) != node:
+            changed.append(key)
+            return public_path(node)
+        return node
+
+    if not isinstance(raw, dict):
+        return text, []
+    public = walk(raw, "")
+    return yaml.safe_dump(public, sort_keys=False, allow_unicode=True), sorted(set(changed))
+
+
 def _note(note: Any) -> str:
     if isinstance(note, dict) and "kind" in note:   # a focusclip.core.hub.Source
         kind, name = note["kind"], note.get("name")
@@ -61,7 +101,7 @@ def _note(note: Any) -> str:
             commit = f", commit {note['commit'][:12]}" if note.get("commit") else ""
             return f"`{name}` from the Hugging Face hub (revision {note.get('revision') or 'main'}{commit})"
         if kind == "folder":
-            return f"the local folder `{name}`"
+            return f"a local folder (`{public_path(str(name))}`)"
         return note.get("note") or ("random init" if kind == "random" else kind)
     if isinstance(note, dict):
         return ", ".join(f"{k} `{v}`" for k, v in note.items() if v is not None) or "unknown"
@@ -132,9 +172,11 @@ def model_section(config, resize: str = "crop") -> str:
 
 def data_section(provenance: dict, train_yaml: Optional[dict]) -> str:
     data = (train_yaml or {}).get("data") or {}
-    dataset = provenance.get("dataset") or data.get("dataset") or "not recorded"
+    dataset = provenance.get("dataset") or data.get("dataset")
+    dataset = (f"[{dataset}](https://huggingface.co/datasets/{dataset})" if hub_dataset(dataset)
+               else f"`{public_path(str(dataset))}` on the training machine" if dataset else "not recorded")
     describers = provenance.get("describers") or {}
-    lines = ["## Training data", "", f"Dataset: `{dataset}` (MPII Human Pose images with pose descriptions, "
+    lines = ["## Training data", "", f"Dataset: {dataset} (MPII Human Pose images with pose descriptions, "
              "built with `focus-data`: annotations, ROI heatmaps, descriptions, filter, publish)."]
     if describers:
         lines += ["", "| describer | descriptions |", "| --- | ---: |"]
@@ -145,18 +187,32 @@ def data_section(provenance: dict, train_yaml: Optional[dict]) -> str:
     return "\n".join(lines)
 
 
-def usage_section(repo_id: Optional[str], config) -> str:
+INSTALL = ("focusclip is not on PyPI: install it from its source repository (`pip install -e .` in a clone). "
+           "`import focusclip.training.model` registers `model_type: focusclip` with transformers; without it "
+           "`AutoModel` does not know the model.")
+
+
+def usage_section(repo_id: Optional[str], config, resize: str = "crop") -> str:
+    """The snippet runs as written (tests/training/test_card_snippet.py runs it) next to an image `person.jpg`."""
     where = repo_id or "path/to/checkpoint"
+    processor = ("The saved image processor (`preprocessor_config.json`) resizes as training did." if resize != "letterbox"
+                 else "The saved image processor squashes the frame to the training size; training letterboxed it "
+                      "(padded), which no transformers image processor does: for those exact pixels use "
+                      "`focusclip.training.load_checkpoint(PATH).preprocess(image)`.")
     return "\n".join([
-        "## How to use", "", "```python", "import focusclip.training.model  # registers model_type 'focusclip' with transformers",
-        "import torch", "from transformers import AutoModel, AutoTokenizer", "",
+        "## How to use", "", INSTALL, "", "```python", "import torch",
+        "from PIL import Image", "from transformers import AutoModel, AutoProcessor", "",
+        "import focusclip.training.model  # registers model_type 'focusclip' with transformers", "",
         f'model = AutoModel.from_pretrained("{where}").eval()',
-        f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
-        'tok = tokenizer(["a person riding a bike"], padding=True, return_tensors="pt")',
+        f'processor = AutoProcessor.from_pretrained("{where}")   # the image processor and tokenizer saved with it',
+        'texts = ["a person riding a bike", "a person cooking"]',
+        'inputs = processor(text=texts, images=[Image.open("person.jpg")], padding=True, truncation=True,',
+        f'                   max_length={config.max_text_length}, return_tensors="pt")',
         "with torch.no_grad():",
-        "    text = model.encode_text(tok[\"input_ids\"], tok[\"attention_mask\"])   # [N, D], unit norm",
-        f"    image = model.encode_image(pixels)   # pixels [B, 3, {config.image_size}, {config.image_size}], as above",
-        "```", "",
+        f'    image = model.encode_image(inputs["pixel_values"])   # [1, D], unit norm; pixels [1, 3, {config.image_size}, {config.image_size}]',
+        '    text = model.encode_text(inputs["input_ids"], inputs["attention_mask"])   # [2, D], unit norm',
+        "print(dict(zip(texts, (image @ text.T)[0].tolist())))   # cosine similarity per text",
+        "```", "", processor, "",
         f"Or evaluate it: `focus-eval {where} --data-root DIR -o results.json`. "
         "`get_image_features` / `get_text_features` give the projections before normalising, as in `CLIPModel`."])
 
@@ -176,21 +232,24 @@ def render_card(config, train_config_yaml: Optional[str], results: Optional[dict
     p = config.provenance or {}
     train_yaml = yaml.safe_load(train_config_yaml) if train_config_yaml else None
     base = sorted({i for key in ("vision", "text") for i in hub_ids_in(p.get(key))})
-    dataset = p.get("dataset")
     name = repo_id.split("/")[-1] if repo_id else config.name
     evals = eval_results(results, name) if results else []
-    data = ModelCardData(license=license_id, library_name="transformers", pipeline_tag=PIPELINE, tags=TAGS,
-                         language=["en"], base_model=base or None,
-                         datasets=[dataset] if isinstance(dataset, str) and is_repo_id(dataset) else None,
+    dataset = hub_dataset(p.get("dataset"))
+    data = ModelCardData(license=license_id, library_name="focusclip", pipeline_tag=PIPELINE, tags=TAGS,
+                         language=["en"], base_model=base or None, datasets=[dataset] if dataset else None,
                          model_name=name if evals else None, eval_results=evals or None)
+    resize = ((train_yaml or {}).get("data") or {}).get("resize", "crop")
+    public_yaml, hidden = public_train_config(train_config_yaml) if train_config_yaml else (None, [])
+    paths = (f" Paths of the training machine are shown as `{LOCAL}/NAME`, their last part only: "
+             + ", ".join(f"`{k}`" for k in hidden) + "." if hidden else "")
     steps = config.training_step if config.training_step is not None else "an unrecorded number of"
     body = [f"# {name}", "", f"A {config.name} model trained with [focusclip](https://arxiv.org/abs/2403.06904)'s "
             f"`focus-train` for {steps} optimizer steps: CLIP trained on MPII Human Pose images and their pose "
             "descriptions, guided by person ROI heatmaps (FocusCLIP, Khan et al. 2024).", "",
-            model_section(config, ((train_yaml or {}).get("data") or {}).get("resize", "crop")), "",
+            model_section(config, resize), "",
             data_section(p, train_yaml), "",
-            "## Training config", "", "The resolved `train_config.yaml` (paths as on the training machine):", "",
-            "```yaml", (train_config_yaml or "# not recorded\n").rstrip(), "```", "",
-            results_section(results), "", usage_section(repo_id, config), "", INTENDED, "", LIMITATIONS, "",
+            "## Training config", "", f"The resolved `train_config.yaml`.{paths}", "",
+            "```yaml", (public_yaml or "# not recorded\n").rstrip(), "```", "",
+            results_section(results), "", usage_section(repo_id, config, resize), "", INTENDED, "", LIMITATIONS, "",
             license_section(license_id), "", _CITATION]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")

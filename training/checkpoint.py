@@ -5,6 +5,8 @@ Layout of `RUN/checkpoints/<step or "last">/`:
                          image_size, pixel normalisation, where the tower weights (`provenance`) and the data came from
     model.safetensors    the weights (`save_pretrained`)
     tokenizer.json, tokenizer_config.json, …   the tokenizer files (`AutoTokenizer` loads the folder)
+    preprocessor_config.json, processor_config.json   a CLIP image processor with the training size,
+                         geometry and mean/std, and with the tokenizer a CLIPProcessor (`AutoProcessor`)
     train_config.yaml    the resolved training config (its data.resize is the geometry eval uses)
     README.md            the model card (training/card.py)
     training_state/      state.pt (optimizer, scheduler, step, epoch, data position, RNG states) and
@@ -276,10 +278,33 @@ def write_model_folder(folder: Path, model, tokenizer, train_config_yaml: str | 
     with quiet_transformers():
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
+        save_processor(folder, model.config, tokenizer, train_config_yaml)
     give_umask_mode(folder.iterdir())   # safetensors writes model.safetensors 0600
     if train_config_yaml is not None:
         atomic_write_text(folder / TRAIN_CONFIG, train_config_yaml)
     atomic_write_text(folder / CARD, render_card(model.config, train_config_yaml).content)
+
+
+def save_processor(folder: Path, config, tokenizer, train_config_yaml: str | None) -> None:
+    """`AutoImageProcessor`/`AutoProcessor` for the checkpoint: a CLIP image processor (bicubic, [0, 1], the
+    model's mean/std) resizing as data.resize did: crop → shorter side S, centre crop; squash → S×S.
+    Letterbox pads, which no transformers image processor does: it gets the squash (the card says so)."""
+    import yaml
+    from transformers import CLIPProcessor
+
+    try:
+        from transformers import CLIPImageProcessorPil as ImageProcessor   # transformers 5: no torchvision needed
+    except ImportError:
+        from transformers import CLIPImageProcessor as ImageProcessor
+    raw = yaml.safe_load(train_config_yaml) if train_config_yaml else None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    crop = (data.get("resize", "crop") if isinstance(data, dict) else "crop") == "crop"
+    s = config.image_size
+    images = ImageProcessor(size={"shortest_edge": s} if crop else {"height": s, "width": s}, do_center_crop=crop,
+                            crop_size={"height": s, "width": s}, resample=3, do_rescale=True, do_normalize=True,
+                            image_mean=list(config.image_mean), image_std=list(config.image_std))
+    images.save_pretrained(str(folder))   # preprocessor_config.json: AutoImageProcessor, older transformers
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(str(folder))
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer, train_config_yaml: str,

@@ -16,7 +16,7 @@ from focusclip.core.hub_repo import check_repo_id, commit_files, write_token
 from focusclip.core.io import atomic_write_text, give_umask_mode, read_json
 from focusclip.core.report import Report
 from focusclip.training import checkpoint as ck
-from focusclip.training.card import render_card
+from focusclip.training.card import public_train_config, render_card
 
 # Files of a model folder that are pushed; everything else in a checkpoint stays local.
 NOT_PUSHED = {ck.OLD_META, ck.OLD_STATE}
@@ -58,8 +58,9 @@ def _int(step) -> Optional[int]:
 
 def push_checkpoint(checkpoint: Path, repo_id: str, private: bool = False, results: Optional[Path] = None,
                     license_id: str = "other") -> Report:
-    """Commit the checkpoint's model folder (config, weights, tokenizer, train_config.yaml and a card
-    for `repo_id`, with `results` in it) to the hub model repo `repo_id` in one commit."""
+    """Commit the checkpoint's model folder (config, weights, tokenizer, image processor, train_config.yaml
+    with local paths made `<local>/NAME`, and a card for `repo_id`, with `results` in it) to the hub model
+    repo `repo_id` in one commit."""
     check_repo_id(repo_id)
     token = write_token("focus-train push")
     ckpt = ck.resolve_checkpoint_dir(checkpoint)
@@ -77,6 +78,10 @@ def push_checkpoint(checkpoint: Path, repo_id: str, private: bool = False, resul
                        if p.is_file() and ck.STATE_DIR not in p.relative_to(folder).parts
                        and p.name not in NOT_PUSHED}
         files[ck.CARD] = card
+        train_yaml = _train_yaml(folder)
+        public_yaml, hidden = public_train_config(train_yaml) if train_yaml else (None, [])
+        if hidden:   # the training machine's paths stay local: the card's dump and this file agree
+            files[ck.TRAIN_CONFIG] = public_yaml.encode()
         step = config.training_step
         message = f"Upload {config.name} (FocusCLIP) at step {step}" if step is not None else f"Upload {config.name}"
         description = "\n".join([f"- {len(files)} files: " + ", ".join(sorted(files)),
@@ -142,7 +147,8 @@ EXPORT_NOTE_FOCUS_VIT = """
 
 This folder holds the two encoders as transformers models. `vision/` is a ViT with a convolutional
 stem or mean-pooled readout (`model_type: focusclip_vit`): it loads with `AutoModel.from_pretrained`
-once `import focusclip.training.vit` has registered the type (`pip install focusclip`). `text/` loads with
+once `import focusclip.training.vit` has registered the type (focusclip installed from its repository:
+`pip install -e .` in a clone; it is not on PyPI). `text/` loads with
 `AutoModel.from_pretrained` (a BERT-family encoder) and `AutoTokenizer.from_pretrained`.
 `projections.safetensors` holds the linear maps into the joint embedding space (`vision_projection`,
 `text_projection`, [D, H], no bias): the image embedding is `vision_projection @` {readout}, the text

@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,8 +74,8 @@ def test_automodel_loads_the_checkpoint_with_equal_embeddings(trained):
 def test_checkpoint_folder_layout_and_config(trained):
     ckpt = trained["ckpt"]
     names = sorted(p.relative_to(ckpt).as_posix() for p in ckpt.rglob("*") if p.is_file())
-    assert names == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                     "train_config.yaml", "training_state/progress.json", "training_state/state.pt"]
+    assert names == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+                     "processor_config.json", "tokenizer.json", "tokenizer_config.json", "train_config.yaml", "training_state/progress.json", "training_state/state.pt"]
     config = json.loads((ckpt / "config.json").read_text())
     assert config["model_type"] == "focusclip" and config["architectures"] == ["FocusCLIPModel"]
     assert config["training_step"] == 3 and config["name"] == "tiny-focusclip"
@@ -96,7 +97,9 @@ def test_model_card_parses_and_says_what_the_model_is(trained):
         assert heading in text, heading
     assert "| template | 16 |" in text and "| second | 16 |" in text
     block = text.split("```yaml\n")[1].split("```")[0]
-    assert yaml.safe_load(block) == yaml.safe_load((ckpt / "train_config.yaml").read_text())
+    train_yaml = yaml.safe_load((ckpt / "train_config.yaml").read_text())   # local paths shown as <local>/NAME
+    train_yaml["data"].update({k: f"<local>/{Path(train_yaml['data'][k]).name}" for k in ("dataset", "annotations", "images")})
+    assert yaml.safe_load(block) == {**train_yaml, "output_dir": f"<local>/{Path(train_yaml['output_dir']).name}"}
     assert "random init" in text and "3 optimizer steps" in text
 
 

@@ -57,8 +57,9 @@ def test_push_is_one_commit_of_the_model_folder(pushed):
     assert push.returncode == 0, push.stderr
     repo = hub.repo(REPO)
     assert len(repo.commits) == 1 and push.stdout.strip().endswith(f"/{REPO}/commit/{repo.sha}")
-    assert sorted(repo.files) == ["README.md", "config.json", "model.safetensors", "tokenizer.json",
-                                  "tokenizer_config.json", "train_config.yaml"]      # no training_state/
+    assert sorted(repo.files) == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+                                  "processor_config.json", "tokenizer.json", "tokenizer_config.json",
+                                  "train_config.yaml"]      # no training_state/
     assert (ckpt / "training_state" / "state.pt").is_file()
     for name in repo.files:
         if name != "README.md":
@@ -144,3 +145,17 @@ def test_a_hostile_hub_error_reaches_the_terminal_escaped(tmp_path):
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {REPO}: push failed: ") and "repo refused \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m" in line
     assert TOKEN not in r.stderr
+
+
+def test_no_path_of_the_training_machine_is_pushed(tmp_path):
+    """The pushed train_config.yaml and card show a local path as `<local>/NAME`; the checkpoint keeps it."""
+    train_config = f"data: {{images: {tmp_path}/mpii/images, resize: crop}}\nmodel: {{name: tiny-clip}}\n"
+    ckpt = save_tiny_checkpoint(tmp_path / "run", train_config=train_config)
+    with HubServer(TOKEN) as hub:
+        r = _run("focus-train", "push", ckpt, "--repo-id", REPO, env=_env(hub.url, tmp_path / "hf", HF_TOKEN=TOKEN))
+        files = hub.repo(REPO).files
+    assert r.returncode == 0, r.stderr
+    assert not [name for name, data in files.items() if str(tmp_path).encode() in data]
+    assert files["train_config.yaml"].decode() == ("data:\n  images: <local>/images\n  resize: crop\n"
+                                                   "model:\n  name: tiny-clip\n")
+    assert (ckpt / "train_config.yaml").read_text() == train_config
