@@ -110,6 +110,15 @@ class TextConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "focusclip"
+    init: Optional[str] = None              # a pretrained dual encoder to fine-tune (hub id or folder:
+                                            # CLIPModel, SiglipModel, a focus-train checkpoint): its towers,
+                                            # projections, logit scale (and bias), image processor and
+                                            # tokenizer; vision/text/embed_dim below are then unused
+    init_revision: Optional[str] = None     # hub branch, tag or commit of model.init
+    lock_image: bool = False                # freeze the image tower (and its projection) …
+    lock_image_unlocked_layers: int = 0     # … but for its last N transformer layers and what follows them
+    lock_text: bool = False                 # the same for the text tower
+    lock_text_unlocked_layers: int = 0
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     embed_dim: int = 512
@@ -144,7 +153,7 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: Literal["ntxent", "clip"] = "ntxent"
+    kind: Literal["ntxent", "clip", "siglip"] = "ntxent"   # siglip: the model's logit bias (model.init: a SigLIP)
     temperature: float = 0.5
     learn_temperature: bool = False
     temperature_per_pair: bool = False      # learnt τ: one per pair (image_text, masked_image,
@@ -433,7 +442,7 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
         except ValueError as e:
             raise fail(f"model.vision.stem is conv but {e}", where,
                        "use patch_size 2, 4, 8, 16 … and one stem_channels width per convolution but the last")
-    if t.image_size % cfg.model.vision.patch_size:
+    if not cfg.model.init and t.image_size % cfg.model.vision.patch_size:   # model.init: its processor's size
         raise fail(f"train.image_size {t.image_size} is not a multiple of model.vision.patch_size "
                    f"{cfg.model.vision.patch_size}", where, "change one of them")
     if cfg.model.alpha_trainable and not 0.0 < cfg.model.alpha_init < 1.0:
@@ -446,6 +455,22 @@ def check_config(cfg: FocusConfig, where: str = "config") -> None:
     if cfg.loss.temperature_per_pair and not cfg.loss.learn_temperature:
         raise fail("loss.temperature_per_pair needs loss.learn_temperature: true (a fixed τ is one value)", where,
                    "--set loss.learn_temperature=true, or drop loss.temperature_per_pair")
+    m = cfg.model
+    if m.init_revision and not m.init:
+        raise fail("model.init_revision is set but model.init is null", where,
+                   "name the hub id in model.init, or drop the revision")
+    if m.init and (m.vision.pretrained or m.text.pretrained):
+        raise fail("model.init names a whole dual encoder, and model.vision/text.pretrained name towers too", where,
+                   "use one: model.init, or the two towers")
+    if m.init and not m.shared_encoder:
+        raise fail("model.init fine-tunes one image tower: the masked view goes through it", where,
+                   "--set model.shared_encoder=true")
+    for key in ("lock_image_unlocked_layers", "lock_text_unlocked_layers"):
+        if getattr(m, key) < 0:
+            raise fail(f"model.{key} must be 0 or more", where, "e.g. 2: the last two layers learn")
+    if cfg.loss.kind == "siglip" and not m.init:
+        raise fail("loss.kind siglip needs the logit bias of a pretrained SigLIP", where,
+                   "--set model.init=<a SigLIP hub id or folder>, or loss.kind ntxent or clip")
     for name, n in (("vision", cfg.model.vision), ("text", cfg.model.text)):
         if n.revision and not n.pretrained:
             raise fail(f"model.{name}.revision is set but model.{name}.pretrained is null", where,

@@ -7,12 +7,18 @@ with it; a random-init text tower gets a WordPiece tokenizer trained on the trai
 `resolve_sources` checks every tower without downloading (for `--check`); `load_pretrained` loads them
 before any data work, so a missing tower costs seconds, not a data pass. This module imports torch
 only inside its functions, so `focus-train --check` stays quick.
+
+`model.init` names a whole pretrained dual encoder instead (a `CLIPModel`, `SiglipModel`, … or a
+focus-train checkpoint fine-tuned from one), loaded the same way: both towers' sources are it, and
+`with_init_processor` lays its image processor (size, resize, mean/std) and text length over the
+config before any data is read, so training and evaluation see images and text as it was trained on.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from focusclip.core.errors import fail
 from focusclip.core.hub import RANDOM, Source, load, resolve
 from focusclip.training.config import FocusConfig
 
@@ -26,6 +32,10 @@ def _null_fix(prefix: str) -> str:
 def resolve_sources(cfg: FocusConfig) -> dict[str, Source]:
     """{"vision": Source, "text": Source}: where each tower's initial weights come from; raises the
     one-line error of the first tower that cannot be loaded."""
+    if cfg.model.init:
+        src = resolve(cfg.model.init, cfg.model.init_revision, what="dual encoder", key="model.init",
+                      null_fix="--set model.init=null to build the model from two towers")
+        return {"vision": src, "text": src}
     out = {}
     for name, (what, prefix) in TOWERS.items():
         tower = getattr(cfg.model, name)
@@ -41,6 +51,8 @@ class Pretrained:
     vit: Any = None
     text: Any = None
     tokenizer: Any = None
+    dual: Any = None            # model.init: the dual encoder (CLIPModel, SiglipModel, …)
+    processor: Optional[dict] = None   # model.init: its image processor's to_dict()
     notes: dict = field(default_factory=dict)
 
 
@@ -51,6 +63,8 @@ def load_pretrained(cfg: FocusConfig, sources: Optional[dict[str, Source]] = Non
     import focusclip.training.vit  # noqa: F401  (registers model_type focusclip_vit with AutoModel)
 
     sources = sources or resolve_sources(cfg)
+    if cfg.model.init:
+        return _load_init(cfg, sources)
     pre = Pretrained(sources)
     v, t = sources["vision"], sources["text"]
     if v.kind != "random":
@@ -67,6 +81,73 @@ def load_pretrained(cfg: FocusConfig, sources: Optional[dict[str, Source]] = Non
         pre.tokenizer = load(t, AutoTokenizer.from_pretrained, what=f"{what}'s tokenizer",
                              key=f"{prefix}.pretrained", null_fix=_null_fix(prefix))
     return pre
+
+
+def _load_init(cfg: FocusConfig, sources: dict[str, Source]) -> Pretrained:
+    """model.init: the dual encoder, its tokenizer and its image processor. A focus-train checkpoint
+    fine-tuned from one gives the dual encoder it holds."""
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    import focusclip.training.model  # noqa: F401  (registers model_type focusclip with AutoModel)
+
+    src = sources["vision"]
+    kw = dict(what="dual encoder", key="model.init", null_fix="--set model.init=null to build the model from two towers")
+    model = load(src, AutoModel.from_pretrained, **kw)
+    if getattr(model.config, "model_type", "") == "focusclip":
+        if not model.config.base:
+            raise fail("model.init is a focus-train checkpoint built from two towers, not from a dual encoder",
+                       cfg.model.init, "continue it with --resume, or name a CLIP/SigLIP (or a checkpoint fine-tuned from one)")
+        processor = dict(model.config.base_processor or {})
+        model = model.dual
+    else:
+        if not (callable(getattr(model, "get_image_features", None)) and callable(getattr(model, "get_text_features", None))):
+            raise fail(f"{type(model).__name__} has no get_image_features/get_text_features: not a dual encoder",
+                       "model.init", "name a CLIPModel, SiglipModel, … hub id or folder")
+        processor = load(src, AutoImageProcessor.from_pretrained, **{**kw, "what": "dual encoder's image processor"}).to_dict()
+    tokenizer = load(src, AutoTokenizer.from_pretrained, **{**kw, "what": "dual encoder's tokenizer"})
+    return Pretrained(sources, tokenizer=tokenizer, dual=model, processor=processor)
+
+
+def processor_geometry(processor: dict) -> tuple[int, str]:
+    """(S, data.resize) of a transformers image processor's dict: a centre crop after resizing the
+    shorter side (CLIP) is `crop`, a resize to S×S (SigLIP) is `squash`."""
+    crop = bool(processor.get("do_center_crop"))
+    size = (processor.get("crop_size") if crop else processor.get("size")) or {}
+    side = size.get("height") or size.get("shortest_edge") or size.get("width")
+    assert side, f"an image processor without a size: {processor}"
+    return int(side), "crop" if crop else "squash"
+
+
+def init_config(cfg: FocusConfig, pre: Optional[Pretrained], saved_model=None) -> FocusConfig:
+    """`with_init_processor` with the processor of the model.init just loaded (`pre`), or on resume
+    the one the checkpoint's model keeps (`saved_model.config.base_processor`)."""
+    if pre is not None and pre.dual is not None:
+        return with_init_processor(cfg, pre.processor, pre.dual.config.to_dict())
+    config = getattr(saved_model, "config", None)
+    if config is not None and getattr(config, "base", None):
+        return with_init_processor(cfg, config.base_processor, config.base)
+    return cfg
+
+
+def with_init_processor(cfg: FocusConfig, processor: Optional[dict], base: Optional[dict]) -> FocusConfig:
+    """`cfg` with the model.init's image processor and text length laid over it: train.image_size,
+    data.resize, model.vision.image_mean/std, and for SigLIP text padded to its full length (it pools the
+    last position). Unchanged without model.init (`processor` None)."""
+    import dataclasses
+
+    if not processor:
+        return cfg
+    side, resize = processor_geometry(processor)
+    vision = dataclasses.replace(cfg.model.vision, image_mean=tuple(float(x) for x in processor["image_mean"]),
+                                 image_std=tuple(float(x) for x in processor["image_std"]))
+    text = (base or {}).get("text_config") or {}
+    max_len = min(cfg.data.max_text_length, int(text.get("max_position_embeddings", cfg.data.max_text_length)))
+    siglip = "siglip" in str((base or {}).get("model_type", ""))
+    data = dataclasses.replace(cfg.data, resize=resize, max_text_length=max_len,
+                               padding="max_length" if siglip else cfg.data.padding,
+                               random_crop=cfg.data.random_crop and resize == "crop")
+    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, vision=vision),
+                               train=dataclasses.replace(cfg.train, image_size=side))
 
 
 def build_tokenizer(cfg: FocusConfig, pre: Optional[Pretrained], texts: Iterable[str]):
@@ -117,9 +198,16 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
     caller) for the others, the projections and alpha always fresh."""
     from focusclip.training.model import FocusCLIPModel
 
+    m = cfg.model
+    if pre is not None and pre.dual is not None:
+        text_len = int(pre.dual.config.text_config.max_position_embeddings)
+        return FocusCLIPModel.from_dual(pre.dual, pre.processor, name=m.name, triple=m.triple, alpha_init=m.alpha_init,
+                                        alpha_trainable=m.alpha_trainable, image_size=cfg.train.image_size,
+                                        image_mean=m.vision.image_mean, image_std=m.vision.image_std,
+                                        max_text_length=min(cfg.data.max_text_length, text_len))
     vit = pre.vit if pre is not None and pre.vit is not None else _random_vit(cfg)
     text = pre.text if pre is not None and pre.text is not None else _random_text(cfg, tokenizer)
-    m, v = cfg.model, cfg.model.vision
+    v = cfg.model.vision
     max_len = min(cfg.data.max_text_length, int(text.config.max_position_embeddings))
     return FocusCLIPModel.from_towers(vit, text, name=m.name, embed_dim=m.embed_dim, triple=m.triple,
                                       shared_encoder=m.shared_encoder, alpha_init=m.alpha_init,

@@ -7,6 +7,10 @@ weights, the tokenizer and the training data came from; the model card is writte
 `training_step`. The NT-Xent temperature is `contrastive_temperature` (`temperature` is a generation
 parameter to transformers, refused in a model config); the old key is read into it.
 `temperature_per_pair` (new, false in older folders) gives each loss pair its own learnt τ.
+`base` (new, null in older folders) is the config dict of a pretrained dual encoder (`CLIPModel`,
+`SiglipModel`, … with its `model_type`) the model holds whole instead of two towers (`model.init`,
+training/model.py); `base_processor` is that model's image processor (`to_dict()`), kept so an
+export as the base class (`focus-train export --as-base`) writes it back unchanged.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ class FocusCLIPConfig(PretrainedConfig):
                  contrastive_temperature: float = 0.5, learn_temperature: bool = False, vision: Optional[dict] = None,
                  text: Optional[dict] = None, provenance: Optional[dict] = None,
                  training_step: Optional[int] = None, alpha_trainable: bool = True,
-                 temperature_per_pair: bool = False, **kwargs):
+                 temperature_per_pair: bool = False, base: Optional[dict] = None,
+                 base_processor: Optional[dict] = None, **kwargs):
         self.name = name
         self.embed_dim = int(embed_dim)
         self.triple = bool(triple)
@@ -50,6 +55,8 @@ class FocusCLIPConfig(PretrainedConfig):
         self.text = dict(text or {"model_type": "bert"})           # the text encoder's config dict
         self.provenance = dict(provenance or {})
         self.training_step = training_step
+        self.base = dict(base) if base else None                   # e.g. CLIPConfig.to_dict()
+        self.base_processor = dict(base_processor) if base_processor else None
         super().__init__(**kwargs)
 
     def to_focus_dict(self) -> dict:

@@ -18,6 +18,15 @@ inference the model is plain CLIP: `encode_image` / `encode_text` (unit norm), o
 `push_to_hub`); importing this module registers it (and, through focusclip.training.vit, the
 convolutional-stem tower `focusclip_vit`) with `AutoConfig`/`AutoModel`, as a model's own module does.
 The state-dict keys are those of the checkpoints written before it existed, so those load unchanged.
+
+Fine-tuning a pretrained dual encoder (`model.init`: a `CLIPModel`, `SiglipModel`, … with
+`get_image_features` / `get_text_features`) is the same class holding that model whole as `self.dual`
+(`config.base` is its config dict) instead of two towers: one model class, so checkpoints, resume,
+evaluation, the card and push take it unchanged. Its projections, its logit scale (τ = 1 / exp(logit
+scale), floored at MIN_TEMPERATURE as CLIP clamps the scale at 100) and SigLIP's logit bias are the
+pretrained ones and keep learning; the masked view goes through its image tower (shared). SigLIP
+text is encoded without the attention mask (it pools the last position of text padded to its full
+length, as it was trained and as transformers' zero-shot pipeline calls it).
 """
 from __future__ import annotations
 
@@ -44,6 +53,7 @@ class FocusOutput(NamedTuple):
     masked: Optional[torch.Tensor]
     alpha: Optional[torch.Tensor]
     temperature: torch.Tensor   # [] one τ for every pair, or [P] one per pair (training/loss.py PAIRS order)
+    bias: Optional[torch.Tensor] = None   # [] SigLIP's logit bias (`loss.kind: siglip`), None otherwise
 
 
 class VisionTower(nn.Module):
@@ -101,6 +111,17 @@ def vision_model_from_config(d: dict) -> nn.Module:
     return ViTModel(ViTConfig.from_dict(d), add_pooling_layer=False)
 
 
+def dual_from_config(d: dict) -> nn.Module:
+    """A dual encoder (CLIPModel, SiglipModel, …) from its config dict (with `model_type`), random init."""
+    d = dict(d)
+    return AutoModel.from_config(AutoConfig.for_model(d.pop("model_type"), **d))
+
+
+def _features(out) -> torch.Tensor:
+    """transformers ≥5 returns an output whose `pooler_output` is the projected embedding; 4.x the tensor."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
 def text_model_from_config(d: dict) -> nn.Module:
     """A BERT-family encoder (any `model_type` AutoModel knows) from its config dict, no pooler."""
     d = dict(d)
@@ -120,8 +141,17 @@ class FocusCLIPModel(PreTrainedModel):
     main_input_name = "pixel_values"
 
     def __init__(self, config: FocusCLIPConfig, vision_model: Optional[nn.Module] = None,
-                 text_model: Optional[nn.Module] = None):
+                 text_model: Optional[nn.Module] = None, dual_model: Optional[nn.Module] = None):
         super().__init__(config)
+        if config.base:
+            self.dual = dual_model if dual_model is not None else dual_from_config(config.base)
+            self._siglip_text = "siglip" in str(config.base.get("model_type", ""))
+            if config.triple and config.alpha_trainable:
+                self.alpha_logit = nn.Parameter(torch.tensor(_logit(config.alpha_init)))
+            elif config.triple:
+                self.register_buffer("alpha_fixed", torch.tensor(float(config.alpha_init)))
+            self.post_init()
+            return
         vision_model = vision_model if vision_model is not None else vision_model_from_config(config.vision)
         text_model = text_model if text_model is not None else text_model_from_config(config.text)
         self.vision = VisionTower(vision_model, config.embed_dim, config.image_size)
@@ -142,6 +172,16 @@ class FocusCLIPModel(PreTrainedModel):
         self.post_init()
 
     @classmethod
+    def from_dual(cls, dual: nn.Module, processor: Optional[dict] = None, **options) -> "FocusCLIPModel":
+        """Wrap a loaded dual encoder (CLIPModel, SiglipModel, …); `processor` its image processor's
+        `to_dict()`; `options` are FocusCLIPConfig fields (name, triple, alpha_init, image_size, …)."""
+        base = dual.config.to_dict()
+        embed_dim = getattr(dual.config, "projection_dim", None) or dual.config.text_config.hidden_size
+        config = FocusCLIPConfig(base=base, base_processor=processor, embed_dim=embed_dim,
+                                 learn_temperature=True, **options)
+        return cls(config, dual_model=dual)
+
+    @classmethod
     def from_towers(cls, vit: nn.Module, text_encoder: nn.Module, **options) -> "FocusCLIPModel":
         """Wrap built towers; `options` are FocusCLIPConfig fields (name, embed_dim, triple, …)."""
         config = FocusCLIPConfig(vision=vit.config.to_dict(), text=text_encoder.config.to_dict(), **options)
@@ -151,6 +191,11 @@ class FocusCLIPModel(PreTrainedModel):
         """Only what this class adds: the towers initialise themselves (or were loaded), and the
         projections keep torch's default init from their construction, as before this class existed."""
         if module is self:
+            if self.config.base:   # the dual encoder was loaded (or initialises itself)
+                if self.config.triple and self.config.alpha_trainable:
+                    with torch.no_grad():
+                        self.alpha_logit.fill_(_logit(self.config.alpha_init))
+                return
             with torch.no_grad():
                 if self.config.triple and self.config.alpha_trainable:
                     self.alpha_logit.fill_(_logit(self.config.alpha_init))
@@ -158,16 +203,21 @@ class FocusCLIPModel(PreTrainedModel):
 
     # -- inference API (plain CLIP) --------------------------------------------------------------
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:   # [B, 3, S, S] → [B, D]
+        if self.config.base:
+            return _features(self.dual.get_image_features(pixel_values=pixel_values))
         return self.vision(pixel_values)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.text(input_ids, attention_mask)                             # [B, T] → [B, D]
+        if self.config.base:                                                    # [B, T] → [B, D]
+            mask = None if self._siglip_text else attention_mask
+            return _features(self.dual.get_text_features(input_ids=input_ids, attention_mask=mask))
+        return self.text(input_ids, attention_mask)
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:              # [B, 3, S, S] → [B, D], unit norm
-        return F.normalize(self.vision(pixels), dim=-1)
+        return F.normalize(self.get_image_features(pixels), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text(input_ids, attention_mask), dim=-1)      # [B, T] → [B, D], unit norm
+        return F.normalize(self.get_text_features(input_ids, attention_mask), dim=-1)   # [B, T] → [B, D], unit norm
 
     # -- training ------------------------------------------------------------------------------
     @property
@@ -193,18 +243,24 @@ class FocusCLIPModel(PreTrainedModel):
         masked = None
         if self.config.triple:
             assert heatmaps is not None, "FocusCLIP (triple) needs heatmaps [B, S, S]"
-            if self.config.shared_encoder:   # running statistics from the clean pass only (training/vit.py)
+            if self.config.base:
+                masked = self.get_image_features(self.mask_pixels(pixels, heatmaps))
+            elif self.config.shared_encoder:   # running statistics from the clean pass only (training/vit.py)
                 with batch_statistics_frozen(self.vision):
                     masked = self.vision(self.mask_pixels(pixels, heatmaps))
             else:
                 masked = self.masked_vision(self.mask_pixels(pixels, heatmaps))
             masked = F.normalize(masked, dim=-1)
-        return FocusOutput(image, text, masked, self.alpha, self.temperatures)
+        bias = getattr(self.dual, "logit_bias", None) if self.config.base else None
+        return FocusOutput(image, text, masked, self.alpha, self.temperatures,
+                           None if bias is None else bias.reshape(()))
 
     @property
     def temperatures(self) -> torch.Tensor:
         """τ of the loss, [] or [P] one per pair (`config.temperature_per_pair`, PAIRS order): fixed,
-        or learnt in log space and floored at MIN_TEMPERATURE."""
+        or learnt in log space and floored at MIN_TEMPERATURE; a dual encoder's 1 / exp(logit scale)."""
+        if self.config.base:
+            return (-self.dual.logit_scale.reshape(())).exp().clamp(min=MIN_TEMPERATURE)
         t = self.log_temperature.exp()
         return t.clamp(min=MIN_TEMPERATURE) if self.config.learn_temperature else t
 

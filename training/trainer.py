@@ -29,7 +29,8 @@ from focusclip.training.config import FocusConfig, check_config, to_dict, to_yam
 from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, RunBatchSampler, SampleSpec,
                                      count_skips, make_loader, select_items, training_texts)
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
-from focusclip.training.factory import Pretrained, build_tokenizer, load_pretrained, resolve_sources
+from focusclip.training.factory import Pretrained, build_tokenizer, init_config, load_pretrained, resolve_sources
+from focusclip.training.finetune import apply_locks
 from focusclip.training.loggers import MetricLog
 from focusclip.training.loss import PAIRS, FocusLoss
 from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, seed_step, set_rng_state
@@ -193,6 +194,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
         print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
               file=sys.stderr)
     pre = _pretrained(cfg, d, sources) if saved is None else None    # before any data work or write
+    cfg = init_config(cfg, pre, saved.model if saved else None)   # model.init: its processor, text length
     run_dir = _prepare_dir(cfg, d, resume, force)
     report = Report("train", to_dict(cfg))
     seed_all(cfg.train.seed + d.rank)
@@ -222,6 +224,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
         raise fail(f"{len(train_set)} training images make no full batch of {t.batch_size}", cfg.data.dataset,
                    "lower train.batch_size or add data")
     total = t.epochs * steps_per_epoch if t.max_steps is None else min(t.max_steps, t.epochs * steps_per_epoch)
+    report.extra["frozen_parameters"] = apply_locks(model, cfg.model)   # model.lock_image / lock_text
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)
