@@ -231,23 +231,30 @@ class TransformersBackend:
         self.model, self.params = model, params
         self.source = resolve(model, revision, **MODEL)
 
-    def _load(self):
+    def _load(self, vision: bool = False):
+        """(tokenizer, model, device, processor): a causal LM, or for prompts that show the photo an
+        image-text-to-text model with its processor (None for a causal LM)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
         device = self.params.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        tok = load(self.source, AutoTokenizer.from_pretrained, **MODEL)
-        if not getattr(tok, "chat_template", None):
+        processor = load(self.source, AutoProcessor.from_pretrained, **MODEL) if vision else None
+        tok = processor.tokenizer if vision else load(self.source, AutoTokenizer.from_pretrained, **MODEL)
+        if vision and not getattr(processor, "chat_template", None):
+            raise fail("the processor has no chat template", self.model,
+                       "use an instruction-tuned vision-language model (its processor's chat_template)")
+        if not vision and not getattr(tok, "chat_template", None):
             raise fail("the tokenizer has no chat template", self.model,
                        "use an instruction-tuned model or set tokenizer.chat_template")
         tok.padding_side = "left"  # decoder-only batches pad on the left so answers start together
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         # dtype "auto": the dtype in the model's config (bf16 for most current LLMs), not fp32
-        model = load(self.source, AutoModelForCausalLM.from_pretrained, dtype="auto", **MODEL).to(device).eval()
-        return tok, model, device
+        auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        model = load(self.source, auto.from_pretrained, dtype="auto", **MODEL).to(device).eval()
+        return tok, model, device, processor
 
     def prepare(self) -> None:
         """The model loads in `run`."""
@@ -255,19 +262,32 @@ class TransformersBackend:
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return
-        tok, model, device = self._load()
+        tok, model, device, processor = self._load(vision=any(j.prompt.picture is not None for j in jobs))
         sampling = transformers_sampling(model.generation_config, self.params)
         stop = stop_token_ids(model.generation_config, tok)
         for batch in _chunks(list(jobs), self.params.concurrency):
-            for job, result in zip(batch, self._generate(tok, model, device, batch, sampling, stop)):
+            for job, result in zip(batch, self._generate(tok, model, device, batch, sampling, stop, processor)):
                 emit(job, *result)
 
-    def _generate(self, tok, model, device, batch: Sequence[Job], sampling: dict, stop: list[int]) -> list[tuple]:
+    def _encode(self, tok, batch: Sequence[Job], processor):
+        """The batch's chat-template texts, tokenized; with a processor, the pictures go in as PIL images
+        where each prompt's image part was (the processor expands its image token)."""
+        if processor is None:
+            texts = [tok.apply_chat_template(j.prompt.messages, tokenize=False, add_generation_prompt=True,
+                                             **thinking_kwargs(self.params)) for j in batch]
+            return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        convs = [[{"role": "system", "content": [{"type": "text", "text": j.prompt.system}]},
+                  {"role": "user", "content": j.prompt.user_content({"type": "image"})}] for j in batch]
+        texts = [processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True,
+                                               **thinking_kwargs(self.params)) for c in convs]
+        return processor(text=texts, images=[j.prompt.picture.pil() for j in batch], return_tensors="pt",
+                         padding=True, add_special_tokens=False)
+
+    def _generate(self, tok, model, device, batch: Sequence[Job], sampling: dict, stop: list[int],
+                  processor=None) -> list[tuple]:
         import torch
 
-        texts = [tok.apply_chat_template(j.prompt.messages, tokenize=False, add_generation_prompt=True,
-                                         **thinking_kwargs(self.params)) for j in batch]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = self._encode(tok, batch, processor).to(device)
         p = self.params
         # Greedy over scores that sampling_processors have turned into one sample per row: each image is
         # sampled from its own generator, so its text does not depend on the batch. The model's other
@@ -279,8 +299,14 @@ class TransformersBackend:
                                  temperature=None, top_p=None, top_k=None, min_p=None, logits_processor=processors,
                                  pad_token_id=tok.pad_token_id, eos_token_id=stop)
         new = out[:, enc["input_ids"].shape[1]:]  # (B, generated) — the prompt is cut off
-        return [_result(tok, row, int(mask.sum()), p.max_tokens, set(stop), sampling)
-                for row, mask in zip(new.tolist(), enc["attention_mask"])]
+        results = [_result(tok, row, int(mask.sum()), p.max_tokens, set(stop), sampling)
+                   for row, mask in zip(new.tolist(), enc["attention_mask"])]
+        image_token = getattr(model.config, "image_token_id", None) if processor is not None else None
+        if image_token is not None:   # the picture's cost, as the processor expanded it
+            for (answer, _), row in zip(results, enc["input_ids"]):
+                if answer is not None:
+                    answer.usage["image_tokens"] = int((row == image_token).sum())
+        return results
 
 
 def _result(tok, row: list[int], prompt_tokens: int, max_tokens: int, stop: set[int], sampling: dict) -> tuple:
