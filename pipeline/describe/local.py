@@ -231,20 +231,27 @@ class TransformersBackend:
         self.model, self.params = model, params
         self.source = resolve(model, revision, **MODEL)
 
-    def _load(self, vision: bool = False):
-        """(tokenizer, model, device, processor): a causal LM, or for prompts that show the photo an
-        image-text-to-text model with its processor (None for a causal LM)."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+    def _processor(self):
+        """The processor of an image-text-to-text model (for prompts that show the photo)."""
+        from transformers import AutoProcessor
 
+        processor = load(self.source, AutoProcessor.from_pretrained, **MODEL)
+        if not getattr(processor, "chat_template", None) or not hasattr(processor, "tokenizer"):
+            raise fail("the model has no processor with a chat template", self.model,
+                       "use an instruction-tuned vision-language model (its processor's chat_template)")
+        return processor
+
+    def _load(self, processor=None):
+        """(tokenizer, model, device): a causal LM, or with `processor` an image-text-to-text model and
+        the processor's tokenizer."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+        vision = processor is not None
         device = self.params.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        processor = load(self.source, AutoProcessor.from_pretrained, **MODEL) if vision else None
         tok = processor.tokenizer if vision else load(self.source, AutoTokenizer.from_pretrained, **MODEL)
-        if vision and not getattr(processor, "chat_template", None):
-            raise fail("the processor has no chat template", self.model,
-                       "use an instruction-tuned vision-language model (its processor's chat_template)")
         if not vision and not getattr(tok, "chat_template", None):
             raise fail("the tokenizer has no chat template", self.model,
                        "use an instruction-tuned model or set tokenizer.chat_template")
@@ -254,7 +261,7 @@ class TransformersBackend:
         # dtype "auto": the dtype in the model's config (bf16 for most current LLMs), not fp32
         auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
         model = load(self.source, auto.from_pretrained, dtype="auto", **MODEL).to(device).eval()
-        return tok, model, device, processor
+        return tok, model, device
 
     def prepare(self) -> None:
         """The model loads in `run`."""
@@ -262,7 +269,8 @@ class TransformersBackend:
     def run(self, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return
-        tok, model, device, processor = self._load(vision=any(j.prompt.picture is not None for j in jobs))
+        processor = self._processor() if any(j.prompt.picture is not None for j in jobs) else None
+        tok, model, device = self._load(processor)
         sampling = transformers_sampling(model.generation_config, self.params)
         stop = stop_token_ids(model.generation_config, tok)
         for batch in _chunks(list(jobs), self.params.concurrency):
