@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from typing import Sequence
 
@@ -36,6 +37,10 @@ _PLACEHOLDER_KEY = "EMPTY"  # local servers (vllm serve, Ollama) accept any key
 _REASONING = re.compile(r"^(?:[\w.-]+/)?(?:o\d+|gpt-5)(?:[-.][\w.-]*)?$", re.IGNORECASE)
 _POLL_S = 1.0  # how often a server that is not up yet is asked again
 _STARTING = (502, 503, 504)  # a proxy or server still waiting for the model: ask again
+# OpenAI's own API is up or the network is down: no model loading to wait for, so --server-wait's
+# default (minutes, for a `vllm serve` still loading) shrinks to this unless the user chose a wait
+PUBLIC_WAIT_S = 30.0
+DEFAULT_WAIT_S = GenParams.__dataclass_fields__["server_wait_s"].default
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -118,7 +123,7 @@ class OpenAIBackend:
         `server_wait_s` have passed (a user error then); None when it answers without a list."""
         import openai
 
-        wait, t0, bar, last = self.params.server_wait_s, time.monotonic(), None, ""
+        wait, t0, bar, last = self.server_wait_s(), time.monotonic(), None, ""
         try:
             while True:
                 try:
@@ -137,7 +142,9 @@ class OpenAIBackend:
                 waited = time.monotonic() - t0
                 if waited >= wait:
                     raise self._no_server(wait, last)
-                if bar is None:
+                if bar is None:   # what is awaited and how to skip it, before the bar (which may be hidden)
+                    print(f"waiting up to {wait:.0f} s for the server at {self._where()}/models (asked every "
+                          f"second; --server-wait S changes the wait, --server-wait 0 asks once)", file=sys.stderr)
                     bar = progress(total=math.ceil(wait), desc=f"waiting for the server at {self._where()}",
                                    unit="s", leave=False)
                 await asyncio.sleep(min(_POLL_S, wait - waited))
@@ -146,10 +153,23 @@ class OpenAIBackend:
             if bar is not None:
                 bar.close()
 
+    def server_wait_s(self) -> float:
+        """--server-wait, or PUBLIC_WAIT_S for OpenAI's own API when the user left the default."""
+        url = self.base_url or os.environ.get("OPENAI_BASE_URL") or ""
+        public = not url or "//api.openai.com" in url
+        return PUBLIC_WAIT_S if public and self.params.server_wait_s == DEFAULT_WAIT_S else self.params.server_wait_s
+
     def _no_server(self, waited: float, last: str) -> FocusError:
-        return fail(f"no server answered at {self._where()}/models in {waited:.0f} s ({last})", "--base-url",
-                    "start the server first and check --base-url; `vllm serve` answers once the model is "
-                    "loaded (a gated model needs HF_TOKEN, see its log); wait longer with --server-wait")
+        """Blames only what the user set: --base-url, else OPENAI_BASE_URL (the SDK reads it), else the network."""
+        what = f"no server answered at {self._where()}/models in {waited:.0f} s ({last})"
+        loading = ("`vllm serve` answers once the model is loaded (a gated model needs HF_TOKEN, see its log); "
+                   "wait longer with --server-wait")
+        if self.base_url:
+            return fail(what, "--base-url", f"start the server first and check --base-url; {loading}")
+        if os.environ.get("OPENAI_BASE_URL"):
+            return fail(what, "OPENAI_BASE_URL", f"start the server first and check OPENAI_BASE_URL; {loading}")
+        return fail(what, None, "OpenAI's API did not answer: check this machine's network (HTTPS_PROXY behind "
+                    "a proxy); wait longer with --server-wait")
 
     def _refused(self, e) -> FocusError:
         return fail(f"the server refused the API key (HTTP {e.status_code})", self._where(), "check OPENAI_API_KEY")
@@ -285,7 +305,7 @@ class OpenAIBackend:
         return Answer(text, finish, tokens, max_tokens, reasoning=reasoning if isinstance(reasoning, str) else None)
 
     def _where(self) -> str:
-        return self.base_url or "api.openai.com"
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
 
 
 __all__ = ["OpenAIBackend", "GiveUp", "Retry", "retry_after_seconds", "is_reasoning_model", "FocusError"]
