@@ -28,9 +28,9 @@ HELP = ("Train FocusCLIP or the CLIP baseline from a YAML config (configs/*.yaml
         "focus-train pretrain-vision / pretrain-text TOWERS.yaml (the pretrained tiny towers); "
         "each takes --help.")
 app = typer.Typer(pretty_exceptions_enable=False, help=HELP)
-tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's tools: prepare, push, export, "
+tools = typer.Typer(pretty_exceptions_enable=False, help="focus-train's tools: prepare, push, export, wise, "
                     "pretrain-vision, pretrain-text.")
-TOOLS = ("prepare", "push", "export", "pretrain-vision", "pretrain-text")
+TOOLS = ("prepare", "push", "export", "wise", "pretrain-vision", "pretrain-text")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Training config YAML (configs/focusclip.yaml, …).")]
 ResumeOpt = Annotated[Optional[str], typer.Option(
@@ -118,11 +118,32 @@ def push_command(checkpoint: CheckpointArg,
 def export_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint folder, run dir or hub id.")],
                    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")],
                    results: ResultsOpt = None,
-                   force: Annotated[bool, typer.Option("--force", metavar="", help="Replace a non-empty -o.")] = False) -> None:
+                   force: Annotated[bool, typer.Option("--force", metavar="", help="Replace a non-empty -o.")] = False,
+                   as_base: Annotated[bool, typer.Option("--as-base", metavar="", help=(
+                       "A checkpoint fine-tuned from a dual encoder (model.init): write it as the base model's own "
+                       "class (CLIPModel, SiglipModel, …) with its tokenizer and image processor."))] = False) -> None:
     from focusclip.training.publish import export_towers
 
+    if as_base:
+        from focusclip.training.base_model import export_as_base
+
+        report = export_as_base(checkpoint, output, force=force)
+        typer.echo(f"wrote {output} ({report.extra['class']} with its tokenizer and image processor)")
+        return
     report = export_towers(checkpoint, output, results=results, force=force)
     typer.echo(f"wrote {report.extra['vision']} ({report.extra['vision_class']}) and {report.extra['text']} (text encoder + tokenizer)")
+
+
+@tools.command("wise", help="WiSE-FT: a checkpoint whose dual encoder is (1 − A)·base + A·fine-tuned, the base "
+                            "being the model.init the checkpoint was fine-tuned from.")
+def wise_command(checkpoint: Annotated[str, typer.Argument(help="A checkpoint folder or run dir fine-tuned with model.init.")],
+                 alpha: Annotated[float, typer.Option("--alpha", help="0 = the base model, 1 = the fine-tuned one.")],
+                 output: Annotated[Path, typer.Option("-o", "--output", help="Checkpoint folder to write.")],
+                 force: Annotated[bool, typer.Option("--force", metavar="", help="Replace a non-empty -o.")] = False) -> None:
+    from focusclip.training.base_model import wise_ft
+
+    wise_ft(checkpoint, alpha, output, force=force)
+    typer.echo(f"wrote {output} (WiSE-FT, alpha {alpha:g})")
 
 
 TowersArg = Annotated[Path, typer.Argument(help="Pretraining config YAML (configs/mini-towers.yaml).")]

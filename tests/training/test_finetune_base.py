@@ -1,0 +1,153 @@
+"""Fine-tuning a pretrained dual encoder (`model.init`): a tiny CLIPModel served by a loopback hub is
+downloaded by the console script and trained with all three views at lr 0 (its exported base-class
+folder equals the served weights); tiny CLIP and SigLIP folders trained for real (the loss falls, locked
+towers stay bit-identical, the export loads in its own class and in the zero-shot pipeline with
+focus-eval's scores); WiSE-FT at 0, 1 and 0.5."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import REPO, console_script
+from tests.hub_server import HubServer
+from tests.training.fixtures import make_world, tiny_overrides
+
+CONFIG = "configs/tiny-focusclip.yaml"
+TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+
+
+def _save_base(folder: Path, kind: str, texts: list[str]) -> Path:
+    """A random tiny CLIPModel or SiglipModel with a WordPiece tokenizer of the descriptions and its processor."""
+    from transformers import (CLIPConfig, CLIPImageProcessorPil, CLIPModel, SiglipConfig, SiglipImageProcessorPil,
+                              SiglipModel)
+
+    from focusclip.training.text import train_wordpiece
+
+    tok = train_wordpiece(texts, 300)
+    tok.save_pretrained(folder)
+    text = dict(vocab_size=len(tok), max_position_embeddings=64, pad_token_id=tok.pad_token_id, **TOWER)
+    vision = dict(image_size=32, patch_size=8, **TOWER)
+    torch.manual_seed(0)
+    if kind == "clip":
+        text.update(eos_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id)   # pooled at [SEP]
+        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+        CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    else:
+        SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(folder)
+        SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    world = make_world(root / "world", n_train=16, n_val=0)
+    texts = [json.loads(x)["description"] for x in (world["descriptions"] / "template.jsonl").read_text().splitlines()]
+    return {"world": world, "clip": _save_base(root / "clip", "clip", texts),
+            "siglip": _save_base(root / "siglip", "siglip", texts), "root": root}
+
+
+def _run(world, out: Path, init: str, **sets):
+    from focusclip.training.config import load_config
+    from focusclip.training.trainer import run_train
+
+    torch.set_num_threads(1)
+    cfg = load_config(REPO / CONFIG, tiny_overrides(world, out, **{
+        "train.max_steps": 6, "train.batch_size": 8, "train.checkpoint_every": 0, "model.init": init, **sets}))
+    return run_train(cfg)
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+
+
+def test_hub_init_at_lr_0_exports_the_served_model(world, tmp_path):
+    from transformers import CLIPModel
+
+    server = HubServer()
+    server.serve("org/tiny-clip", world["clip"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "HUGGINGFACE_"))}
+    with server:
+        env.update(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1")
+        args = tiny_overrides(world["world"], tmp_path / "run", **{
+            "train.max_steps": 2, "train.batch_size": 8, "train.checkpoint_every": 0, "optim.lr": 0.0,
+            "model.init": "org/tiny-clip", "loss.kind": "clip"})
+        done = subprocess.run([console_script("focus-train"), CONFIG, *[x for s in args for x in ("--set", s)]],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "vision tower: hub org/tiny-clip@main" in done.stderr
+        assert any(r.path.endswith(".safetensors") for r in server.requests if r.method == "GET")
+    out = tmp_path / "export"
+    done = subprocess.run([console_script("focus-train"), "export", str(tmp_path / "run"), "-o", str(out), "--as-base"],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    served, exported = CLIPModel.from_pretrained(world["clip"]), CLIPModel.from_pretrained(out)
+    for k, v in served.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    # the run used the base's processor geometry (CLIP: shorter side, centre crop) and text length
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "resize: crop" in config and "image_size: 32" in config and "max_text_length: 64" in config
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_fine_tune_locks_export_and_pipeline(world, tmp_path, kind):
+    from transformers import AutoModel, pipeline
+
+    from focusclip.eval.dual_encoder import load_dual_encoder
+    from focusclip.training import load_checkpoint
+
+    run = tmp_path / "run"
+    report = _run(world["world"], run, str(world[kind]), **{
+        "loss.kind": kind, "optim.lr": 3e-3, "optim.warmup_steps": 0, "model.lock_text": True})
+    losses = _losses(run)
+    assert len(losses) == 6 and min(losses[-2:]) < losses[0], losses
+    assert report.extra["frozen_parameters"]["text"] > 0
+    base = AutoModel.from_pretrained(world[kind])
+    tuned = load_checkpoint(run).model.dual
+    for name, p in base.named_parameters():
+        same = torch.equal(tuned.state_dict()[name], p.detach())
+        locked = name.startswith(("text_model.", "text_projection"))
+        assert same == locked, name          # the text tower frozen bit for bit, the rest trained
+    out = tmp_path / "export"
+    from focusclip.training.base_model import export_as_base
+    export_as_base(run, out)
+    exported = type(base).from_pretrained(out)
+    assert type(exported) is type(base)
+    images = [Image.open(world["world"]["images"] / f"{i:09d}.jpg").convert("RGB") for i in (0, 1)]
+    labels = ["a person standing", "a person raising the right arm", "a person sitting"]
+    scored = pipeline("zero-shot-image-classification", model=str(out), device="cpu")(images[0], candidate_labels=labels,
+                                                                                           hypothesis_template="{}")
+    enc = load_dual_encoder(str(out), torch.device("cpu"))
+    img = enc.encode_images(torch.stack([enc.preprocess(images[0])]))
+    cos = (img @ enc.encode_texts(labels).T)[0]
+    order = [labels[i] for i in cos.argsort(descending=True).tolist()]
+    assert [s["label"] for s in scored] == order       # the pipeline ranks as focus-eval scores
+
+
+def test_wise_ft_ends_are_exact_and_middle_is_the_mean(world, tmp_path):
+    from focusclip.training import load_checkpoint
+    from focusclip.training.base_model import wise_ft
+
+    run = tmp_path / "run"
+    _run(world["world"], run, str(world["clip"]), **{"loss.kind": "clip", "optim.lr": 3e-3, "train.max_steps": 2})
+    tuned = load_checkpoint(run).model.dual.state_dict()
+    from transformers import CLIPModel
+    base = CLIPModel.from_pretrained(world["clip"]).state_dict()
+    got = {}
+    for a in (0.0, 0.5, 1.0):
+        wise_ft(run, a, tmp_path / f"w{a}")
+        got[a] = load_checkpoint(tmp_path / f"w{a}").model.dual.state_dict()
+    moved = 0
+    for k in base:
+        if not base[k].is_floating_point():
+            continue
+        assert torch.equal(got[0.0][k], base[k]) and torch.equal(got[1.0][k], tuned[k]), k
+        assert torch.equal(got[0.5][k], (base[k] + tuned[k]) / 2), k
+        moved += not torch.equal(base[k], tuned[k])
+    assert moved > 10
