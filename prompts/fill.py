@@ -4,6 +4,7 @@
 picture's settings in its place."""
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,15 @@ def load_templates(prompt_id: str, prompt_file: str | Path | None = None) -> tup
         raise fail(f"prompt '{prompt_id}' not found", str(TEMPLATES_DIR),
                    f"use one of: {', '.join(available_prompts()) or 'none'}")
     return system.read_text(encoding="utf-8"), user.read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=64)
+def shows_picture(prompt_id: str | None) -> bool:
+    """Whether a bundled prompt shows the model the photo (its user template holds `${picture}`);
+    False for an id that is not bundled (a --prompt-file's)."""
+    path = TEMPLATES_DIR / f"{prompt_id}.user.txt"
+    return bool(prompt_id) and "/" not in prompt_id and path.is_file() and \
+        "${picture}" in path.read_text(encoding="utf-8")
 
 
 def person_line(facts: PoseFacts, everyone: list[PoseFacts], mark: str | None = None) -> str:

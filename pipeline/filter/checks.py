@@ -17,7 +17,7 @@ from focusclip.data.geometry import PoseFacts, image_facts
 from focusclip.data.records import Annotation
 from focusclip.data.skeleton import JOINTS
 from focusclip.pipeline.filter.claims import (ARM_LEVELS, ArmClaim, PostureClaim, Ref, arm_claims, people_count_claim,
-                                    posture_claims)
+                                    person_refs, posture_claims)
 from focusclip.pipeline.filter.text_metrics import ngram_repetition, sentences, words
 
 
@@ -85,6 +85,8 @@ class CheckContext:
     annotation: Annotation
     config: FilterConfig = field(default_factory=FilterConfig)
     _facts: list[PoseFacts] | None = None
+    # (describer, prompt_id, normalised text) → the images of one pose given that text (`same_text_groups`)
+    echoes: dict[tuple, set[str]] = field(default_factory=dict)
 
     @property
     def facts(self) -> list[PoseFacts]:
@@ -116,6 +118,28 @@ _REFUSAL = re.compile(
     r"\b(?:an AI|a) language model\b|^\s*(?:sorry|unfortunately)\b|\bI'm an AI\b|"
     r"\bcannot (?:assist|help) with\b|\bunable to (?:provide|assist|help|view|see) (?:a |the |this |with |you)",
     re.I)
+
+
+# A model that did not get, or could not read, the picture: in the first or the third person
+_NO_IMAGE = re.compile(
+    r"\b(?:I|we) (?:can ?not|can't|cannot|am unable to|am not able to|'m unable to|'m not able to|do not|don't) "
+    r"(?:see|view|access|open|load|process|analy[sz]e|look at|make out) (?:the |this |that |any |an )?"
+    r"(?:image|picture|photo(?:graph)?|attachment|visual)s?\b"
+    r"|\b(?:no|without (?:an?|the|any)) (?:image|picture|photo(?:graph)?|visual)s? (?:was |were |is |are |has been )?"
+    r"(?:provided|attached|included|shared|available|given|uploaded)\b"
+    r"|\b(?:the |this )?(?:image|picture|photo(?:graph)?) (?:is|was|appears to be|seems to be) (?:not |un)"
+    r"(?:available|visible|provided|attached|loaded|readable|clear enough to)"
+    r"|\b(?:image|picture|photo(?:graph)?) (?:could|did) not (?:be )?(?:load|loaded|open|opened|display|displayed)\b"
+    r"|\b(?:based|relying) (?:only |solely )?on the (?:provided |given )?(?:facts|description|information|text) "
+    r"(?:alone|only|since|as)\b",
+    re.I)
+
+
+def check_no_image(record: dict, ctx: CheckContext) -> str | None:
+    """Refusals peculiar to images: "I can't see the image", "no image was provided", "the image is not
+    available" (run before `refusal`, so the reason says the model did not see the picture)."""
+    m = _NO_IMAGE.search(_text(record))
+    return f"did not see the image: {m.group(0).strip()!r}" if m else None
 
 
 def check_refusal(record: dict, ctx: CheckContext) -> str | None:
@@ -205,6 +229,86 @@ def check_people_count(record: dict, ctx: CheckContext) -> str | None:
     return None
 
 
+# What the default prompts exclude (prompts/templates/*.system.txt): race, ethnicity, skin colour,
+# religion, and who a person is. Colour words count only next to a person noun ("a white shirt" is fine);
+# bare "race" is a sports event, so only "of … race", "racial", "ethnicity" and the like.
+_PERSON = r"(?:man|men|woman|women|person|people|boy|girls?|boys|child|children|kids?|guy|guys|lady|ladies|" \
+          r"gentleman|gentlemen|individuals?|teen(?:ager)?s?|adults?|players?|athletes?|figure)"
+_EXCLUDED = re.compile(
+    rf"(?i:\b(?:black|white|brown|dark[- ]skinned|light[- ]skinned|fair[- ]skinned|olive[- ]skinned) {_PERSON}\b"
+    r"|\bskin (?:tone|colou?r|complexion)\b|\b(?:dark|light|fair|pale|olive|tan) complexion\b"
+    r"|\b(?:caucasian|hispanic|latin[oax]s?|african[- ]americans?|asian[- ]americans?|middle[- ]eastern|"
+    r"ethnicity|ethnic(?:ally)?|racial(?:ly)?|of (?:\w+ )?(?:descent|ancestry|heritage))\b"
+    rf"|\b(?:asian|african|arab|indian|european|east asian|south asian|native american|indigenous) {_PERSON}\b"
+    rf"|\b(?:muslim|christian|jewish|hindu|sikh|buddhist) {_PERSON}\b"
+    r"|\b(?:a |the )?(?:celebrity|famous (?:actor|actress|singer|athlete|person|player|politician)))"
+    # identity: a name (two capitalised words) after "who is", "resembles", "identified as"
+    r"|\b(?i:who (?:is|appears to be|looks like|resembles)|identified as|recogni[sz]able as|resembles) "
+    r"(?i:the (?:actor|actress|singer|athlete|player|politician|president) )?[A-Z][a-z]+ [A-Z][a-z]+\b")
+
+
+def check_excluded(record: dict, ctx: CheckContext) -> str | None:
+    """Attributes the prompts exclude: race, ethnicity, skin colour, religion, identity ("who is …")."""
+    m = _EXCLUDED.search(_text(record))
+    return f"names an excluded attribute (race, ethnicity, religion or identity): {m.group(0)!r}" if m else None
+
+
+# The marks drawn on the picture (prompts/picture.py), which the prompt says never to mention
+_MARKS = re.compile(
+    r"\b(?:(?:red|green|blue|orange|purple|cyan|magenta|pink|yellow|colou?red|numbered|drawn) "
+    r"(?:box(?:es)?|outlines?|rectangles?|discs?|circles?|skeletons?|labels?|marks?|markers?)"
+    r"|bounding box(?:es)?|(?:box|disc|marker|mark|label|tag) (?:number |no\.? ?|#)?\d{1,2}"
+    r"|marked (?:with |as |by )?(?:number |#)?\d{1,2}|(?:outlined|enclosed|framed) (?:by|in|with) (?:a|the) "
+    r"(?:\w+ )?(?:box|rectangle))\b", re.I)
+
+
+def check_marks(record: dict, ctx: CheckContext) -> str | None:
+    """The drawn marks described as if they were in the photo ("the red box", "marked 2")."""
+    m = _MARKS.search(_text(record))
+    return f"mentions the marks drawn on the picture: {m.group(0)!r}" if m else None
+
+
+def check_unmarked(record: dict, ctx: CheckContext) -> str | None:
+    """A person the annotation does not have: "the third person" or "person 3" when two are marked,
+    "the fourth person from the left" of three."""
+    n = len(ctx.annotation.people)
+    for (kind, v), phrase in person_refs(_text(record)):
+        if kind in ("index", "order") and isinstance(v, int) and v >= n:
+            return f"describes {phrase!r}, but {n} {'person is' if n == 1 else 'people are'} marked"
+    return None
+
+
+def _norm(text: str) -> str:
+    return " ".join(words(text)).lower()
+
+
+def same_text_groups(records: list[dict], annotations: dict[str, Annotation]) -> dict[tuple, set[str]]:
+    """For image-grounded prompts (a template with `${picture}`): (describer, prompt_id, normalised text)
+    → the images given that text whose people have the same pose facts, where there are several. Such
+    an answer did not depend on the photo: it is what the facts alone produce."""
+    from focusclip.prompts.fill import person_line, shows_picture
+
+    groups: dict[tuple, set[str]] = {}
+    for rec in records:
+        ann, text = annotations.get(rec.get("image")), rec.get("description")
+        if ann is None or not isinstance(text, str) or not shows_picture(rec.get("prompt_id")):
+            continue
+        facts = image_facts(ann)
+        pose = tuple(person_line(f, facts) for f in facts)
+        groups.setdefault((rec.get("describer"), rec.get("prompt_id"), _norm(text), pose), set()).add(ann.image)
+    return {k[:3]: images for k, images in groups.items() if len(images) > 1}
+
+
+def check_ignores_image(record: dict, ctx: CheckContext) -> str | None:
+    """The same text, word for word, for different photos of one pose (image-grounded prompts only)."""
+    images = ctx.echoes.get((record.get("describer"), record.get("prompt_id"), _norm(_text(record))), set())
+    others = sorted(images - {record.get("image")})
+    if others:
+        return (f"the same text as for {len(others)} other photo{'s' if len(others) > 1 else ''} of the same pose "
+                f"({', '.join(others[:3])}{', …' if len(others) > 3 else ''}): the answer ignores the image")
+    return None
+
+
 def resolve_ref(ref: Ref | None, facts: list[PoseFacts]) -> PoseFacts | None:
     """The one person a reference names: ("index", i) record order, ("position", "left") the only
     person in that image third, ("order", k | "last") rank from the viewer's left. None if not unique."""
@@ -275,13 +379,18 @@ def check_posture(record: dict, ctx: CheckContext) -> str | None:
 # Run order: cheap text checks first; a record is rejected with the first reason found.
 CHECKS: dict[str, Check] = {
     "empty": check_empty,
+    "no_image": check_no_image,
     "refusal": check_refusal,
     "reasoning": check_reasoning,
     "truncated": check_truncated,
     "length": check_length,
     "leak": check_leak,
     "repetition": check_repetition,
+    "excluded": check_excluded,
+    "marks": check_marks,
+    "ignores_image": check_ignores_image,
     "people_count": check_people_count,
+    "unmarked": check_unmarked,
     "posture": check_posture,
     "arms": check_arms,
 }

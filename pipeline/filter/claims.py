@@ -170,6 +170,12 @@ def _level_of(m: re.Match) -> str:
     return level
 
 
+def person_refs(text: str) -> list[tuple[Ref, str]]:
+    """Every way the text names one person, with the phrase, in text order."""
+    found = [(m.start(), _ref(kind, m.group("v")), m.group(0)) for kind, pat in _REFS for m in pat.finditer(text)]
+    return [(ref, phrase) for _, ref, phrase in sorted(found, key=lambda f: f[0])]
+
+
 def person_scopes(text: str) -> list[tuple[str, Ref | None]]:
     """Each sentence with the one person it is about, or None. A sentence naming exactly one person
     opens that person's scope, which lasts until a sentence names another, several or a plural."""

@@ -21,7 +21,7 @@ from focusclip.core.preflight import writable_file
 from focusclip.data.records import Annotation, read_annotations
 from focusclip.core.progress import progress
 from focusclip.pipeline.describe.shards import check_shards, expand_paths
-from focusclip.pipeline.filter.checks import CHECKS, CheckContext, FilterConfig
+from focusclip.pipeline.filter.checks import CHECKS, CheckContext, FilterConfig, same_text_groups
 from focusclip.pipeline.filter.records import check_describe_options, read_latest_descriptions, regenerate_round, safe_options
 from focusclip.pipeline.filter.text_metrics import corpus_metrics
 
@@ -66,13 +66,14 @@ def filter_records(records: list[dict], annotations: dict[str, Annotation], conf
     check it against.
     """
     kept, rejected, contexts = [], [], {}
+    echoes = same_text_groups(records, annotations) if "ignores_image" in names else {}
     for rec in progress(records, desc=f"filter{f' round {round_}' if round_ else ''}", unit="desc",
                     disable=None):
         ann = annotations.get(rec["image"])
         if ann is None:
             report.skip(NOT_ANNOTATED, rec["image"])
             continue
-        ctx = contexts.setdefault(rec["image"], CheckContext(ann, config))
+        ctx = contexts.setdefault(rec["image"], CheckContext(ann, config, echoes=echoes))
         name, why = judge(rec, ctx, names)
         if name is None:
             kept.append({**rec, "checks": list(names)})

@@ -239,5 +239,6 @@ def test_config_with_overrides():
 
 
 def test_check_names_are_the_documented_ones():
-    assert list(CHECKS) == ["empty", "refusal", "reasoning", "truncated", "length", "leak", "repetition",
-                            "people_count", "posture", "arms"]
+    assert list(CHECKS) == ["empty", "no_image", "refusal", "reasoning", "truncated", "length", "leak",
+                            "repetition", "excluded", "marks", "ignores_image", "people_count", "unmarked",
+                            "posture", "arms"]

@@ -48,8 +48,8 @@ def test_template_output_is_kept(world, tmp_path):
     kept, rejected = _rows(out), _rows(rejected_path_for(out))
     assert n > 200 and len(kept) + len(rejected) == n
     assert len(kept) / n >= 0.95, [(r["image"], r["reason_detail"]) for r in rejected]
-    assert all(r["checks"] == ["empty", "refusal", "reasoning", "truncated", "length", "leak", "repetition",
-                               "people_count", "posture", "arms"] for r in kept)
+    assert all(r["checks"] == ["empty", "no_image", "refusal", "reasoning", "truncated", "length", "leak", "repetition",
+                               "excluded", "marks", "ignores_image", "people_count", "unmarked", "posture", "arms"] for r in kept)
     saved = json.loads(out.with_suffix(".report.json").read_text())
     assert saved["counts"]["kept"] == len(kept) and saved["kept_fraction"] >= 0.95
     m = saved["metrics"]
