@@ -63,6 +63,10 @@ def features(with_images: bool = False, with_heatmaps: bool = False) -> Features
         "describer": Value("string"), "backend": Value("string"), "model": Value("string"),
         "prompt_id": Value("string"), "prompt_sha": Value("string"),
         "params": Value("string"),                                    # JSON object text
+        # the filter's verdict on the caption (`check_columns`): the checks it passed, and the checks it
+        # failed but was published anyway, with the filter's reason
+        "checks_passed": List(Value("string")),
+        "check_failures": List({"check": Value("string"), "reason": Value("string")}),
     }
     if with_images:
         cols["image_data"] = Image()
@@ -155,6 +159,17 @@ def _person_row(p: Person, image: str) -> dict:
             "head_box": p.head_box}
 
 
+def check_columns(desc: dict) -> tuple[list[str], list[dict]]:
+    """(checks passed, [{check, reason}] failed) from the filter's fields on a record: a kept record
+    lists the checks it ran and passed (`checks`); one that also carries a rejection (`reason`,
+    `reason_detail`) failed that check and is published all the same; a record the filter never saw
+    has neither ([], [])."""
+    ran = desc.get("checks") if isinstance(desc.get("checks"), list) else []
+    reason = desc.get("reason") if isinstance(desc.get("reason"), str) else None
+    failures = [{"check": reason, "reason": str(desc.get("reason_detail") or "")}] if reason else []
+    return [c for c in ran if isinstance(c, str) and c != reason], failures
+
+
 def to_row(ann: Annotation, desc: dict, config: str) -> dict:
     """One published row (without image bytes), columns in the order of `features()`."""
     params = desc.get("params") if isinstance(desc.get("params"), dict) else {}
@@ -168,4 +183,5 @@ def to_row(ann: Annotation, desc: dict, config: str) -> dict:
         "describer": desc.get("describer") or config, "backend": desc.get("backend"),
         "model": model_of(desc), "prompt_id": desc.get("prompt_id"), "prompt_sha": desc.get("prompt_sha"),
         "params": json.dumps(params, sort_keys=True, ensure_ascii=False),
+        **dict(zip(("checks_passed", "check_failures"), check_columns(desc))),
     }

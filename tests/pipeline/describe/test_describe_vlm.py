@@ -23,10 +23,11 @@ RED, GREEN = (230, 25, 75), (60, 180, 75)
 
 
 class VLMServer:
-    """A chat-completions endpoint on 127.0.0.1 that keeps each request's body and answers one sentence."""
+    """A chat-completions endpoint on 127.0.0.1 that keeps each request's body and answers `answer(body)`."""
 
-    def __init__(self):
+    def __init__(self, answer=lambda body: "There is one person in the image."):
         self.bodies: list[dict] = []
+        self.answer = answer   # the text for a request body
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,7 +45,7 @@ class VLMServer:
                 server.bodies.append(body)
                 self._send({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
                             "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                "role": "assistant", "content": "There is one person in the image."}}],
+                                "role": "assistant", "content": server.answer(body)}}],
                             "usage": {"prompt_tokens": 900, "completion_tokens": 9, "total_tokens": 909}})
 
             def _send(self, payload):

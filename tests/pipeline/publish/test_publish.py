@@ -154,7 +154,8 @@ def _expected_row(a: dict, d: dict) -> dict:
             "people": people, "description": d["description"], "category": a["category"], "split": a["split"],
             "width": a["width"], "height": a["height"], "single_person": a["single_person"],
             "describer": d["describer"], "backend": d["backend"], "model": d.get("model"),
-            "prompt_id": d["prompt_id"], "prompt_sha": d["prompt_sha"], "params": d["params"]}
+            "prompt_id": d["prompt_id"], "prompt_sha": d["prompt_sha"], "params": d["params"],
+            "checks_passed": d.get("checks", []), "check_failures": []}
 
 
 # ---------------------------------------------------------------- loading back, offline, in a fresh process
