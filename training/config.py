@@ -45,6 +45,8 @@ class DataConfig:
                                             # weighted view keeps its brightness, loses its focus)
     random_crop: bool = False               # resize: crop only; train crop offset random (else centre)
     max_text_length: int = 512
+    long_text: Literal["truncate", "chunk"] = "truncate"   # a description over the text context: cut, or
+                                            # its sentence-aligned chunks, one drawn per step (training/long_text.py)
     padding: Literal["longest", "max_length"] = "longest"   # dynamic padding, or always max_text_length
     train_split: str = "train"
     val_split: str = "val"

@@ -31,6 +31,7 @@ from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, R
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
 from focusclip.training.factory import Pretrained, build_tokenizer, init_config, load_pretrained, resolve_sources
 from focusclip.training.finetune import apply_locks
+from focusclip.training.long_text import fit_long_texts
 from focusclip.training.loggers import MetricLog
 from focusclip.training.loss import PAIRS, FocusLoss
 from focusclip.training.optim import build_optimizer, build_scheduler, rng_state, seed_all, seed_step, set_rng_state
@@ -228,6 +229,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)
+    report.extra["long_text"] = fit_long_texts(cfg, tokenizer, model.config.max_text_length, train_set, val_set)
     texts = training_texts(train_set.items + (val_set.items if val_set is not None else []), cfg.data.flip)
     collate = Collate(tokenizer, model.config.max_text_length, cfg.data.padding, texts)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,

@@ -104,10 +104,14 @@ def test_fine_tune_locks_export_and_pipeline(world, tmp_path, kind):
 
     run = tmp_path / "run"
     report = _run(world["world"], run, str(world[kind]), **{
-        "loss.kind": kind, "optim.lr": 3e-3, "optim.warmup_steps": 0, "model.lock_text": True})
+        "loss.kind": kind, "optim.lr": 3e-3, "optim.warmup_steps": 0, "model.lock_text": True,
+        "data.long_text": "chunk"})
     losses = _losses(run)
     assert len(losses) == 6 and min(losses[-2:]) < losses[0], losses
     assert report.extra["frozen_parameters"]["text"] > 0
+    unique = {json.loads(x)["description"] for f in world["world"]["descriptions"].glob("*.jsonl")
+              for x in f.read_text().splitlines()}
+    assert report.extra["long_text"] == {"descriptions": len(unique), "too_long": 0}   # the world's are short
     base = AutoModel.from_pretrained(world[kind])
     tuned = load_checkpoint(run).model.dual
     for name, p in base.named_parameters():
