@@ -37,8 +37,9 @@ ResumeOpt = Annotated[Optional[str], typer.Option(
     "--resume", help="'latest' (OUTPUT_DIR/checkpoints/last) or a checkpoint/run directory.")]
 ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Start over in an output_dir that holds checkpoints.")]
 CheckOpt = Annotated[bool, typer.Option(
-    "--check", metavar="", help="Validate the config and data paths, say where each tower's weights come from "
-                    "(downloads nothing), then exit.")]
+    "--check", metavar="", help="Run every check the run makes before its first step (config, data paths, "
+                    "images, heatmaps, a full batch of train.batch_size), say where each tower's weights come from "
+                    "and how many steps the run takes (downloads nothing), then exit.")]
 
 
 @app.command(help=HELP)
@@ -52,11 +53,16 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
     # where each tower comes from, before torch is imported: a tower that cannot be had fails in a blink
     sources = resolve_sources(cfg) if (check or resume is None) else None
     if check:
+        from focusclip.training.trainer import check_data
+
+        data = check_data(cfg)   # the run's checks on its data, before "ok"
         typer.echo(f"ok: {config} ({cfg.model.name}, output_dir {cfg.output_dir})")
         for name, src in sources.items():
             typer.echo(f"  {name} tower: {src.describe()}")
         tok = "the text tower's" if sources["text"].kind != "random" else "WordPiece trained on the descriptions"
         typer.echo(f"  tokenizer: {tok}")
+        for line in data:
+            typer.echo(line)
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")   # tokenizers in forked data workers
     from focusclip.training.trainer import run_train

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
+import os
 import shutil
 import sys
 import time
@@ -25,7 +27,7 @@ from focusclip.core.lock import output_lock
 from focusclip.core.report import Report
 from focusclip.core.progress import progress
 from focusclip.training import checkpoint as ck
-from focusclip.training.config import FocusConfig, check_config, to_dict, to_yaml
+from focusclip.training.config import FocusConfig, TrainConfig, check_config, to_dict, to_yaml
 from focusclip.training.data import (Collate, EpochBatchSampler, FocusDataset, RunBatchSampler, SampleSpec,
                                      count_skips, make_loader, select_items, training_texts)
 from focusclip.training.dist import Dist, barrier, broadcast_object, gather_objects, init_dist, shutdown
@@ -64,6 +66,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     report: Report
+    epochs: int = 0                 # epochs the run may take: train.epochs, or what train.max_steps needs
     step: int = 0
     epoch: int = 0
     micro_start: int = 0            # micro-batches of `epoch` already trained (resume)
@@ -156,10 +159,11 @@ def _pretrained(cfg: FocusConfig, d: Dist, sources: Optional[dict[str, Source]])
     return pre if d.is_main else load_pretrained(cfg, sources)
 
 
-def _datasets(cfg: FocusConfig, d: Dist, report: Report, with_heatmaps: bool, mean, std):
-    """(train, val) datasets; with `data.prepared` they read the prepared set, built first where
-    shards are missing (every rank builds its share)."""
-    train, val = select_items(cfg, report, with_heatmaps)
+def _datasets(cfg: FocusConfig, d: Dist, report: Report, items: tuple[list, list], mean, std):
+    """(train, val) datasets of the selected `items`; with `data.prepared` they read the prepared set,
+    built first where shards are missing (every rank builds its share)."""
+    train, val = items
+    with_heatmaps = cfg.model.triple
     frames = (None, None)
     if cfg.data.prepared:
         plans = prepare_set(cfg, train + val, report, with_heatmaps, d.rank, d.world_size, lambda: barrier(d))
@@ -186,6 +190,58 @@ def _tokenizer(cfg: FocusConfig, d: Dist, run_dir: Path, texts: list[str], resum
     return load_tokenizer(run_dir / "tokenizer")
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    per_rank: int          # micro-batch size of each process
+    steps_per_epoch: int   # optimizer steps (incomplete batches dropped)
+    epochs: int            # epochs the run may take
+    total: int             # optimizer steps of the whole run
+
+
+def plan_steps(n_train: int, t: TrainConfig, world: int, where: str) -> StepPlan:
+    """How the run's `n_train` images make steps. `train.max_steps` overrides `train.epochs` (as the
+    Hugging Face Trainer's max_steps does): the run takes as many epochs as those steps need."""
+    per_rank, rem = divmod(t.batch_size, world * t.grad_accum)
+    if rem or per_rank < 1:
+        raise fail(f"train.batch_size {t.batch_size} is not a multiple of processes × grad_accum "
+                   f"({world} × {t.grad_accum})", "config", "change train.batch_size or train.grad_accum")
+    steps_per_epoch = EpochBatchSampler(n_train, per_rank, 0, world).batches_per_epoch // t.grad_accum
+    if steps_per_epoch < 1:
+        raise fail(f"{n_train} training images make no full batch of {t.batch_size}", where,
+                   f"lower train.batch_size (at most {n_train} here) or add data")
+    if t.max_steps is None:
+        return StepPlan(per_rank, steps_per_epoch, t.epochs, t.epochs * steps_per_epoch)
+    return StepPlan(per_rank, steps_per_epoch, math.ceil(t.max_steps / steps_per_epoch), t.max_steps)
+
+
+def check_data(cfg: FocusConfig) -> list[str]:
+    """`focus-train --check`'s data lines: the checks the run makes on its data before its first step
+    (images present, heatmaps, a full batch), for a local dataset; a hub dataset is read at the start."""
+    from focusclip.core.hub_repo import names_hub_repo
+
+    if names_hub_repo(cfg.data.dataset):
+        return [f"  data: {cfg.data.dataset} from the hub, checked when the run starts (--check downloads nothing)"]
+    train, val = select_items(cfg, Report("check"), cfg.model.triple)
+    plan = plan_steps(len(train), cfg.train, int(os.environ.get("WORLD_SIZE", "1")), cfg.data.dataset)
+    ends = (f"train.max_steps {plan.total} ({plan.epochs} epochs)" if cfg.train.max_steps is not None
+            else f"train.epochs {plan.epochs}")
+    return [f"  data: {len(train)} training images, {len(val)} validation images",
+            f"  steps: {plan.steps_per_epoch} per epoch of batch {cfg.train.batch_size}, {plan.total} in all "
+            f"(ended by {ends})"]
+
+
+def _ended(run: Run) -> Optional[str]:
+    """Why a resumed run has nothing left to train, or None."""
+    t = run.cfg.train
+    if run.step >= run.total_steps and t.max_steps is not None:
+        return (f"the run is at step {run.step}, train.max_steps is {t.max_steps}: raise train.max_steps "
+                "to train on")
+    if run.step >= run.total_steps or run.epoch >= run.epochs:
+        return (f"the run ended by epochs: train.epochs {t.epochs} reached at step {run.step}; raise train.epochs "
+                "or set train.max_steps (it overrides epochs) to train on")
+    return None
+
+
 def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
            sources: Optional[dict[str, Source]] = None) -> Run:
     _refuse_clobber(cfg, d, resume, force)
@@ -194,13 +250,16 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     if resume == "latest" and resume_dir is None and d.is_main:
         print(f"note: no checkpoint in {Path(cfg.output_dir) / 'checkpoints'} yet; starting from step 0",
               file=sys.stderr)
-    pre = _pretrained(cfg, d, sources) if saved is None else None    # before any data work or write
+    report = Report("train")
+    items = select_items(cfg, report, cfg.model.triple)   # its checks and the batch's: before any other work
+    plan = plan_steps(len(items[0]), cfg.train, d.world_size, cfg.data.dataset)
+    pre = _pretrained(cfg, d, sources) if saved is None else None    # before any write
     cfg = init_config(cfg, pre, saved.model if saved else None)   # model.init: its processor, text length
     run_dir = _prepare_dir(cfg, d, resume, force)
-    report = Report("train", to_dict(cfg))
+    report.options = to_dict(cfg)
     seed_all(cfg.train.seed + d.rank)
     t, v = cfg.train, cfg.model.vision
-    train_set, val_set = _datasets(cfg, d, report, cfg.model.triple, v.image_mean, v.image_std)
+    train_set, val_set = _datasets(cfg, d, report, items, v.image_mean, v.image_std)
     tokenizer = _tokenizer(cfg, d, run_dir, [s for it in train_set.items for s in it.descriptions],
                            resume_dir, pre)
     model, init = initial_model(cfg, tokenizer, pre, saved)
@@ -215,29 +274,21 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     if d.enabled:
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    per_rank, rem = divmod(t.batch_size, d.world_size * t.grad_accum)
-    if rem or per_rank < 1:
-        raise fail(f"train.batch_size {t.batch_size} is not a multiple of processes × grad_accum "
-                   f"({d.world_size} × {t.grad_accum})", "config", "change train.batch_size or train.grad_accum")
-    sampler = EpochBatchSampler(len(train_set), per_rank, d.rank, d.world_size, t.seed)
-    steps_per_epoch = sampler.batches_per_epoch // t.grad_accum
-    if steps_per_epoch < 1:
-        raise fail(f"{len(train_set)} training images make no full batch of {t.batch_size}", cfg.data.dataset,
-                   "lower train.batch_size or add data")
-    total = t.epochs * steps_per_epoch if t.max_steps is None else min(t.max_steps, t.epochs * steps_per_epoch)
     report.extra["frozen_parameters"] = apply_locks(model, cfg.model)   # model.lock_image / lock_text
     opt = build_optimizer(model, cfg.optim)
-    sched = build_scheduler(opt, total, cfg.optim)
+    sched = build_scheduler(opt, plan.total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)
     report.extra["long_text"] = fit_long_texts(cfg, tokenizer, model.config.max_text_length, train_set, val_set)
     texts = training_texts(train_set.items + (val_set.items if val_set is not None else []), cfg.data.flip)
     collate = Collate(tokenizer, model.config.max_text_length, cfg.data.padding, texts)
     run = Run(cfg, d, run_dir, wrapped, model, tokenizer, loss_fn, opt, sched, amp, train_set, val_set, collate,
-              per_rank, steps_per_epoch, total, report)
+              plan.per_rank, plan.steps_per_epoch, plan.total, report, plan.epochs)
     keys = ("loss", *(f"loss_{k}" for k in _pairs(cfg)), "grad_norm")
     run.stats = StepStats(keys, d.device)
     if saved is not None:
         _restore(run, saved.state, ck.state_file(saved.dir))
+        if d.is_main and (why := _ended(run)):
+            print(f"note: nothing to train: {why}", file=sys.stderr)
     _trim_metrics(run)
     return run
 
@@ -281,14 +332,14 @@ def _loop(run: Run, on_step) -> None:
     log = MetricLog(run.run_dir, ("jsonl", *t.log_to), to_dict(run.cfg),
                     resume_step=run.step + 1 if run.step else None) if d.is_main else None
     # one loader, one iterator, one set of workers for the whole run (and its resume point)
-    sampler = RunBatchSampler(len(run.train_set), run.per_rank, d.rank, d.world_size, t.seed, t.epochs,
+    sampler = RunBatchSampler(len(run.train_set), run.per_rank, d.rank, d.world_size, t.seed, run.epochs,
                               epoch=run.epoch, start=run.micro_start)
     loader = make_loader(run.train_set, sampler, run.collate, t.num_workers, d.device.type == "cuda",
                          seed=t.seed + d.rank, prefetch=t.prefetch)
     batches = iter(loader)
     try:
         with cpu_threads(d.device, t.num_workers):
-            while run.step < run.total_steps and run.epoch < t.epochs:
+            while run.step < run.total_steps and run.epoch < run.epochs:
                 _epoch(run, batches, bar, log, on_step)
     finally:
         del batches                     # shuts the workers down
