@@ -151,6 +151,7 @@ def build_prompt(annotation: Annotation, prompt_id: str = DEFAULT_PROMPT, with_c
         user = Template(user_t).substitute(values)
     except (KeyError, ValueError) as e:
         raise fail(f"prompt '{prompt_id}' has an unknown or malformed placeholder ({e})",
-                   str(prompt_file or TEMPLATES_DIR), "use ${activity}, ${count}, ${people}, ${image}, ${picture}, ${marks}") from None
+                   str(prompt_file or TEMPLATES_DIR),
+                   "use ${activity}, ${count}, ${people}, ${image}, ${picture}, ${marks}") from None
     sha = hashlib.sha256(f"{system}\n\n{user}".encode("utf-8")).hexdigest()
     return Prompt(prompt_id, system, user, sha, Picture(annotation, picture) if wants_picture else None)

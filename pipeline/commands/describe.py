@@ -11,8 +11,8 @@ import typer
 from focusclip.pipeline.commands.options import (GEN, Backend, BackendName, BaseUrl, Concurrency, Device, Force,
                                                  ImageMaxSide, Images, ImageUrl, ImageUrlKind, KeepReasoning,
                                                  Limit, Mark, MarkName, MaxRetries, MaxTokens, Model, Output,
-                                                 PromptFile, PromptId, Revision, Seed, ServerWait, Shard, Split, Temperature,
-                                                 Thinking, Timeout, TopP, WithCoords, plain)
+                                                 PromptFile, PromptId, Revision, Seed, ServerWait, Shard, Split,
+                                                 Temperature, Thinking, Timeout, TopP, WithCoords, plain)
 from focusclip.prompts import DEFAULT_PROMPT
 from focusclip.prompts.picture import DEFAULT_MARK, DEFAULT_MAX_SIDE
 

@@ -31,8 +31,8 @@ def tiny_vlm(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llava")
     spec = PictureSpec(path)
-    corpus = [build_prompt(a, "pose-vlm-v1", picture=spec).system + " " + build_prompt(a, "pose-vlm-v1", picture=spec).user
-              for a in random_annotations(20)] + ["<system> <user> <assistant> There"]
+    prompts = [build_prompt(a, "pose-vlm-v1", picture=spec) for a in random_annotations(20)]
+    corpus = [f"{p.system} {p.user}" for p in prompts] + ["<system> <user> <assistant> There"]
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "<eos>", "<unk>", "<image>"]))
