@@ -17,7 +17,8 @@ from focusclip.prompts.picture import MARKS, URL_KINDS
 
 __all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "ImageMaxSide", "ImageUrl",
            "ImageUrlKind", "Images", "KeepReasoning", "Limit", "Mark", "MarkName", "MaxRetries", "MaxTokens", "Model",
-           "Output", "PromptFile", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt", "Shard", "Split", "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
+           "Output", "PromptFile", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt", "Shard", "Split",
+           "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
 
 BackendName = Enum("BackendName", {n: n for n in BACKENDS}, type=str)   # describe backends
 Split = Enum("Split", {n: n for n in SPLITS}, type=str)                 # annotation splits (docs/design.md §3.1)
