@@ -112,6 +112,8 @@ class _Writer:
         self.report.count(f"finish_{answer.finish_reason or 'none'}")
         for k in self.usage:
             self.usage[k] += int(answer.usage.get(k, 0))
+        if "image_tokens" in answer.usage:   # transformers counts the picture's tokens apart
+            self.usage["image_tokens"] = self.usage.get("image_tokens", 0) + int(answer.usage["image_tokens"])
 
     def _failed(self, job: Job, error: str | None) -> None:
         refused = isinstance(error, Refusal)

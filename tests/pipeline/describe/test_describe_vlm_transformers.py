@@ -3,6 +3,8 @@ vision tower on 56-px crops, a 1-layer Llama, a word-level tokenizer): `AutoMode
 with its processor's chat template, on CPU."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from focusclip.core.io import read_jsonl
@@ -74,6 +76,8 @@ def test_the_model_sees_the_marked_picture_and_the_record_counts_its_tokens(tiny
     assert rec["prompt_sha"] == build_prompt(anns[0], "pose-vlm-v1", picture=seen[0].spec).sha
     assert rec["usage"]["image_tokens"] == IMAGE_TOKENS
     assert rec["usage"]["prompt_tokens"] > IMAGE_TOKENS and rec["description"]
+    report = json.loads((tmp_path / "t.report.json").read_text())
+    assert report["usage"]["image_tokens"] == IMAGE_TOKENS
 
 
 def test_the_real_samples_are_described_with_the_prompts_hash(tiny_vlm, tmp_path, mpii_samples):
