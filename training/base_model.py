@@ -60,6 +60,8 @@ def export_as_base(checkpoint: str | Path, out_dir: Path, force: bool = False) -
     tokenizer, its image processor (preprocessor_config.json) and a model card."""
     ckpt, model, tokenizer = _fine_tuned(checkpoint)
     train_yaml, _ = ck.read_train_config(ckpt)
+    if not model.config.base_text_mask:   # its own tokenizer's inputs again (training added the mask)
+        tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "attention_mask"]
     tmp = _fresh_dir(out_dir, force)
     with ck.quiet_transformers():
         model.dual.save_pretrained(str(tmp))

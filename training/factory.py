@@ -53,6 +53,7 @@ class Pretrained:
     tokenizer: Any = None
     dual: Any = None            # model.init: the dual encoder (CLIPModel, SiglipModel, …)
     processor: Optional[dict] = None   # model.init: its image processor's to_dict()
+    text_mask: bool = True      # model.init: its tokenizer gives an attention mask (SigLIP's does not)
     notes: dict = field(default_factory=dict)
 
 
@@ -105,7 +106,10 @@ def _load_init(cfg: FocusConfig, sources: dict[str, Source]) -> Pretrained:
                        "model.init", "name a CLIPModel, SiglipModel, … hub id or folder")
         processor = load(src, AutoImageProcessor.from_pretrained, **{**kw, "what": "dual encoder's image processor"}).to_dict()
     tokenizer = load(src, AutoTokenizer.from_pretrained, **{**kw, "what": "dual encoder's tokenizer"})
-    return Pretrained(sources, tokenizer=tokenizer, dual=model, processor=processor)
+    text_mask = "attention_mask" in tokenizer.model_input_names
+    if not text_mask:   # the loader pads with a mask (the model drops it again: FocusCLIPConfig.base_text_mask)
+        tokenizer.model_input_names = [*tokenizer.model_input_names, "attention_mask"]
+    return Pretrained(sources, tokenizer=tokenizer, dual=model, processor=processor, text_mask=text_mask)
 
 
 def processor_geometry(processor: dict) -> tuple[int, str]:
@@ -201,7 +205,7 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
     m = cfg.model
     if pre is not None and pre.dual is not None:
         text_len = int(pre.dual.config.text_config.max_position_embeddings)
-        return FocusCLIPModel.from_dual(pre.dual, pre.processor, name=m.name, triple=m.triple, alpha_init=m.alpha_init,
+        return FocusCLIPModel.from_dual(pre.dual, pre.processor, pre.text_mask, name=m.name, triple=m.triple, alpha_init=m.alpha_init,
                                         alpha_trainable=m.alpha_trainable, image_size=cfg.train.image_size,
                                         image_mean=m.vision.image_mean, image_std=m.vision.image_std,
                                         max_text_length=min(cfg.data.max_text_length, text_len))

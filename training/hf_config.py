@@ -10,7 +10,8 @@ parameter to transformers, refused in a model config); the old key is read into 
 `base` (new, null in older folders) is the config dict of a pretrained dual encoder (`CLIPModel`,
 `SiglipModel`, … with its `model_type`) the model holds whole instead of two towers (`model.init`,
 training/model.py); `base_processor` is that model's image processor (`to_dict()`), kept so an
-export as the base class (`focus-train export --as-base`) writes it back unchanged.
+export as the base class (`focus-train export --as-base`) writes it back unchanged;
+`base_text_mask` whether that model's tokenizer gives it an attention mask (SigLIP's does not).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class FocusCLIPConfig(PretrainedConfig):
                  text: Optional[dict] = None, provenance: Optional[dict] = None,
                  training_step: Optional[int] = None, alpha_trainable: bool = True,
                  temperature_per_pair: bool = False, base: Optional[dict] = None,
-                 base_processor: Optional[dict] = None, **kwargs):
+                 base_processor: Optional[dict] = None, base_text_mask: bool = True, **kwargs):
         self.name = name
         self.embed_dim = int(embed_dim)
         self.triple = bool(triple)
@@ -57,6 +58,7 @@ class FocusCLIPConfig(PretrainedConfig):
         self.training_step = training_step
         self.base = dict(base) if base else None                   # e.g. CLIPConfig.to_dict()
         self.base_processor = dict(base_processor) if base_processor else None
+        self.base_text_mask = bool(base_text_mask)   # the base's tokenizer gives an attention mask (SigLIP's not)
         super().__init__(**kwargs)
 
     def to_focus_dict(self) -> dict:

@@ -25,8 +25,9 @@ Fine-tuning a pretrained dual encoder (`model.init`: a `CLIPModel`, `SiglipModel
 evaluation, the card and push take it unchanged. Its projections, its logit scale (τ = 1 / exp(logit
 scale), floored at MIN_TEMPERATURE as CLIP clamps the scale at 100) and SigLIP's logit bias are the
 pretrained ones and keep learning; the masked view goes through its image tower (shared). SigLIP
-text is encoded without the attention mask (it pools the last position of text padded to its full
-length, as it was trained and as transformers' zero-shot pipeline calls it).
+text is padded to its full length (it pools the last position, as it was trained and as transformers'
+zero-shot pipeline calls it) whatever padding the caller used, and the attention mask reaches the
+base model only where its own tokenizer gives one (`config.base_text_mask`; SigLIP's does not).
 """
 from __future__ import annotations
 
@@ -172,12 +173,14 @@ class FocusCLIPModel(PreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_dual(cls, dual: nn.Module, processor: Optional[dict] = None, **options) -> "FocusCLIPModel":
+    def from_dual(cls, dual: nn.Module, processor: Optional[dict] = None, text_mask: bool = True,
+                  **options) -> "FocusCLIPModel":
         """Wrap a loaded dual encoder (CLIPModel, SiglipModel, …); `processor` its image processor's
-        `to_dict()`; `options` are FocusCLIPConfig fields (name, triple, alpha_init, image_size, …)."""
+        `to_dict()`; `text_mask`: its tokenizer gives an attention mask; `options` are FocusCLIPConfig
+        fields (name, triple, alpha_init, image_size, …)."""
         base = dual.config.to_dict()
         embed_dim = getattr(dual.config, "projection_dim", None) or dual.config.text_config.hidden_size
-        config = FocusCLIPConfig(base=base, base_processor=processor, embed_dim=embed_dim,
+        config = FocusCLIPConfig(base=base, base_processor=processor, base_text_mask=text_mask, embed_dim=embed_dim,
                                  learn_temperature=True, **options)
         return cls(config, dual_model=dual)
 
@@ -209,7 +212,12 @@ class FocusCLIPModel(PreTrainedModel):
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.config.base:                                                    # [B, T] → [B, D]
-            mask = None if self._siglip_text else attention_mask
+            if self._siglip_text:   # SigLIP pools the last position: text padded to the full length
+                text = self.config.base["text_config"]
+                pad = max(0, int(text["max_position_embeddings"]) - input_ids.shape[1])
+                input_ids = F.pad(input_ids, (0, pad), value=int(text.get("pad_token_id") or 0))
+                attention_mask = F.pad(attention_mask, (0, pad), value=0)
+            mask = attention_mask if self.config.base_text_mask else None   # as its own tokenizer feeds it
             return _features(self.dual.get_text_features(input_ids=input_ids, attention_mask=mask))
         return self.text(input_ids, attention_mask)
 

@@ -30,6 +30,8 @@ def _save_base(folder: Path, kind: str, texts: list[str]) -> Path:
     from focusclip.training.text import train_wordpiece
 
     tok = train_wordpiece(texts, 300)
+    if kind == "siglip":
+        tok.model_input_names = ["input_ids"]        # as SigLIP's tokenizer: no attention mask
     tok.save_pretrained(folder)
     text = dict(vocab_size=len(tok), max_position_embeddings=64, pad_token_id=tok.pad_token_id, **TOWER)
     vision = dict(image_size=32, patch_size=8, **TOWER)
@@ -132,6 +134,8 @@ def test_fine_tune_locks_export_and_pipeline(world, tmp_path, kind):
     cos = (img @ enc.encode_texts(labels).T)[0]
     order = [labels[i] for i in cos.argsort(descending=True).tolist()]
     assert [s["label"] for s in scored] == order       # the pipeline ranks as focus-eval scores
+    # the checkpoint itself (focus-eval RUN) encodes text as its export does (SigLIP: padded to full length)
+    torch.testing.assert_close(load_checkpoint(run).encode_texts(labels), enc.encode_texts(labels), rtol=1e-5, atol=1e-5)
 
 
 def test_wise_ft_ends_are_exact_and_middle_is_the_mean(world, tmp_path):
