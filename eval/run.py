@@ -222,6 +222,16 @@ def _check_data(tasks: list[Task], data: dict, data_root: Path | None) -> None:
                    "pass the folder holding the datasets in their official layouts (docs/eval.md), or --task IDs")
 
 
+def _log_missing(data: dict, log: Callable) -> None:
+    """One line per absent dataset file, naming every task it serves (the table's rows say `missing`)."""
+    tasks: dict[str, list[str]] = {}
+    for task_id, d in data.items():
+        if isinstance(d, MissingData):
+            tasks.setdefault(d.expected, []).append(task_id)
+    for expected, ids in tasks.items():
+        log(f"missing {expected}: {', '.join(ids)} not scored")
+
+
 def _skipped(c: Counter) -> dict:
     return {"count": int(sum(c.values())), "reasons": dict(sorted(c.items()))}
 
@@ -302,6 +312,7 @@ def run_eval(opts: EvalOptions, model: EvalModel | None = None, log: Callable = 
     stored = {} if several else (read_results(opts.output) or {}).get("tasks", {})
     data = {t.id: read_task_data(t, opts.data_root) for t in tasks if opts.force or not ran(stored.get(t.id) or {})}
     _check_data(tasks, data, opts.data_root)
+    _log_missing(data, log)
     loaded = given or load_models(specs, device, opts.resize, opts.revision)
     paths = results_paths(opts.output, [m.name for m in loaded])
     for path in paths:
@@ -329,10 +340,11 @@ def _run_task(task: Task, runs: list[ModelRun], opts: EvalOptions, device, log: 
     if not todo:
         return
     t0 = time.perf_counter()
+    read = data.pop(task.id, None)
     entries = evaluate_models(task, [r.model for r in todo], opts, device, log, [r.cache for r in todo],
-                              data.pop(task.id, None), predictions)
+                              read, predictions)
     report.time(task.id, time.perf_counter() - t0)
-    if entries[0]["status"] == "missing":
+    if entries[0]["status"] == "missing" and read is None:   # read only now: not in _log_missing's lines
         log(f"{task.id}: missing, expected {entries[0]['expected']}")
     for r, entry in zip(todo, entries):
         report.count(f"tasks_{entry['status']}")
