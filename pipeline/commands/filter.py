@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
             "--set", help="Threshold override KEY=VALUE (repeatable), e.g. --set max_words=400; "
                           "see FilterConfig.")] = None,
         allow_incomplete_shards: Annotated[bool, typer.Option(
-            "--allow-incomplete-shards", help="Filter shards that miss images or describe one twice (the report "
+            "--allow-incomplete-shards", metavar="", help="Filter shards that miss images or describe one twice (the report "
                                               "lists them); by default that is an error.")] = False,
         regenerate: Annotated[int, typer.Option(
             "--regenerate", help="Send rejected images back to describe for up to N rounds, with the describe "

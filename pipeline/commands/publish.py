@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             "--default-config", help="The config load_dataset(DIR) loads without a name (default: the first "
                                      "--descriptions).")] = None,
         allow_incomplete_shards: Annotated[bool, typer.Option(
-            "--allow-incomplete-shards", help="Publish shards that miss images or describe one twice (the report "
+            "--allow-incomplete-shards", metavar="", help="Publish shards that miss images or describe one twice (the report "
                                               "lists them); by default that is an error.")] = False,
         force: Force = False,
     ) -> None:
