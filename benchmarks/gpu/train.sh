@@ -9,6 +9,11 @@
 #     training step (training.steps.train_step: three views → NT-Xent over three pairs → backward →
 #     clip 1.0 → step) at batch 32 (the paper's) and the largest batch that fits (doubling from 32 until
 #     CUDA runs out of memory or the time budget ends): samples/s, peak memory and MFU.
+#  3. fine-tuning a pretrained dual encoder (model.init; random weights of the same shapes, nothing is
+#     downloaded): CLIP ViT-B/16 (openai/clip-vit-base-patch16; text 77 tokens, loss clip) and SigLIP 2
+#     base (google/siglip2-base-patch16-224: SiglipModel, 256k-token vocabulary; text 64 tokens, loss
+#     siglip), FocusCLIP's three views, AdamW, bf16: samples/s and peak memory at batch 32 and the
+#     largest batch that fits (doubling, 60 s budget each). --dry-run: tiny shapes on the CPU.
 #
 # FLOP count (per sample, training = 3 × forward: forward + backward's two matmuls per forward one;
 # a multiply-add is 2 FLOPs; layer norms, softmax, GELU, embeddings lookups and the loss ignored;
@@ -167,5 +172,71 @@ if not results:
 largest = max(results)
 print(f"summary: batch {min(results)} → {results[min(results)][0]:.1f} samples/s; largest batch that fits {largest} → "
       f"{results[largest][0]:.1f} samples/s ({time.perf_counter() - t_start:.0f} s in all)")
+PYEOF
+timeout 200 "$PY" - "$@" <<'PYEOF'
+# part 3: fine-tuning CLIP ViT-B/16 and SigLIP base with FocusCLIP's three views (model.init's model class)
+import sys, time
+import torch
+from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+from focusclip.training.config import OptimConfig
+from focusclip.training.dist import Dist
+from focusclip.training.loss import FocusLoss
+from focusclip.training.model import FocusCLIPModel
+from focusclip.training.optim import build_optimizer, build_scheduler
+from focusclip.training.steps import make_amp, train_step
+
+dry = "--dry-run" in sys.argv
+device = torch.device("cpu") if dry else torch.device("cuda", 0)
+if dry:
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    cases = {"clip": (CLIPModel(CLIPConfig(text_config=dict(max_position_embeddings=77, **small),
+                                           vision_config=dict(image_size=32, patch_size=16, **small), projection_dim=16)), 32, 77),
+             "siglip": (SiglipModel(SiglipConfig(text_config=dict(max_position_embeddings=64, **small),
+                                                 vision_config=dict(image_size=32, patch_size=16, **small))), 32, 64)}
+    sizes, precision, budget = [4, 8], "fp32", 20
+else:
+    cases = {"clip": (CLIPModel(CLIPConfig(vision_config=dict(patch_size=16))), 224, 77),   # = openai/clip-vit-base-patch16
+             "siglip": (SiglipModel(SiglipConfig(text_config=dict(vocab_size=256000))), 224, 64)}   # = google/siglip2-base-patch16-224
+    sizes, precision, budget = [32, 64, 128, 256, 512, 1024], "bf16", 60
+for kind, (dual, side, text_len) in cases.items():
+    model = FocusCLIPModel.from_dual(dual, None, name=f"{kind}-ft", triple=True, image_size=side).to(device)
+    amp = make_amp(device, precision)
+    opt = build_optimizer(model, OptimConfig(name="adamw", lr=1e-5, weight_decay=0.1))
+    sched = build_scheduler(opt, 10**9, OptimConfig())
+    loss_fn = FocusLoss(kind, None)
+    vocab = dual.config.text_config.vocab_size
+    print(f"fine-tune {kind}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, {side}px, text {text_len}")
+    t0 = time.perf_counter()
+    for n in sizes:
+        if time.perf_counter() - t0 > budget:
+            print(f"  (time budget reached before batch {n})")
+            break
+        b = {"pixels": torch.randn(n, 3, side, side, device=device), "heatmaps": torch.rand(n, side, side, device=device),
+             "input_ids": torch.randint(1, vocab, (n, text_len), device=device),
+             "attention_mask": torch.ones(n, text_len, dtype=torch.long, device=device)}
+        try:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            for _ in range(2):
+                train_step(model, model, loss_fn, opt, sched, [b], Dist(device=device), amp, 1.0)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            for _ in range(3):
+                train_step(model, model, loss_fn, opt, sched, [b], Dist(device=device), amp, 1.0)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = (time.perf_counter() - t1) / 3
+        except torch.cuda.OutOfMemoryError:
+            print(f"  batch {n:5d}: out of memory")
+            break
+        finally:
+            opt.zero_grad(set_to_none=True)
+        mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+        print(f"  batch {n:5d}: {n / dt:8.1f} samples/s  step {dt * 1e3:7.1f} ms  peak {mem:6.1f} GiB", flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    del model, opt, dual
 PYEOF
 exit $LOOP_RC
