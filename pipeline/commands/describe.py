@@ -12,7 +12,7 @@ from focusclip.pipeline.commands.options import (GEN, Backend, BackendName, Base
                                                  ImageMaxSide, Images, ImageUrl, ImageUrlKind, KeepReasoning,
                                                  Limit, Mark, MarkName, MaxRetries, MaxTokens, Model, Output,
                                                  PromptFile, PromptId, Revision, Seed, ServerWait, Shard, Split,
-                                                 Temperature, Thinking, Timeout, TopP, WithCoords, plain)
+                                                 Structured, Temperature, Thinking, Timeout, TopP, WithCoords, plain)
 from focusclip.prompts import DEFAULT_PROMPT
 from focusclip.prompts.picture import DEFAULT_MARK, DEFAULT_MAX_SIDE
 
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         max_tokens: MaxTokens = GEN.max_tokens,
         thinking: Thinking = GEN.thinking,
         keep_reasoning: KeepReasoning = GEN.keep_reasoning,
+        structured: Structured = GEN.structured,
         prompt_id: PromptId = DEFAULT_PROMPT,
         prompt_file: PromptFile = None,
         images: Images = None,

@@ -18,7 +18,7 @@ from focusclip.prompts.picture import MARKS, URL_KINDS
 __all__ = ["GEN", "Backend", "BackendName", "BaseUrl", "Concurrency", "Device", "Force", "ImageMaxSide", "ImageUrl",
            "ImageUrlKind", "Images", "KeepReasoning", "Limit", "Mark", "MarkName", "MaxRetries", "MaxTokens", "Model",
            "Output", "PromptFile", "PromptId", "Revision", "Seed", "ServerWait", "SetOpt", "Shard", "Split",
-           "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
+           "Structured", "Temperature", "Thinking", "Timeout", "TopP", "Version", "WithCoords", "given", "plain"]
 
 BackendName = Enum("BackendName", {n: n for n in BACKENDS}, type=str)   # describe backends
 Split = Enum("Split", {n: n for n in SPLITS}, type=str)                 # annotation splits (docs/design.md §3.1)
@@ -62,6 +62,10 @@ Thinking = Annotated[bool, typer.Option(
                        "false); a <think> block is removed from the stored text either way.")]
 KeepReasoning = Annotated[bool, typer.Option(
     "--keep-reasoning", metavar="", help="Keep a removed <think> block's text in the record's `reasoning` field.")]
+Structured = Annotated[bool, typer.Option(
+    "--structured", metavar="", help="Answer as JSON (per person posture and arm states, then the prose): a JSON "
+                                     "schema as response_format (openai) or structured_outputs (vllm); the record "
+                                     "keeps the people in `structured`, the filter checks them.")]
 MaxTokens = Annotated[int, typer.Option(
     "--max-tokens", help="Answer token limit (doubled up to twice on finish_reason 'length').")]
 PromptId = Annotated[Optional[str], typer.Option(

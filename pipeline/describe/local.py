@@ -20,6 +20,7 @@ from typing import Sequence
 
 from focusclip.core.errors import fail
 from focusclip.core.hub import Source, load, resolve
+from focusclip.pipeline.describe.structured import SCHEMA
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job, Refusal
 
 MODEL = dict(what="describer model", key="--model")
@@ -165,6 +166,10 @@ class VLLMBackend:
         the requests already added, before generating), so a refused call is split in two and each half
         asked again: the conversation at fault ends up alone and is refused with vLLM's reason."""
         conversations, requests = vllm_requests(jobs, sampling, self.params.max_tokens)
+        if self.params.structured:   # vLLM's structured outputs (0.11 on): the answer follows the JSON schema
+            from vllm.sampling_params import StructuredOutputsParams
+
+            requests = [{**kw, "structured_outputs": StructuredOutputsParams(json=SCHEMA)} for kw in requests]
         sampling_params = [vllm.SamplingParams(**kw) for kw in requests]
         try:
             outputs = llm.chat(conversations, sampling_params, use_tqdm=False,

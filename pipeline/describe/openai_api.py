@@ -29,6 +29,7 @@ from typing import Sequence
 
 from focusclip.core.errors import FocusError, fail, printable
 from focusclip.core.progress import progress
+from focusclip.pipeline.describe.structured import RESPONSE_FORMAT
 from focusclip.pipeline.describe.types import Answer, Emit, GenParams, Job
 
 _PLACEHOLDER_KEY = "EMPTY"  # local servers (vllm serve, Ollama) accept any key
@@ -246,6 +247,8 @@ class OpenAIBackend:
 
         sent = self.sent_params(max_tokens)
         extra = {"extra_body": self._extra_body} if self._extra_body else {}
+        if self.params.structured:   # the answer follows structured.SCHEMA (OpenAI, vllm serve, llama.cpp)
+            extra["response_format"] = RESPONSE_FORMAT
         try:
             completion = await client.chat.completions.create(
                 model=self.model, messages=job.prompt.messages, seed=job.seed, **sent, **extra)

@@ -27,6 +27,7 @@ from focusclip.core.sharding import parse_shard, take_shard
 from focusclip.core.progress import progress as progress_bar
 from focusclip.pipeline.describe.backends import DEFAULT_CONCURRENCY, make_backend
 from focusclip.pipeline.describe.shards import why_not_describable
+from focusclip.pipeline.describe.structured import parse_answer, structured_prompt
 from focusclip.pipeline.describe.types import Answer, Backend, GenParams, Job, Refusal, job_seed, split_reasoning
 from focusclip.prompts import DEFAULT_PROMPT, build_prompt
 from focusclip.prompts.picture import DEFAULT_MARK, DEFAULT_MAX_SIDE, PictureSpec
@@ -91,6 +92,13 @@ class _Writer:
         text, reasoning = split_reasoning(answer.text) if answer is not None else ("", None)
         if answer is not None and not text:
             answer, error = None, f"the model wrote only its reasoning ({answer.finish_reason}); raise --max-tokens"
+        structured = None
+        if answer is not None and self.gen.structured:
+            parsed = parse_answer(text)
+            if isinstance(parsed, str):
+                answer, error = None, parsed
+            else:
+                text, structured = parsed
         if answer is None:
             self._failed(job, error)
             return
@@ -104,6 +112,8 @@ class _Writer:
                           description=text, prompt_id=job.prompt.prompt_id, prompt_sha=job.prompt.sha,
                           params=params, finish_reason=answer.finish_reason, usage=dict(answer.usage),
                           created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_dict()
+        if structured is not None:
+            rec["structured"] = structured
         reasoning = answer.reasoning or reasoning
         if self.gen.keep_reasoning and reasoning:
             rec["reasoning"] = reasoning
@@ -133,6 +143,8 @@ def _jobs(annotations: Iterable[Annotation], describer: str, done: set[Key], rep
             report.skip(why, a.image)
             continue
         prompt = build_prompt(a, opts.prompt_id, opts.with_coords, spec, opts.prompt_file)
+        if opts.gen.structured:
+            prompt = structured_prompt(prompt)
         if (a.image, describer, prompt.sha) in done and a.image not in redo:
             report.count("already_described")
             continue
@@ -181,7 +193,8 @@ _GEN_FIELDS = frozenset(f.name for f in dataclasses.fields(GenParams))
 # What `DescribeOptions.from_flat` takes: the run's fields and GenParams'
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(DescribeOptions) if f.name != "gen") | _GEN_FIELDS
 # The report keeps what shapes the records; not the transport (timeouts, retries, device, vllm engine)
-_REPORTED_GEN = ("concurrency", "seed", "temperature", "top_p", "max_tokens", "thinking", "keep_reasoning")
+_REPORTED_GEN = ("concurrency", "seed", "temperature", "top_p", "max_tokens", "thinking", "keep_reasoning",
+                 "structured")
 
 
 def run_describe(opts: DescribeOptions, *, records: Sequence[Annotation] | None = None,

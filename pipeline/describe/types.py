@@ -29,6 +29,7 @@ class GenParams:
     seed: int = 0                      # the run's seed; each image samples with job_seed(seed, image, round)
     thinking: bool = False             # let reasoning models think (chat templates with enable_thinking)
     keep_reasoning: bool = False       # keep a <think> block's text in the record's `reasoning` field
+    structured: bool = False           # a JSON answer per structured.SCHEMA (response_format, structured_outputs)
     # requests in flight (openai), max_num_seqs (vllm), batch size (transformers); None until run_describe
     # fills in the backend's default (backends.DEFAULT_CONCURRENCY; for vllm None stays: vLLM's own)
     concurrency: int | None = None

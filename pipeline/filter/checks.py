@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from focusclip.core.errors import fail
-from focusclip.data.geometry import PoseFacts, image_facts
+from focusclip.data.geometry import STATES, PoseFacts, image_facts
 from focusclip.data.records import Annotation
 from focusclip.data.skeleton import JOINTS
 from focusclip.pipeline.filter.claims import (ARM_LEVELS, ArmClaim, PostureClaim, Ref, arm_claims, people_count_claim,
@@ -309,6 +309,35 @@ def check_ignores_image(record: dict, ctx: CheckContext) -> str | None:
     return None
 
 
+def check_structured(record: dict, ctx: CheckContext) -> str | None:
+    """A `--structured` answer (`structured`: per person posture and arm states, in the prompt's order)
+    against the keypoints, as `posture` and `arms` judge prose; then the prose against the structure."""
+    people = record.get("structured")
+    if people is None:
+        return None
+    n = len(ctx.facts)
+    if not isinstance(people, list) or len(people) != n or not all(isinstance(p, dict) for p in people):
+        return f"the structured answer lists {len(people) if isinstance(people, list) else 'no'} people, " \
+               f"the annotation has {n}"
+    ok = {frozenset(p) for p in ctx.config.compatible_postures}
+    as_facts = []
+    for i, (p, f) in enumerate(zip(people, ctx.facts)):
+        said = {k: p.get(k) if p.get(k) in (STATES if k == "posture" else ARM_LEVELS) else None
+                for k in ("posture", "left_arm", "right_arm")}
+        if said["posture"] and f.state and said["posture"] != f.state \
+                and frozenset((said["posture"], f.state)) not in ok:
+            return f"structured person {i + 1} is {said['posture']!r} but the keypoints say {f.state}"
+        for side in ("left", "right"):
+            fact, level = getattr(f, f"{side}_arm"), said[f"{side}_arm"]
+            if fact and level and abs(ARM_LEVELS[fact] - ARM_LEVELS[level]) >= ctx.config.arm_level_gap:
+                return f"structured person {i + 1}'s {side} arm is {level!r} but the keypoints say {fact}"
+        as_facts.append(dataclasses.replace(f, state=said["posture"], left_arm=said["left_arm"],
+                                            right_arm=said["right_arm"]))
+    told = CheckContext(ctx.annotation, ctx.config, _facts=as_facts)
+    why = check_posture(record, told) or check_arms(record, told)
+    return f"the prose contradicts the structured answer: {why.replace('keypoints', 'structure')}" if why else None
+
+
 def resolve_ref(ref: Ref | None, facts: list[PoseFacts]) -> PoseFacts | None:
     """The one person a reference names: ("index", i) record order, ("position", "left") the only
     person in that image third, ("order", k | "last") rank from the viewer's left. None if not unique."""
@@ -391,6 +420,7 @@ CHECKS: dict[str, Check] = {
     "ignores_image": check_ignores_image,
     "people_count": check_people_count,
     "unmarked": check_unmarked,
+    "structured": check_structured,
     "posture": check_posture,
     "arms": check_arms,
 }

@@ -241,4 +241,4 @@ def test_config_with_overrides():
 def test_check_names_are_the_documented_ones():
     assert list(CHECKS) == ["empty", "no_image", "refusal", "reasoning", "truncated", "length", "leak",
                             "repetition", "excluded", "marks", "ignores_image", "people_count", "unmarked",
-                            "posture", "arms"]
+                            "structured", "posture", "arms"]

@@ -49,7 +49,8 @@ def test_template_output_is_kept(world, tmp_path):
     assert n > 200 and len(kept) + len(rejected) == n
     assert len(kept) / n >= 0.95, [(r["image"], r["reason_detail"]) for r in rejected]
     assert all(r["checks"] == ["empty", "no_image", "refusal", "reasoning", "truncated", "length", "leak", "repetition",
-                               "excluded", "marks", "ignores_image", "people_count", "unmarked", "posture", "arms"] for r in kept)
+                               "excluded", "marks", "ignores_image", "people_count", "unmarked", "structured", "posture",
+                               "arms"] for r in kept)
     saved = json.loads(out.with_suffix(".report.json").read_text())
     assert saved["counts"]["kept"] == len(kept) and saved["kept_fraction"] >= 0.95
     m = saved["metrics"]
