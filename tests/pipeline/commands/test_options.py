@@ -82,7 +82,8 @@ def test_describe_report_options_keep_their_keys_and_values(described):
         "concurrency": 1, "split": None, "limit": 4, "shard": None, "seed": 3, "temperature": 0.7,
         "max_tokens": 512, "prompt_id": "pose-v1", "describer": "template", "round": 0, "with_coords": False,
         "force": False, "redo_images": 0, "revision": None, "top_p": None, "thinking": False,
-        "keep_reasoning": False}
+        "keep_reasoning": False, "structured": False, "prompt_file": None, "images": None, "image_max_side": 768,
+        "mark": "box", "image_url": "data"}
     rows = list(map(json.loads, desc.read_text().splitlines()))
     assert [(r["params"]["run_seed"], r["params"]["seed"]) for r in rows] == [(3, image_seed(3, r["image"]))
                                                                               for r in rows]
