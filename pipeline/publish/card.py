@@ -36,6 +36,7 @@ class ConfigSummary:
     prompts: Counter = field(default_factory=Counter)   # (prompt_id, prompt_sha) → rows
     params: Counter = field(default_factory=Counter)    # params JSON less the image's own seed → rows
     sources: Counter = field(default_factory=Counter)   # (describer, backend, model) → rows
+    rule_based: int = 0                           # rows of the template describer: no model, prompt or sampling
     filter_report: dict | None = None
     filter_note: str = ""                         # why there are no filter statistics
 
@@ -43,8 +44,11 @@ class ConfigSummary:
         self.describers[row["describer"]] += 1
         self.backends[row["backend"] or "unknown"] += 1
         self.models[row["model"] or ("none" if row["backend"] == "template" else "unknown")] += 1
-        self.prompts[(row["prompt_id"] or "unknown", row["prompt_sha"] or "")] += 1
-        self.params[_settings(row["params"])] += 1
+        if row["backend"] == "template":   # its prompt_id and params are records' defaults, never used
+            self.rule_based += 1
+        else:
+            self.prompts[(row["prompt_id"] or "unknown", row["prompt_sha"] or "")] += 1
+            self.params[_settings(row["params"])] += 1
         self.sources[(row["describer"], row["backend"] or "unknown", row["model"])] += 1
 
 
@@ -134,8 +138,13 @@ def config_section(c: ConfigSummary, templates_dir: Path | None) -> str:
              f"- Describer: {_counts_line(c.describers)}",
              f"- Backend: {_counts_line(c.backends)}",
              f"- Model: {_counts_line(c.models)}"]
+    if c.rule_based:
+        lines.append(f"- {c.rule_based} rows written by the rule-based `template` describer: sentences filled "
+                     "in from the pose facts measured on the annotated keypoints, with no language model, "
+                     "prompt or sampling settings (the phrasing varies by a choice seeded per image).")
     lines += _prompt_section(c, templates_dir)
-    lines.append("- Sampling parameters:")
+    if c.params:
+        lines.append("- Sampling parameters:")
     for params, n in c.params.most_common(5):
         lines.append(f"  - `{params}` ({n} rows)")
     if len(c.params) > 5:

@@ -2,7 +2,6 @@
 structure so the wording can be edited in one place)."""
 from __future__ import annotations
 
-import json
 import re
 
 from focusclip.data.citations import FOCUSCLIP_BIBTEX, MPII_BIBTEX
@@ -137,43 +136,53 @@ def usage(repo_id: str | None, config: str, with_images: bool) -> str:
     return "\n".join(lines)
 
 
-# Keys of a stage report (core.io.Report) that describe the run, not the filtering; file paths are
-# left out too (they are the publisher's local paths).
-_NOT_STATS = {"stage", "options", "timings", "skipped_examples", "inputs", "outputs", "input", "output"}
-
-
-def _is_path(v) -> bool:
-    return isinstance(v, str) and (v.startswith(("/", "~", "./")) or v.endswith((".jsonl", ".json")))
-
-
-def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
-    """Nested dicts of scalars → dotted keys; lists and other values are shown as compact JSON."""
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-        return out
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return [(prefix, value)]
-    return [(prefix, json.dumps(value, ensure_ascii=False)[:200])]
-
-
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+# The filter report's text statistics (pipeline/filter/text_metrics.py) in words; keys not named here are
+# left out, except another report's plain numbers under `metrics`, shown under their own key.
+_METRICS = {"vocabulary": "distinct words", "mtld": "lexical diversity (MTLD; higher is more varied)",
+            "trigram_repetition": "share of repeated word trigrams",
+            "tfidf_self_similarity": "mean TF-IDF similarity between descriptions",
+            "flesch_kincaid_grade": "reading grade (Flesch–Kincaid)"}
+_NOT_SHOWN = {"n_texts", "chars", "mtld_mean_per_text", "trigram_repetition_mean_per_text"}
+
+
+def _spread(d: dict) -> str:
+    """`{"mean", "median", "p5", "p95"}` → "mean 44.6, median 38 (5–95 %: 18–81.9)"."""
+    text = f"mean {_fmt(d.get('mean'))}, median {_fmt(d.get('median'))}"
+    return text + (f" (5–95 %: {_fmt(d['p5'])}–{_fmt(d['p95'])})" if "p5" in d and "p95" in d else "")
+
+
 def filter_section(report: dict | None, note: str) -> str:
-    """Filter statistics from `X.report.json` beside `X.jsonl`, whatever keys it has."""
+    """What the filter did to this config, from `X.report.json` beside `X.jsonl`, as a short table in
+    words: descriptions checked, kept, rejected with their reasons, and the texts' statistics."""
     if not report:
         return f"Filter statistics: none ({note})."
-    rows = [(k, v) for key, value in report.items() if key not in _NOT_STATS
-            for k, v in _flatten(value, key) if not _is_path(v)]
+    counts, metrics = report.get("counts") or {}, report.get("metrics") or {}
+    checked = next((counts[k] for k in ("descriptions", "records_read", "read") if k in counts), None)
+    rows = []
+    if checked is not None:
+        rows.append(("descriptions checked", checked))
+    if "kept" in counts:
+        share = f" ({100 * counts['kept'] / checked:.1f} %)" if checked else ""
+        rows.append(("kept", f"{counts['kept']}{share}"))
+    reasons = report.get("rejected_by_reason") or {}
+    if "rejected" in counts or reasons:
+        why = ", ".join(f"{k} {n}" for k, n in reasons.items())
+        rows.append(("rejected", f"{counts.get('rejected', sum(reasons.values()))}" + (f": {why}" if why else "")))
+    if report.get("rounds"):
+        rows.append(("regeneration rounds", len(report["rounds"])))
+    for key, label in (("words", "words per description"), ("sentences", "sentences per description")):
+        if isinstance(metrics.get(key), dict):
+            rows.append((label, _spread(metrics[key])))
+    rows += [(_METRICS[k], v) for k, v in metrics.items() if k in _METRICS and v is not None]
+    rows += [(k, v) for k, v in metrics.items() if k not in _METRICS and k not in _NOT_SHOWN
+             and k not in ("words", "sentences") and isinstance(v, (int, float))]
     if not rows:
         return "Filter statistics: the filter report holds no counts."
     lines = ["Filter statistics (from the filter report):", "", "| statistic | value |", "| --- | ---: |"]
-    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows[:80]]
-    if len(rows) > 80:
-        lines.append(f"| … {len(rows) - 80} more | |")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"| {label} | {_fmt(v)} |" for label, v in rows])

@@ -288,9 +288,11 @@ def test_card_parses_and_its_configs_point_at_the_shards(built):
     assert "arXiv:2403.06904" in body and "FocusCLIP: Multimodal Subject-Level Guidance" in body
     assert body.count("Describe the pose of ${count} people.") == 1  # pose-v1 template text, once
     assert "- Prompt `pose-v1` (sha `3f2a9c`), 6 rows." in body
-    assert "- Prompt `template-v1` (6 distinct `prompt_sha` values), 6 rows." in body
-    assert "Template text: unknown" in body and "- Model: `none` (6)" in body
-    assert "| counts.kept | 10 |" in body and "| metrics.distinct_2 | 0.8125 |" in body
+    # the template describer is rule-based: no prompt nor sampling settings shown for it (issue 31)
+    assert "- 6 rows written by the rule-based `template` describer" in body and "template-v1" not in body
+    assert body.count("- Sampling parameters:") == 1 and "- Model: `none` (6)" in body
+    assert "| descriptions checked | 12 |\n| kept | 10 (83.3 %) |" in body and "| distinct_2 | 0.8125 |" in body
+    assert "counts." not in body and "metrics." not in body
     assert "/home/someone/secret" not in body                          # report options stay out
     assert "Filter statistics: none (no template.kept.report.json beside template.kept.jsonl)" in body
     assert "**0-based**" in body and "exp(-(dx²" in body
