@@ -191,15 +191,16 @@ def test_the_server_gets_the_resized_photo_with_each_mark_where_the_annotation_p
     assert (tmp_path / "images" / "synthetic.jpg").read_bytes() == (folder / "synthetic.jpg").read_bytes()
 
 
-def test_real_mpii_samples_reach_the_server_resized_and_boxed(server, tmp_path, mpii_samples):
+@pytest.mark.parametrize("mark", ["box", "number", "skeleton"])
+def test_real_mpii_samples_reach_the_server_resized_and_marked(server, tmp_path, mpii_samples, mark):
     anns = mpii(mpii_samples)
-    recs = run(server, anns, mpii_samples, tmp_path, mark="box")
+    recs = run(server, anns, mpii_samples, tmp_path, mark=mark)
     assert len(recs) == len(anns) == len(server.bodies) == 5
     for body in server.bodies:   # each request matches one image: find it by its picture's size and pixels
         got = sent_picture(body)
         matches = [a for a in anns if _matches(got, mpii_samples / a.image)]
         assert len(matches) == 1
-        check_picture(got, mpii_samples / matches[0].image, matches[0], 768, "box")
+        check_picture(got, mpii_samples / matches[0].image, matches[0], 768, mark)
 
 
 def _matches(got: Image.Image, source: Path) -> bool:
