@@ -2,7 +2,8 @@
 WiSE-FT (Wortsman et al. 2022): interpolate the fine-tuned weights with the pretrained ones.
 
 A tower is its encoder, its layer stack (the longest `nn.ModuleList` in it), what comes before the
-stack (embeddings) and what comes after it (final norm, pooling head, projection). Locking freezes
+stack (embeddings, CLIP's pre-norm) and what comes after it in registration order (final norm,
+pooling head) and its projection. Locking freezes
 all of it; `unlocked_layers = N > 0` leaves the last N layers and everything after the stack learning
 (open_clip's `lock_image_unlocked_groups`). Frozen parameters get `requires_grad = False`, so the
 optimizer never holds them: they end training bit-identical.
@@ -41,14 +42,12 @@ def lock_tower(model: nn.Module, tower: str, unlocked_layers: int = 0) -> int:
         stack = _layer_stack(encoder)
         for layer in list(stack)[-unlocked_layers:]:
             layer.requires_grad_(True)
+        # parameters come in registration order: what follows the stack's last one (final norm, head)
+        params = list(encoder.parameters())
         in_stack = {id(p) for p in stack.parameters()}
-        embeddings = {id(p) for n, m in encoder.named_children() if "embed" in n for p in m.parameters()}
-        for name, module in encoder.named_modules():
-            if "embed" in name:
-                embeddings |= {id(p) for p in module.parameters()}
-        for p in encoder.parameters():        # after the stack: final norm, head
-            if id(p) not in in_stack and id(p) not in embeddings:
-                p.requires_grad_(True)
+        last = max(i for i, p in enumerate(params) if id(p) in in_stack)
+        for p in params[last + 1:]:
+            p.requires_grad_(True)
         for _, module in parts[1:]:           # the projection
             module.requires_grad_(True)
     return sum(p.numel() for _, m in parts for p in m.parameters() if not p.requires_grad)
