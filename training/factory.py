@@ -8,8 +8,9 @@ with it; a random-init text tower gets a WordPiece tokenizer trained on the trai
 before any data work, so a missing tower costs seconds, not a data pass. This module imports torch
 only inside its functions, so `focus-train --check` stays quick.
 
-`model.init` names a whole pretrained dual encoder instead (a `CLIPModel`, `SiglipModel`, … or a
-focus-train checkpoint fine-tuned from one), loaded the same way: both towers' sources are it, and
+`model.init` names a whole pretrained dual encoder instead (a `CLIPModel`, `SiglipModel`, … a
+focus-train checkpoint fine-tuned from one, or one built from two towers, continued with its towers,
+projections and τ), loaded the same way: both towers' sources are it, and
 `with_init_processor` lays its image processor (size, resize, mean/std) and text length over the
 config before any data is read, so training and evaluation see images and text as it was trained on.
 """
@@ -52,6 +53,7 @@ class Pretrained:
     text: Any = None
     tokenizer: Any = None
     dual: Any = None            # model.init: the dual encoder (CLIPModel, SiglipModel, …)
+    focus: Any = None           # model.init: a focus-train checkpoint built from two towers
     processor: Optional[dict] = None   # model.init: its image processor's to_dict()
     text_mask: bool = True      # model.init: its tokenizer gives an attention mask (SigLIP's does not)
     notes: dict = field(default_factory=dict)
@@ -94,10 +96,10 @@ def _load_init(cfg: FocusConfig, sources: dict[str, Source]) -> Pretrained:
     src = sources["vision"]
     kw = dict(what="dual encoder", key="model.init", null_fix="--set model.init=null to build the model from two towers")
     model = load(src, AutoModel.from_pretrained, **kw)
+    if getattr(model.config, "model_type", "") == "focusclip" and not model.config.base:
+        tokenizer = load(src, AutoTokenizer.from_pretrained, **{**kw, "what": "checkpoint's tokenizer"})
+        return Pretrained(sources, tokenizer=tokenizer, focus=model, processor=focus_processor(model.config, src))
     if getattr(model.config, "model_type", "") == "focusclip":
-        if not model.config.base:
-            raise fail("model.init is a focus-train checkpoint built from two towers, not from a dual encoder",
-                       cfg.model.init, "continue it with --resume, or name a CLIP/SigLIP (or a checkpoint fine-tuned from one)")
         processor = dict(model.config.base_processor or {})
         model = model.dual
     else:
@@ -112,24 +114,45 @@ def _load_init(cfg: FocusConfig, sources: dict[str, Source]) -> Pretrained:
     return Pretrained(sources, tokenizer=tokenizer, dual=model, processor=processor, text_mask=text_mask)
 
 
+def focus_processor(config, src: Source) -> dict:
+    """What a focus-train checkpoint built from two towers takes as input, as a processor dict: its
+    side, mean/std, and `focus_resize`, its train_config.yaml's data.resize (crop when it has none)."""
+    import yaml
+
+    from focusclip.core.hub import local_file
+
+    path = local_file(src, "train_config.yaml")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    resize = data.get("resize", "crop") if isinstance(data, dict) else "crop"
+    side = {"height": config.image_size, "width": config.image_size}
+    return {"focus_resize": resize, "size": side, "crop_size": side, "do_center_crop": resize == "crop",
+            "image_mean": list(config.image_mean), "image_std": list(config.image_std)}
+
+
 def processor_geometry(processor: dict) -> tuple[int, str]:
     """(S, data.resize) of a transformers image processor's dict: a centre crop after resizing the
-    shorter side (CLIP) is `crop`, a resize to S×S (SigLIP) is `squash`."""
+    shorter side (CLIP) is `crop`, a resize to S×S (SigLIP) is `squash`; a focus-train checkpoint's
+    (`focus_processor`) says its own."""
     crop = bool(processor.get("do_center_crop"))
     size = (processor.get("crop_size") if crop else processor.get("size")) or {}
     side = size.get("height") or size.get("shortest_edge") or size.get("width")
     assert side, f"an image processor without a size: {processor}"
-    return int(side), "crop" if crop else "squash"
+    return int(side), processor.get("focus_resize") or ("crop" if crop else "squash")
 
 
 def init_config(cfg: FocusConfig, pre: Optional[Pretrained], saved_model=None) -> FocusConfig:
     """`with_init_processor` with the processor of the model.init just loaded (`pre`), or on resume
-    the one the checkpoint's model keeps (`saved_model.config.base_processor`)."""
+    the one the checkpoint's model keeps (`saved_model.config.base_processor`, model.init runs only)."""
     if pre is not None and pre.dual is not None:
         return with_init_processor(cfg, pre.processor, pre.dual.config.to_dict())
+    if pre is not None and pre.focus is not None:
+        text = {"text_config": {"max_position_embeddings": pre.focus.config.max_text_length}}
+        return with_init_processor(cfg, pre.processor, text)
     config = getattr(saved_model, "config", None)
-    if config is not None and getattr(config, "base", None):
-        return with_init_processor(cfg, config.base_processor, config.base)
+    if cfg.model.init and config is not None and getattr(config, "base_processor", None):
+        base = config.base or {"text_config": {"max_position_embeddings": config.max_text_length}}
+        return with_init_processor(cfg, config.base_processor, base)
     return cfg
 
 
@@ -209,6 +232,8 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
                                         alpha_trainable=m.alpha_trainable, image_size=cfg.train.image_size,
                                         image_mean=m.vision.image_mean, image_std=m.vision.image_std,
                                         max_text_length=min(cfg.data.max_text_length, text_len))
+    if pre is not None and pre.focus is not None:
+        return _continued(cfg, pre)
     vit = pre.vit if pre is not None and pre.vit is not None else _random_vit(cfg)
     text = pre.text if pre is not None and pre.text is not None else _random_text(cfg, tokenizer)
     v = cfg.model.vision
@@ -221,3 +246,22 @@ def build_model(cfg: FocusConfig, tokenizer, pre: Optional[Pretrained] = None):
                                       learn_temperature=cfg.loss.learn_temperature,
                                       temperature_per_pair=cfg.loss.temperature_per_pair,
                                       alpha_trainable=m.alpha_trainable)
+
+
+def _continued(cfg: FocusConfig, pre: Pretrained):
+    """model.init naming a focus-train checkpoint built from two towers: its towers, projections and
+    τ, in a model of this config's kind (FocusCLIP or CLIP, alpha fresh)."""
+    from focusclip.training.model import FocusCLIPModel
+
+    old, m = pre.focus, cfg.model
+    model = FocusCLIPModel.from_towers(
+        old.vision.vit, old.text.encoder, name=m.name, embed_dim=old.config.embed_dim, triple=m.triple,
+        shared_encoder=True, alpha_init=m.alpha_init, alpha_trainable=m.alpha_trainable,
+        image_size=old.config.image_size, image_mean=old.config.image_mean, image_std=old.config.image_std,
+        max_text_length=min(cfg.data.max_text_length, old.config.max_text_length),
+        temperature=old.config.contrastive_temperature, learn_temperature=cfg.loss.learn_temperature,
+        temperature_per_pair=cfg.loss.temperature_per_pair)
+    model.vision.proj.load_state_dict(old.vision.proj.state_dict())
+    model.text.proj.load_state_dict(old.text.proj.state_dict())
+    model.config.base_processor = pre.processor   # a resumed run reads its input geometry here
+    return model

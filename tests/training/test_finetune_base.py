@@ -159,3 +159,29 @@ def test_wise_ft_ends_are_exact_and_middle_is_the_mean(world, tmp_path):
         assert torch.equal(got[0.5][k], (base[k] + tuned[k]) / 2), k
         moved += not torch.equal(base[k], tuned[k])
     assert moved > 10
+
+
+def test_a_clip_trained_here_is_continued_with_focus(world, tmp_path):
+    """model.init naming a focus-train CLIP checkpoint (two towers): at lr 0 the FocusCLIP run's model
+    embeds images and texts as the CLIP did, with its geometry, mean/std and tokenizer."""
+    from focusclip.training import load_checkpoint
+    from focusclip.training.config import load_config
+    from focusclip.training.trainer import run_train
+
+    torch.set_num_threads(1)
+    clip = tmp_path / "clip"
+    run_train(load_config(REPO / "configs/tiny-clip.yaml", tiny_overrides(world["world"], clip, **{
+        "train.max_steps": 2, "train.batch_size": 8, "train.checkpoint_every": 0, "data.resize": "letterbox",
+        "model.vision.image_mean": [0.4, 0.4, 0.4]})))
+    report = _run(world["world"], tmp_path / "focus", str(clip / "checkpoints" / "last"), **{
+        "optim.lr": 0.0, "train.max_steps": 2})
+    assert report.extra["init"]["vision"]["kind"] == "folder"
+    config = (tmp_path / "focus" / "config.yaml").read_text()
+    assert "resize: letterbox" in config and "- 0.4" in config
+    a, b = load_checkpoint(clip), load_checkpoint(tmp_path / "focus")
+    assert b.model.config.triple and b.resize == "letterbox" and b.image_mean == a.image_mean
+    image = Image.open(world["world"]["images"] / "000000000.jpg")
+    pixels = torch.stack([a.preprocess(image)])
+    torch.testing.assert_close(b.encode_images(pixels), a.encode_images(pixels), rtol=0, atol=0)
+    texts = ["a person standing on the left", "a figure"]
+    torch.testing.assert_close(b.encode_texts(texts), a.encode_texts(texts), rtol=0, atol=0)
