@@ -53,7 +53,7 @@ def main_command(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = Non
     # where each tower comes from, before torch is imported: a tower that cannot be had fails in a blink
     sources = resolve_sources(cfg) if (check or resume is None) else None
     if check:
-        from focusclip.training.trainer import check_data
+        from focusclip.training.plan import check_data
 
         data = check_data(cfg)   # the run's checks on its data, before "ok"
         typer.echo(f"ok: {config} ({cfg.model.name}, output_dir {cfg.output_dir})")
