@@ -36,6 +36,8 @@ COLUMNS = """\
 | `describer`, `backend`, `model` | string | who wrote the description |
 | `prompt_id`, `prompt_sha` | string | the prompt template's id and the hash of the prompt |
 | `params` | string | the sampling parameters, a JSON object |
+| `checks_passed` | list of string | the filter checks the description passed (empty: not filtered) |
+| `check_failures` | list of {check, reason} | checks it failed but was published anyway, with the filter's reason |
 
 Joint order (MPII): 0 r-ankle, 1 r-knee, 2 r-hip, 3 l-hip, 4 l-knee, 5 l-ankle, 6 pelvis, 7 thorax,
 8 upper-neck, 9 head-top, 10 r-wrist, 11 r-elbow, 12 r-shoulder, 13 l-shoulder, 14 l-elbow, 15 l-wrist.
