@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from focusclip.training.config import ModelConfig
+from focusclip.training.config import FocusConfig
 
 
 def tower_parts(model: nn.Module, tower: str) -> list[tuple[str, nn.Module]]:
@@ -53,9 +53,15 @@ def lock_tower(model: nn.Module, tower: str, unlocked_layers: int = 0) -> int:
     return sum(p.numel() for _, m in parts for p in m.parameters() if not p.requires_grad)
 
 
-def apply_locks(model: nn.Module, m: ModelConfig) -> dict[str, int]:
-    """The config's locks on a FocusCLIPModel → {tower: frozen parameter count} (for the report)."""
-    frozen = {}
+def apply_locks(model: nn.Module, cfg: FocusConfig) -> dict[str, int]:
+    """The config's locks on a FocusCLIPModel → {tower: frozen parameter count} (for the report). A
+    SigLIP's logit bias is frozen too unless the loss is SigLIP's: no other loss uses it, and DDP
+    refuses a trainable parameter without a gradient."""
+    m, frozen = cfg.model, {}
+    bias = getattr(getattr(model, "dual", None), "logit_bias", None) if model.config.base else None
+    if bias is not None and cfg.loss.kind != "siglip":
+        bias.requires_grad_(False)
+        frozen["logit_bias"] = bias.numel()
     if m.lock_image:
         frozen["image"] = lock_tower(model, "image", m.lock_image_unlocked_layers)
     if m.lock_text:

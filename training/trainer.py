@@ -233,7 +233,7 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     if d.enabled:
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    report.extra["frozen_parameters"] = apply_locks(model, cfg.model)   # model.lock_image / lock_text
+    report.extra["frozen_parameters"] = apply_locks(model, cfg)   # model.lock_image / lock_text
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, plan.total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)

@@ -60,3 +60,18 @@ def test_wise_interpolation_ends_and_middle():
     assert torch.equal(interpolate(base, tuned, 0.5)["w"], (base["w"] + tuned["w"]) / 2)
     assert torch.allclose(interpolate(base, tuned, 0.25)["w"], 0.75 * base["w"] + 0.25 * tuned["w"])
     assert torch.equal(interpolate(base, tuned, 0.3)["ids"], tuned["ids"])
+
+
+def test_siglip_bias_is_frozen_unless_the_loss_is_siglips():
+    from transformers import SiglipConfig, SiglipModel
+
+    from focusclip.training.config import FocusConfig, LossConfig
+    from focusclip.training.finetune import apply_locks
+
+    for kind, frozen in (("siglip", {}), ("clip", {"logit_bias": 1})):
+        dual = SiglipModel(SiglipConfig(text_config=dict(vocab_size=50, max_position_embeddings=16, **SMALL),
+                                        vision_config=dict(image_size=16, patch_size=8, **SMALL)))
+        model = FocusCLIPModel.from_dual(dual, None, image_size=16)
+        assert apply_locks(model, FocusConfig(loss=LossConfig(kind=kind))) == frozen
+        assert model.dual.logit_bias.requires_grad == (kind == "siglip")
+        assert model.dual.logit_scale.requires_grad
