@@ -223,6 +223,8 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
                            resume_dir, pre)
     model, init = initial_model(cfg, tokenizer, pre, saved)
     report.extra["init"] = init
+    # before DDP wraps the model: it takes the parameters that require a gradient when it is built
+    report.extra["frozen_parameters"] = apply_locks(model, cfg)   # model.lock_image / lock_text
     model.config.provenance = provenance(cfg, init, train_set, val_set)
     if resume_dir is not None:
         model.config.provenance = resumed_provenance(resume_dir, model.config.provenance)
@@ -233,7 +235,6 @@ def _setup(cfg: FocusConfig, d: Dist, resume: Optional[str], force: bool,
     if d.enabled:
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    report.extra["frozen_parameters"] = apply_locks(model, cfg)   # model.lock_image / lock_text
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, plan.total, cfg.optim)
     loss_fn = FocusLoss(cfg.loss.kind, vars(cfg.loss.weights), d)

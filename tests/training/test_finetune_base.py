@@ -185,3 +185,27 @@ def test_a_clip_trained_here_is_continued_with_focus(world, tmp_path):
     torch.testing.assert_close(b.encode_images(pixels), a.encode_images(pixels), rtol=0, atol=0)
     texts = ["a person standing on the left", "a figure"]
     torch.testing.assert_close(b.encode_texts(texts), a.encode_texts(texts), rtol=0, atol=0)
+
+
+def test_two_ddp_ranks_fine_tune_a_siglip_with_a_locked_tower(world, tmp_path):
+    """Under DDP (two gloo ranks) the locks are in place before the wrapper takes the parameters: the
+    text tower stays bit-identical, the rest trains (a parameter frozen after wrapping stops DDP)."""
+    import socket
+
+    import torch.multiprocessing as mp
+    from transformers import SiglipModel
+
+    from focusclip.training import load_checkpoint
+    from tests.training.ddp_worker import train_rank
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sets = tiny_overrides(world["world"], tmp_path / "run", **{
+        "train.max_steps": 2, "train.batch_size": 8, "train.checkpoint_every": 0, "train.num_workers": 0,
+        "model.init": str(world["siglip"]), "loss.kind": "clip", "optim.lr": 3e-3, "model.lock_text": True})
+    mp.spawn(train_rank, args=(2, port, str(REPO / CONFIG), sets), nprocs=2)
+    base, tuned = SiglipModel.from_pretrained(world["siglip"]), load_checkpoint(tmp_path / "run").model.dual
+    for name, p in base.named_parameters():
+        frozen = name.startswith("text_model.") or name == "logit_bias"   # bias: only SigLIP's loss uses it
+        assert torch.equal(tuned.state_dict()[name], p.detach()) == frozen, name
