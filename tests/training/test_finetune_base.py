@@ -134,6 +134,13 @@ def test_fine_tune_locks_export_and_pipeline(world, tmp_path, kind):
     cos = (img @ enc.encode_texts(labels).T)[0]
     order = [labels[i] for i in cos.argsort(descending=True).tolist()]
     assert [s["label"] for s in scored] == order       # the pipeline ranks as focus-eval scores
+    # and its probabilities are focus-eval's cosines through the model's own head (CLIP: softmax of
+    # scale · cos; SigLIP: sigmoid of scale · cos + bias)
+    logits = enc.logit_scale * cos + (enc.logit_bias or 0.0)
+    probs = logits.softmax(-1) if kind == "clip" else logits.sigmoid()
+    got = {s["label"]: s["score"] for s in scored}
+    for label, p in zip(labels, probs.tolist()):
+        assert got[label] == pytest.approx(p, abs=1e-5), label
     # the checkpoint itself (focus-eval RUN) encodes text as its export does (SigLIP: padded to full length)
     torch.testing.assert_close(load_checkpoint(run).encode_texts(labels), enc.encode_texts(labels), rtol=1e-5, atol=1e-5)
 
