@@ -157,10 +157,11 @@ def test_check_prints_each_source_and_downloads_nothing(repos, hub, tmp_path):
                check=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[1:] == ["  vision tower: random init",
-                         f"  text tower: hub tiny-bert@main (commit {hub.commits['bert'][:12]}, not in the cache: "
-                         "downloads on first use)",
-                         "  tokenizer: the text tower's"]
+    assert lines[1:4] == ["  vision tower: random init",
+                          f"  text tower: hub tiny-bert@main (commit {hub.commits['bert'][:12]}, not in the cache: "
+                          "downloads on first use)",
+                          "  tokenizer: the text tower's"]
+    assert lines[4].startswith("  data: 16 training images")   # the run's data checks, then its plan
     assert {r.method for r in hub.requests} <= {"HEAD", "GET"} and _downloads(hub) == []
     assert not (tmp_path / "run").exists()
 
