@@ -157,6 +157,10 @@ def vision_architecture(v: dict) -> str:
 def model_section(config, resize: str = "crop") -> str:
     v, t, p = config.vision, config.text, config.provenance or {}
     kind = "FocusCLIP (image, text and heatmap-weighted image)" if config.triple else "CLIP baseline (image and text)"
+    base = getattr(config, "base", None)
+    if base:   # model.init: a whole dual encoder, its own towers (training/model.py)
+        v, t = base.get("vision_config") or {}, {**(base.get("text_config") or {}), "model_type": base.get("model_type")}
+        kind += f", fine-tuned from a `{base.get('model_type')}` dual encoder"
     return "\n".join([
         "## Model", "", f"{kind}, embeddings of {config.embed_dim} dimensions, NT-Xent temperature "
         f"{config.contrastive_temperature:g}, trained at {config.image_size}×{config.image_size} pixels.", "",
