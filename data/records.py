@@ -143,6 +143,17 @@ def validate_annotation(d: dict) -> str | None:
     return None
 
 
+def looks_like_annotation(d: dict) -> bool:
+    """A record of an annotations file (docs/design.md §3.1), given where descriptions belong."""
+    return "people" in d and "split" in d and "description" not in d
+
+
+def not_descriptions(path) -> Exception:
+    """The one-line error for an annotations file given where descriptions belong."""
+    return fail("this is an annotations file (written by `focus-data convert`), not descriptions", str(path),
+                "pass the descriptions/NAME.jsonl that `focus-data describe` or `filter` wrote")
+
+
 def looks_like_description(d: dict) -> bool:
     """A record of a descriptions file (docs/design.md §3.2), given where annotations belong."""
     return all(k in d for k in DESCRIPTION_KEYS) and "people" not in d

@@ -8,7 +8,7 @@ from pathlib import Path
 from focusclip.core.errors import fail
 from focusclip.core.io import read_jsonl
 from focusclip.core.report import Report
-from focusclip.data.records import Annotation
+from focusclip.data.records import Annotation, looks_like_annotation, not_descriptions
 
 Key = tuple[str, str, str]
 REQUIRED = ("image", "describer", "prompt_sha")
@@ -48,6 +48,8 @@ def read_latest_descriptions(path: str | os.PathLike, report: Report) -> dict[Ke
         report.skip(TORN, str(path))
     out: dict[Key, dict] = {}
     rows = read_jsonl(path)  # a bad line before the last is a user error naming the line
+    if rows and looks_like_annotation(rows[0]):
+        raise not_descriptions(path)
     report.count("records_read", len(rows))
     for i, row in enumerate(rows):
         why = _malformed(row)

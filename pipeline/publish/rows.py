@@ -15,7 +15,7 @@ from datasets import Features, Image, List, Value
 
 from focusclip.core.errors import fail
 from focusclip.core.io import read_jsonl
-from focusclip.data.records import Annotation, Person, read_annotations
+from focusclip.data.records import Annotation, Person, looks_like_annotation, not_descriptions, read_annotations
 from focusclip.data.skeleton import NUM_JOINTS
 
 # Annotation split (docs/design.md §3.1) → hub split name; the hub spells the held-out split "validation".
@@ -96,6 +96,8 @@ def _dedupe(name: str, path: Path, report) -> dict[tuple, dict]:
     """Descriptions keyed by (image, describer, prompt_sha) (docs/design.md §3.2); the last record wins."""
     out: dict[tuple, dict] = {}
     for i, d in enumerate(read_jsonl(path)):
+        if i == 0 and looks_like_annotation(d):
+            raise not_descriptions(path)
         if not isinstance(d.get("image"), str) or not isinstance(d.get("description"), str):
             raise fail(f"record {i + 1} lacks a string 'image' or 'description'", str(path),
                        "pass a descriptions JSONL written by `focus-data describe` or `filter`")

@@ -182,3 +182,14 @@ def test_heatmaps_skips_a_record_with_no_person_instead_of_a_blank_png(tmp_path,
     line = _one_line(_run("heatmaps", ann, "--images", images, "-o", tmp_path / "hm", "--device", "cpu"))
     assert "1 no person" in line
     assert not (tmp_path / "hm").exists()
+
+
+@pytest.mark.parametrize("command", ["filter", "publish"])
+def test_an_annotations_file_given_as_descriptions_says_so(command, tmp_path):
+    ann = tmp_path / "annotations.jsonl"
+    ann.write_text(json.dumps(GOOD) + "\n")
+    args = (["filter", ann, "--annotations", ann, "-o", tmp_path / "k.jsonl"] if command == "filter" else
+            ["publish", "--annotations", ann, "--descriptions", f"t={ann}", "-o", tmp_path / "pub"])
+    line = _one_line(_run(*args))
+    assert "this is an annotations file" in line and "focus-data describe" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.jsonl"]
