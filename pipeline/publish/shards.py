@@ -17,6 +17,7 @@ from datasets.arrow_writer import ParquetWriter
 from datasets.utils.py_utils import convert_file_size_to_int
 
 from focusclip.core.errors import fail
+from focusclip.core.io import naming
 
 MAX_BATCH_ROWS = 1000
 MAX_BATCH_BYTES = 16 * 2**20
@@ -73,6 +74,12 @@ def write_split(rows: Iterable[dict], features: Features, root: Path, config: st
     out of the card's `configs` (`load_dataset` refuses a split without data)."""
     folder = root / config
     folder.mkdir(parents=True, exist_ok=True)
+    with naming(folder):   # a full disk under pyarrow names no file: say which folder it was
+        return _write_split(rows, features, root, folder, split, max_shard_bytes)
+
+
+def _write_split(rows: Iterable[dict], features: Features, root: Path, folder: Path, split: str,
+                 max_shard_bytes: int) -> SplitFiles:
     out = SplitFiles()
     tmp_paths: list[Path] = []
     writer, shard_bytes = None, 0

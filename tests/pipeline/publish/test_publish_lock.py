@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from focusclip.core.lock import lock_path
 from focusclip.pipeline.publish.stage import PublishOptions, run_publish
 from tests.pipeline.publish.test_publish import SHARD, TEMPLATE, expected_rows, load_offline, make_inputs
@@ -135,3 +137,25 @@ def test_a_killed_runs_incomplete_folder_is_removed_by_the_next_run(tmp_path):
     assert not incomplete.exists() and not lock_path(out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
     assert sorted(os.listdir(out / TEMPLATE)) == sorted([Path(TRAIN).name, Path(VALIDATION).name])
+
+
+def test_a_full_disk_while_writing_shards_names_the_folder(tmp_path, monkeypatch):
+    """pyarrow's ENOSPC carries no file name: the split's folder is named instead."""
+    import errno
+
+    from datasets import Features, Value
+    from datasets.arrow_writer import ParquetWriter
+
+    from focusclip.core.errors import user_message
+    from focusclip.pipeline.publish.shards import write_split
+
+    def full(self, table):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file")
+
+    monkeypatch.setattr(ParquetWriter, "write_table", full)
+    with pytest.raises(OSError) as e:
+        write_split(iter([{"description": "x", "people": []}]),
+                    Features({"description": Value("string"), "people": [Value("int32")]}), tmp_path, "cfg",
+                    "train", 1 << 20)
+    assert e.value.filename == str(tmp_path / "cfg")
+    assert user_message(e.value).startswith(f"{tmp_path / 'cfg'}: no space left")
