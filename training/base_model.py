@@ -25,13 +25,14 @@ from focusclip.training import checkpoint as ck
 from focusclip.training.finetune import interpolate
 
 
-def _fine_tuned(checkpoint: str | Path):
-    """(checkpoint dir, FocusCLIPModel, tokenizer) of a checkpoint fine-tuned from a dual encoder."""
+def _fine_tuned(checkpoint: str | Path, towers: bool = False):
+    """(checkpoint dir, FocusCLIPModel, tokenizer) of a checkpoint fine-tuned from a dual encoder (or,
+    with `towers`, from any model.init)."""
     from focusclip.training.text import load_tokenizer
 
     ckpt = ck.locate_checkpoint(checkpoint)
     model = ck.load_model(ckpt)
-    if not model.config.base:
+    if not model.config.base and not towers:
         raise fail("this checkpoint was built from two towers, not fine-tuned from a dual encoder", str(ckpt),
                    "pass a checkpoint of a run with model.init (export its towers with `focus-train export`)")
     with reading(ck.tokenizer_dir(ckpt), "the checkpoint's tokenizer", ck.DAMAGED):
@@ -110,18 +111,26 @@ def load_base(model) -> torch.nn.Module:
     kw = dict(what="base model", key="provenance.vision")
     src: Source = resolve(prov["name"], prov.get("commit") or prov.get("revision"), **kw)
     base = load(src, AutoModel.from_pretrained, **kw)
-    return base.dual if getattr(base.config, "model_type", "") == "focusclip" else base
+    focus = getattr(base.config, "model_type", "") == "focusclip"
+    return base.dual if focus and base.config.base else base
 
 
 def wise_ft(checkpoint: str | Path, alpha: float, out_dir: Path, force: bool = False) -> Report:
     """A checkpoint whose dual encoder is (1 − alpha)·base + alpha·fine-tuned (alpha 0: the base, 1:
-    the fine-tuned one); everything else (alpha of the masked view, tokenizer, config) from the checkpoint."""
+    the fine-tuned one); everything else (alpha of the masked view, tokenizer, config) from the checkpoint.
+    Continued from a focus-train checkpoint of two towers: its towers, projections and τ so blended."""
     if not 0.0 <= alpha <= 1.0:
         raise fail(f"--alpha is {alpha}, not between 0 and 1", "--alpha", "0 = the base model, 1 = the fine-tuned one")
-    ckpt, model, tokenizer = _fine_tuned(checkpoint)
+    ckpt, model, tokenizer = _fine_tuned(checkpoint, towers=True)
     train_yaml, _ = ck.read_train_config(ckpt)
     base = load_base(model)
-    model.dual.load_state_dict(interpolate(base.state_dict(), model.dual.state_dict(), alpha))
+    if model.config.base:
+        model.dual.load_state_dict(interpolate(base.state_dict(), model.dual.state_dict(), alpha))
+    else:   # continued from a focus-train checkpoint of two towers: what both hold, alike in shape
+        tuned, old = model.state_dict(), base.state_dict()
+        both = [k for k in tuned if k in old and old[k].shape == tuned[k].shape]
+        mixed = interpolate({k: old[k] for k in both}, {k: tuned[k] for k in both}, alpha)
+        model.load_state_dict({**tuned, **mixed})
     model.config.name = f"{model.config.name}-wise{alpha:g}"
     model.config.provenance = {**(model.config.provenance or {}), "wise_ft": {"alpha": alpha, "fine_tuned": str(ckpt)}}
     tmp = _fresh_dir(out_dir, force)

@@ -216,3 +216,27 @@ def test_two_ddp_ranks_fine_tune_a_siglip_with_a_locked_tower(world, tmp_path):
     for name, p in base.named_parameters():
         frozen = name.startswith("text_model.") or name == "logit_bias"   # bias: only SigLIP's loss uses it
         assert torch.equal(tuned.state_dict()[name], p.detach()) == frozen, name
+
+
+def test_wise_ft_of_a_run_continued_from_a_checkpoint_of_two_towers(world, tmp_path):
+    from focusclip.training import load_checkpoint
+    from focusclip.training.base_model import wise_ft
+    from focusclip.training.config import load_config
+    from focusclip.training.trainer import run_train
+
+    torch.set_num_threads(1)
+    run_train(load_config(REPO / "configs/tiny-clip.yaml", tiny_overrides(world["world"], tmp_path / "clip", **{
+        "train.max_steps": 1, "train.batch_size": 8, "train.checkpoint_every": 0})))
+    _run(world["world"], tmp_path / "focus", str(tmp_path / "clip" / "checkpoints" / "last"), **{
+        "optim.lr": 3e-3, "train.max_steps": 2})
+    base = load_checkpoint(tmp_path / "clip").model.state_dict()
+    tuned = load_checkpoint(tmp_path / "focus").model.state_dict()
+    for a in (0.0, 0.5):
+        wise_ft(tmp_path / "focus", a, tmp_path / f"w{a}")
+    got = {a: load_checkpoint(tmp_path / f"w{a}").model.state_dict() for a in (0.0, 0.5)}
+    towers = [k for k in base if k.startswith(("vision.", "text.")) and base[k].is_floating_point()]
+    assert len(towers) > 10 and sum(not torch.equal(base[k], tuned[k]) for k in towers) > 10
+    for k in towers:
+        assert torch.equal(got[0.0][k], base[k]), k
+        assert torch.equal(got[0.5][k], (base[k] + tuned[k]) / 2), k
+    assert torch.equal(got[0.0]["alpha_logit"], tuned["alpha_logit"])   # FocusCLIP's own: the fine-tuned
