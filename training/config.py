@@ -194,7 +194,7 @@ class TrainConfig:
     keep_checkpoints: int = 3               # numbered checkpoints kept (0 = all); `last` always
     val_batches: Optional[int] = None       # cap validation batches per epoch (None = all)
     val_every: int = 0                      # also validate every N optimizer steps (0: at each epoch's end only)
-    max_steps: Optional[int] = None         # stop after this many optimizer steps (smoke runs)
+    max_steps: Optional[int] = None         # optimizer steps of the run; overrides epochs (as the HF Trainer)
     log_to: tuple[Literal["jsonl", "tensorboard", "wandb"], ...] = ("jsonl",)   # jsonl is always written
 
 
