@@ -32,8 +32,22 @@ def _shapes(cfg) -> dict:
             "image_size": cfg.train.image_size, "max_text_length": cfg.data.max_text_length}
 
 
+# fine-tuning recipes take their shapes from the pretrained base they name (model.init), in pairs
+FINETUNE = (("clip-ft", "focusclip-ft"), ("mini-clip-ft", "mini-focusclip-ft"))
+
+
 def test_every_shipped_config_is_covered():
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(SIZES) | {"mini-towers"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(SIZES) | {"mini-towers"} | {
+        name for pair in FINETUNE for name in pair}
+
+
+@pytest.mark.parametrize("pair", FINETUNE)
+def test_finetune_pairs_share_the_base_and_the_budget(pair):
+    clip, focus = (load_config(CONFIGS / f"{name}.yaml") for name in pair)
+    assert clip.model.init and clip.model.init == focus.model.init
+    assert (clip.optim, clip.train.epochs, clip.train.max_steps, clip.train.batch_size) == (
+        focus.optim, focus.train.epochs, focus.train.max_steps, focus.train.batch_size)
+    assert not clip.model.triple and focus.model.triple
     assert {p.stem for p in (CONFIGS / "models").glob("*.yaml")} == {"paper", "mini", "tiny"}
 
 

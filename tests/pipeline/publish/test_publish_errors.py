@@ -41,7 +41,7 @@ def test_a_failure_mid_build_leaves_no_folder(tmp_path, monkeypatch):
     ("bad_shard_size", "--max-shard-size 'huge' is not a size"),
     ("images_without_flag", "--images/--heatmaps are only used with --with-images"),
     ("case_clash", "config name 'GPT-4o-Mini' is given twice"),
-    ("not_descriptions", "record 1 lacks a string 'image' or 'description'"),
+    ("not_descriptions", "this is an annotations file (written by `focus-data convert`), not descriptions"),
 ])
 def test_bad_inputs_are_one_line_user_errors_and_leave_nothing(tmp_path, case, match):
     inputs = make_inputs(tmp_path / "in")
