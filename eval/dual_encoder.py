@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from focusclip.core.errors import fail, reading
 from focusclip.core.hub import Source, load, resolve, weights_sha256
-from focusclip.training.checkpoint import quiet_transformers
+from focusclip.core.hub import quiet_transformers
 
 DAMAGED = "pass a hub id or a folder the model's save_pretrained wrote; a damaged copy needs saving again"
 

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from focusclip.core.errors import fail, reading
-from focusclip.core.hub import Source, load, resolve
+from focusclip.core.hub import Source, load, quiet_transformers, resolve
 from focusclip.core.io import atomic_write_text, give_umask_mode
 from focusclip.core.report import Report
 from focusclip.training import checkpoint as ck
@@ -64,7 +64,7 @@ def export_as_base(checkpoint: str | Path, out_dir: Path, force: bool = False) -
     if not model.config.base_text_mask:   # its own tokenizer's inputs again (training added the mask)
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "attention_mask"]
     tmp = _fresh_dir(out_dir, force)
-    with ck.quiet_transformers():
+    with quiet_transformers():
         model.dual.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
     atomic_write_text(tmp / "preprocessor_config.json", json.dumps(model.config.base_processor, indent=2) + "\n")

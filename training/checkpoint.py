@@ -27,7 +27,6 @@ Eval code uses only `load_checkpoint` and `LoadedModel`:
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -41,7 +40,7 @@ from typing import Any
 import torch
 
 from focusclip.core.errors import fail, os_error_parts, printable, reading
-from focusclip.core.hub import file_sha256
+from focusclip.core.hub import file_sha256, quiet_transformers
 from focusclip.core.io import atomic_write_text, give_umask_mode, write_json
 
 WEIGHTS = "model.safetensors"
@@ -175,21 +174,6 @@ def checkpoint_step(ckpt: Path, config) -> int | str:
 
 
 # ------------------------------------------------------------------------------------------ loading
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No transformers progress bars ("Loading weights", "Writing model shards") while we save or
-    load: our own bars and one-line messages are the only output."""
-    from transformers.utils import logging as hf_logging
-
-    was_disabled = hf_logging.is_progress_bar_enabled() is False
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not was_disabled:
-            hf_logging.enable_progress_bar()
 
 
 def load_model(ckpt: Path, fix: str = DAMAGED):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from focusclip.core.errors import fail, reading
+from focusclip.core.hub import quiet_transformers
 from focusclip.core.hub_repo import check_repo_id, commit_files, write_token
 from focusclip.core.io import atomic_write_text, give_umask_mode, read_json
 from focusclip.core.report import Report
@@ -112,7 +113,7 @@ def export_towers(checkpoint: Path, out_dir: Path, results: Optional[Path] = Non
     tmp = out_dir.with_name(out_dir.name + ".incomplete")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    with ck.quiet_transformers():
+    with quiet_transformers():
         model.vision.vit.save_pretrained(str(tmp / "vision"))
         model.text.encoder.save_pretrained(str(tmp / "text"))
         tokenizer.save_pretrained(str(tmp / "text"))

@@ -154,7 +154,7 @@ def train_tower(objective: Objective, sched: Schedule, seed: int, out: Path, opt
     report.count("steps", sched.steps)
     report.count("samples", (sched.steps - start) * sched.batch_size)
     report.extra["val"] = objective.validate()
-    from focusclip.training.checkpoint import quiet_transformers
+    from focusclip.core.hub import quiet_transformers
 
     with quiet_transformers():   # no "Writing model shards" bar in the log
         objective.save(tmp)
