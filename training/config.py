@@ -272,6 +272,9 @@ def read_yaml_mapping(path: str | Path, example: str) -> dict:
         raise fail(f"is not UTF-8 text (byte {e.start})", str(path), "save the config as UTF-8") from None
     except yaml.YAMLError as e:
         raise fail(f"not valid YAML ({' '.join(str(e).split())})", str(path), "fix the YAML syntax") from None
+    except RecursionError:   # yaml recurses once per nesting level: a hostile file of [[[[…
+        raise fail("nested too deeply to be a config (a damaged or hostile file)", str(path),
+                   f"pass a YAML file such as {example}") from None
     if not isinstance(raw, dict):
         raise fail("top level must be a mapping", str(path), f"see {example}")
     return raw

@@ -134,3 +134,13 @@ def test_cli_trains_the_clip_baseline(tmp_path):
     assert not any("alpha" in k or "masked" in k for k in keys)
     saved = yaml.safe_load((out / "checkpoints/last/train_config.yaml").read_text())
     assert saved["train"]["max_steps"] == 2 and saved["model"]["triple"] is False
+
+
+def test_a_config_nested_too_deeply_is_one_line(tmp_path):
+    from focusclip.core.errors import FocusError
+    from focusclip.training.config import load_config
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("data: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(FocusError, match="nested too deeply"):
+        load_config(path)
