@@ -459,7 +459,7 @@ def load_pickled(path: Path, fix: str = DAMAGED):
         with torch.serialization.safe_globals(_numpy_rng_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # torch's message is long and advises weights_only=False ("if you trust the source"); keep its
+        # torch's message is long and advises turning the restriction off ("if you trust the source"); keep its
         # finding only: the global the pickle names, or what else the restricted unpickler refused
         named = re.search(r"unsupported (?:global: )?GLOBAL (\S{1,200})", str(e), re.I)   # allowed, or blocked
         if named is None:
