@@ -51,6 +51,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/focus_effect, or runs/focus_effect-bK with --bystanders K)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--arms", nargs="+", choices=list(ARMS) + ["base"], default=list(ARMS))
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--n-eval", type=int, default=1000, help="Stanford 40 test images (≥ 1,000 for ±3 points)")
     p.add_argument("--steps", type=int, default=800, help="optimizer steps of every run (the same budget)")
@@ -102,7 +103,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="temperature: the configs' one learnt τ, one learnt per loss pair, or the paper's fixed 0.5")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one CPU thread each")
     p.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="an earlier benchmark's folder: each seed's run continues its `clip` arm's model of that "
+                        "seed (configs mini-<arm>-ft.yaml, model.init), and arm `base` is that model itself; "
+                        "every run is also scored on that folder's test images")
     args = p.parse_args(argv)
+    if "base" in args.arms and args.init_from is None:
+        p.error("arm base is the --init-from model: pass --init-from")
     if args.out is None:
         args.out = REPO / "runs" / ("focus_effect" + (f"-b{args.bystanders}" if args.bystanders else ""))
     return args
@@ -128,14 +135,34 @@ def build_data(args) -> Layout:
 
 def run_name(arm: str, seed: int, args) -> str:
     extra = f"-x{hashlib.sha256(json.dumps(args.sets).encode()).hexdigest()[:8]}" if args.sets else ""
-    return f"{arm}-st{args.steps}-v{RUNS_VERSION}{TAUS[args.tau][1]}{extra}-s{seed}"
+    init = f"-i{hashlib.sha256(str(init_checkpoint(args, seed)).encode()).hexdigest()[:8]}" if args.init_from else ""
+    if arm == "base":
+        return f"base{init}-s{seed}"
+    return f"{arm}-st{args.steps}-v{RUNS_VERSION}{TAUS[args.tau][1]}{extra}{init}-s{seed}"
+
+
+def init_checkpoint(args, seed: int) -> Path:
+    """--init-from's `clip` model of `seed` (its checkpoints/last), as its focus_effect.json names it."""
+    summary = args.init_from / "focus_effect.json"
+    if not summary.is_file():
+        sys.exit(f"--init-from {args.init_from}: no focus_effect.json (run the benchmark there first)")
+    run = json.loads(summary.read_text()).get("runs", {}).get(f"clip/{seed}")
+    ckpt = args.init_from / "train" / str(run) / "checkpoints" / "last"
+    if run is None or not ckpt.is_dir():
+        sys.exit(f"--init-from {args.init_from}: no clip run of seed {seed} (run its clip arm with that seed)")
+    return ckpt.resolve()
 
 
 def train(arm: str, seed: int, args, lay: Layout) -> tuple[str, str]:
     """One training run (reused when finished); returns its folder name under train/ and whether it
     "ran" now or was "reused"."""
-    config, sets = ARMS[arm]
     run = run_name(arm, seed, args)
+    if arm == "base":                       # the --init-from model as it is: scored, not trained
+        (lay.train / run).mkdir(parents=True, exist_ok=True)
+        return run, "reused"
+    config, sets = ARMS[arm]
+    if args.init_from:                      # the fine-tuning recipes, continuing that seed's CLIP
+        config, sets = f"{config}-ft", sets + (f"model.init={init_checkpoint(args, seed)}",)
     opt = DemoOptions(out=args.out, steps=args.steps, seed=seed,
                       train_sets=tuple(sets) + TAUS[args.tau][0] + tuple(args.sets))
     step = plan_train(config, opt, lay, run=run, seed=seed)
@@ -149,13 +176,42 @@ def train(arm: str, seed: int, args, lay: Layout) -> tuple[str, str]:
     return run, outcome.status
 
 
-def score(run: str, lay: Layout) -> dict:
-    """Per-image top-1 / top-k hits of train/<run> on the synthetic Stanford 40 test set, scored as
-    focus-eval scores (its reader, prompt ensemble off, classifier and scorer); cached beside the run."""
-    cache = lay.train / run / f"hits-{TASK}.json"
-    if cache.is_file() and scores_path(run, lay).is_file():
+class TestSet(NamedTuple):
+    """A synthetic Stanford 40 test set: `tag` "" for the benchmark's own, "-base-world" for --init-from's;
+    `bystanders`: what stanford40_bystanders lists for each image (empty lists without bystanders)."""
+    tag: str
+    eval_root: Path
+    bystanders: dict
+
+
+def test_set(out: Path, tag: str) -> TestSet:
+    """The test set of the world in `out`, with what its report says it was drawn with."""
+    from focusclip.data.synthetic.evalsets import stanford40_bystanders
+    from focusclip.data.synthetic.world import WorldConfig
+
+    lay = Layout(out)
+    options = json.loads(lay.world_report.read_text())["options"]
+    world = {"bystanders": 0, **options["world"]}       # a world written before bystanders existed had none
+    return TestSet(tag, lay.eval_root, stanford40_bystanders(options["n_eval"], options["seed"], WorldConfig(**world)))
+
+
+def checkpoint_of(run: str, lay: Layout, args) -> Path:
+    """train/<run>'s last checkpoint; for arm base, the --init-from model it scores."""
+    if run.startswith("base-"):
+        return init_checkpoint(args, int(run.rsplit("-s", 1)[1]))
+    return lay.train / run / "checkpoints" / "last"
+
+
+def score(run: str, lay: Layout, ckpt: Path, test: TestSet) -> dict:
+    """Per-image top-1 / top-k hits of the model `ckpt` (train/<run>'s) on a synthetic Stanford 40 test
+    set, scored as focus-eval scores (its reader, prompt ensemble off, classifier and scorer); cached
+    beside the run. With bystanders in the test images, also per image whether the top-1 among the drawn
+    classes names the bystander's activity, and whether the subject's class scores above it (images
+    whose bystander does a drawn activity; None for the others)."""
+    cache = lay.train / run / f"hits-{TASK}{test.tag}.json"
+    if cache.is_file() and scores_path(run, lay, test).is_file():
         cached = json.loads(cache.read_text())
-        if "absent_above_drawn" in cached.get("geometry", {}):     # else written by an older version of this script
+        if "bystander_top1_drawn" in cached:     # else written by an older version of this script
             return cached
     import torch
 
@@ -163,8 +219,8 @@ def score(run: str, lay: Layout) -> dict:
     from focusclip.eval.model import load_model
     from focusclip.eval.zeroshot import build_classifier, score_samples
 
-    task, samples, labels = task_data(lay)
-    model = load_model(lay.train / run / "checkpoints" / "last", None, torch.device("cpu"))
+    task, samples, labels = task_data(test.eval_root)
+    model = load_model(ckpt, None, torch.device("cpu"))
     with torch.no_grad():
         classifier = build_classifier(model, task.prompts(False))
         scores, _ = score_samples(model, samples, classifier, batch_size=64, workers=0, device=torch.device("cpu"))
@@ -175,32 +231,47 @@ def score(run: str, lay: Layout) -> dict:
     sub = top_predictions(scores[:, drawn], 1)[:, 0]
     first = [lab[0] for lab in labels]
     centred = top_predictions(scores - scores.mean(0), 1)[:, 0]
+    other = bystander_classes(samples, test, list(task.class_names))
     out = {"images": [s.key for s in samples],
            "top1_drawn": [int(drawn[j] in labs) for j, labs in zip(sub, labels)], "drawn": len(drawn),
+           "bystander_top1_drawn": [None if c is None else int(drawn[j] == c) for j, c in zip(sub, other)],
+           "subject_over_bystander": [None if c is None else int(scores[i, y] > scores[i, c])
+                                      for i, (y, c) in enumerate(zip(first, other))],
            "absent_top1": int(sum(p not in drawn for p in preds[:, 0])),
            "label_counts": np.bincount(first, minlength=len(task.class_names)).tolist(),
            "top1": hits_at(preds, labels, 1).astype(int).tolist(), "topk": hits_at(preds, labels, task.k).astype(int).tolist(),
            "top1_centred": hits_at(centred[:, None], labels, 1).astype(int).tolist(),
            "k": task.k, "classes": len(task.class_names),
            "geometry": geometry(scores, first, drawn, classifier.T.numpy())}
-    np.save(scores_path(run, lay), scores.astype(np.float32))
+    np.save(scores_path(run, lay, test), scores.astype(np.float32))
     cache.write_text(json.dumps(out))
     return out
 
 
-def task_data(lay: Layout) -> tuple:
+def bystander_classes(samples, test: TestSet, classes: list[str]) -> list[int | None]:
+    """Per test image, the class index of its first bystander's activity when a drawn class shows it
+    (None: no bystander, or one doing what no class draws, e.g. standing)."""
+    out = []
+    for s in samples:
+        listed = test.bystanders.get(Path(s.key).name, [])
+        action = listed[0]["action"] if listed else None
+        out.append(classes.index(action) if action in classes else None)
+    return out
+
+
+def task_data(eval_root: Path) -> tuple:
     """(task, samples, labels) of the synthetic Stanford 40 test set, through focus-eval's reader."""
     from focusclip.eval.run import read_task_data, task_samples
     from focusclip.eval.tasks import select_tasks
 
     task = select_tasks([TASK])[0]
-    samples, labels, _ = task_samples(task, read_task_data(task, lay.eval_root), None)
+    samples, labels, _ = task_samples(task, read_task_data(task, eval_root), None)
     return task, samples, labels
 
 
-def scores_path(run: str, lay: Layout) -> Path:
-    """train/<run>/scores-<task>.npy: the run's cosine scores [images, classes], for `split_by_part`."""
-    return lay.train / run / f"scores-{TASK}.npy"
+def scores_path(run: str, lay: Layout, test: TestSet) -> Path:
+    """train/<run>/scores-<task><tag>.npy: the run's cosine scores [images, classes], for `split_by_part`."""
+    return lay.train / run / f"scores-{TASK}{test.tag}.npy"
 
 
 def split_by_part(a: np.ndarray, b: np.ndarray, labels: list[list[int]]) -> dict[str, np.ndarray]:
@@ -249,7 +320,8 @@ def geometry(scores: np.ndarray, labels: list[int], drawn: list[int], prompts: n
 
 def curves(run: str, lay: Layout) -> dict:
     """The run's validation image–text loss and alpha by step, and its final τ of each pair it logged."""
-    rows = [json.loads(ln) for ln in (lay.train / run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    metrics = lay.train / run / "metrics.jsonl"
+    rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()] if metrics.is_file() else []
     val = [(r["step"], r["val_loss_image_text"]) for r in rows if r.get("val_loss_image_text") is not None]
     alpha = [(r["step"], r["alpha"]) for r in rows if r.get("alpha") is not None]
     last = next((r for r in reversed(rows) if "temperature" in r), {})
@@ -299,6 +371,8 @@ def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
                     "top1_mean": statistics.fmean(t1), "topk_mean": statistics.fmean(tk),
                     "top1_std": statistics.stdev(t1) if len(t1) > 1 else 0.0,
                     "topk_std": statistics.stdev(tk) if len(tk) > 1 else 0.0}
+        if any(h is not None for s in seeds for h in by_seed[s].get("bystander_top1_drawn", [])):
+            out[arm]["bystander"] = bystander_shares(by_seed, seeds)
         if all("geometry" in by_seed[s] for s in seeds):
             out[arm]["geometry"] = {k: statistics.fmean(by_seed[s]["geometry"][k] for s in seeds)
                                     for k in by_seed[seeds[0]]["geometry"]}
@@ -320,6 +394,21 @@ def summarise(hits: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
                     d = np.array([by_seed[s]["split"][ref][part] for s in seeds])
                     out[arm]["split"][ref].update({part: float(d.mean()), f"{part}_ci95": seed_image_bootstrap(d)})
     return out
+
+
+def bystander_shares(by_seed: dict[int, dict], seeds: list[int]) -> dict:
+    """Over every seed's test images, split by whether the image's bystander does a drawn activity: how
+    often the top-1 among the drawn classes names the subject's activity and how often the bystander's,
+    and how often the subject's class scores above the bystander's (a coin flip when the model cannot
+    tell which person the label is about)."""
+    rows = [(t, h, o) for s in seeds for t, h, o in zip(by_seed[s]["top1_drawn"], by_seed[s]["bystander_top1_drawn"],
+                                                        by_seed[s]["subject_over_bystander"])]
+    drawn = [(t, h, o) for t, h, o in rows if h is not None]
+    undrawn = [t for t, h, _ in rows if h is None]
+    return {"images_drawn_bystander": len(drawn) // len(seeds), "images_other": len(undrawn) // len(seeds),
+            "subject_top1": statistics.fmean(t for t, _, _ in drawn), "bystander_top1": statistics.fmean(h for _, h, _ in drawn),
+            "subject_over_bystander": statistics.fmean(o for _, _, o in drawn),
+            "subject_top1_other": statistics.fmean(undrawn) if undrawn else None}
 
 
 def markdown(summary: dict, meta: dict) -> str:
@@ -348,7 +437,51 @@ def markdown(summary: dict, meta: dict) -> str:
             f"{meta.get('bystanders', 0)} bystanders per image, temperature {meta.get('tau', 'shared')}, "
             f"extra sets {meta['sets'] or 'none'}; {meta['minutes']:.0f} min ({meta['runs_trained']} runs trained now, "
             f"{meta['runs_reused']} reused from earlier invocations)." + _spread_note(summary) + _geometry_note(summary)
-            + _centred_note(summary) + _split_note(summary))
+            + _centred_note(summary) + _split_note(summary) + _bystander_note(summary) + _init_note(meta))
+
+
+def _bystander_note(summary: dict) -> str:
+    rows = []
+    for arm, s in summary.items():
+        if not (b := s.get("bystander")):
+            continue
+        other = f"{100 * b['subject_top1_other']:.1f}" if b["subject_top1_other"] is not None else "—"
+        rows.append(f"{arm} {100 * b['subject_top1']:.1f} / {100 * b['bystander_top1']:.1f} / "
+                    f"{100 * b['subject_over_bystander']:.1f} / {other}")
+    if not rows:
+        return ""
+    b = next(s["bystander"] for s in summary.values() if s.get("bystander"))
+    return ("\n\nWho the answers are about (top-1 among the drawn classes, mean over seeds): on the "
+            f"{b['images_drawn_bystander']} test images whose bystander does a drawn activity, the share naming the "
+            "subject's activity / the share naming the bystander's / the share where the subject's class scores "
+            "above the bystander's (50: the model cannot tell which person the label is about); then top-1 on the "
+            f"{b['images_other']} images whose bystander does an activity no class draws (standing, sitting, …): "
+            f"{'; '.join(rows)}.")
+
+
+def _init_note(meta: dict) -> str:
+    if not meta.get("init_from"):
+        return ""
+    return (f"\n\nEvery run continues, with configs/mini-<arm>-ft.yaml, the `clip` model of its seed from "
+            f"{meta['init_from']} (arm base: that model, not trained here).")
+
+
+def base_world_table(summary: dict, meta: dict) -> str:
+    """The same models on the test images of the --init-from world (no bystanders there)."""
+    def ci(s: dict, key: str) -> str:
+        if key not in s:
+            return "—"
+        lo, hi = s[key + "_ci95"]
+        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+    lines = [f"On the test images of {meta['init_from']}'s world (the world the base CLIP learnt; no bystanders):",
+             "", f"| arm | top-1 of the {meta['drawn']} drawn | its − CLIP [paired 95% CI] | top-1 of 40 | top-1 − CLIP |",
+             "|---|---|---|---|---|"]
+    for arm, s in summary.items():
+        lines.append(f"| {arm} | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
+                     f"{ci(s, 'delta_top1_drawn')} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
+                     f"{ci(s, 'delta_top1')} |")
+    return "\n".join(lines)
 
 
 def final_taus(per_seed: list[dict[str, float]] | None) -> str:
@@ -482,12 +615,20 @@ def main(argv=None) -> None:
         done = dict(zip(jobs, pool.map(lambda j: train(j[0], j[1], args, lay), jobs)))
     runs = {job: run for job, (run, _) in done.items()}
     trained = sum(status == "ran" for _, status in done.values())
-    hits = {arm: {s: score(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
-    labels = task_data(lay)[2]
+    own = test_set(args.out, "")
+    hits = {arm: {s: score(runs[(arm, s)], lay, checkpoint_of(runs[(arm, s)], lay, args), own) for s in args.seeds}
+            for arm in args.arms}
+    base_world = None
+    if args.init_from:      # the same models on the test images of the world they were first trained in
+        other = test_set(args.init_from, "-base-world")
+        base_world = {arm: {s: score(runs[(arm, s)], lay, checkpoint_of(runs[(arm, s)], lay, args), other)
+                            for s in args.seeds} for arm in args.arms}
+    labels = task_data(own.eval_root)[2]
     for arm in hits:
         for ref in (r for r in SPLIT_REFS if r in hits and r != arm and (arm, r) != ("clip", "focusclip")):
             for s in args.seeds:
-                split = split_by_part(np.load(scores_path(runs[(arm, s)], lay)), np.load(scores_path(runs[(ref, s)], lay)), labels)
+                split = split_by_part(np.load(scores_path(runs[(arm, s)], lay, own)),
+                                      np.load(scores_path(runs[(ref, s)], lay, own)), labels)
                 hits[arm][s] = {**hits[arm][s], "split": {**hits[arm][s].get("split", {}),
                                                           ref: {k: v.tolist() for k, v in split.items()}}}
     curve = {arm: {s: curves(runs[(arm, s)], lay) for s in args.seeds} for arm in args.arms}
@@ -500,15 +641,20 @@ def main(argv=None) -> None:
             "alpha": {arm: [c["alpha"][-1][1] for c in curve[arm].values() if c["alpha"]] for arm in args.arms},
             "temperature": {arm: [c["temperature"] for c in curve[arm].values() if c["temperature"]] for arm in args.arms},
             "bystanders": args.bystanders, "tau": args.tau,
+            "init_from": str(args.init_from) if args.init_from else None,
             "minutes": (time.time() - t0) / 60, "runs_trained": trained, "runs_reused": len(done) - trained}
     table = markdown(summary, meta)
+    if base_world is not None:
+        summary_base_world = summarise(base_world, args.seeds)
+        table += "\n\n" + base_world_table(summary_base_world, meta)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "focus_effect.md").write_text(table + "\n")
     plot(summary, curve, args.out / "focus_effect.png")
     (args.out / "focus_effect.json").write_text(json.dumps(
         {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-         "meta": meta, "summary": summary, "runs": {f"{a}/{s}": r for (a, s), r in runs.items()},
+         "meta": meta, "summary": summary,
+         "summary_base_world": summary_base_world if base_world is not None else None, "runs": {f"{a}/{s}": r for (a, s), r in runs.items()},
          "curves": curve, "table": table}, indent=1) + "\n")
     print(f"\nwrote {args.out}/focus_effect.{{json,md,png}}", file=sys.stderr)
 

@@ -232,3 +232,67 @@ def test_the_world_and_the_temperature_choose_the_folders(fe):
     plain = fe.parse_args([])
     assert plain.out.name == "focus_effect" and fe.run_name("clip", 0, plain) == f"clip-st800-v{fe.RUNS_VERSION}-s0"
     assert fe.TAUS["per-pair"][0] == ("loss.temperature_per_pair=true",)
+
+
+def test_bystander_shares_split_the_answers_between_the_subject_and_the_bystander(fe):
+    """Counted by hand: over two seeds, images 0–2 have a bystander doing a drawn activity (3 per seed,
+    6 in all), image 3 one doing an undrawn one."""
+    by_seed = {0: {"top1_drawn": [1, 0, 0, 1], "bystander_top1_drawn": [0, 1, 0, None],
+                   "subject_over_bystander": [1, 0, 1, None]},
+               1: {"top1_drawn": [0, 0, 1, 0], "bystander_top1_drawn": [1, 1, 0, None],
+                   "subject_over_bystander": [0, 0, 1, None]}}
+    got = fe.bystander_shares(by_seed, [0, 1])
+    assert got["images_drawn_bystander"] == 3 and got["images_other"] == 1
+    assert got["subject_top1"] == pytest.approx(2 / 6)       # seed 0 image 0, seed 1 image 2
+    assert got["bystander_top1"] == pytest.approx(3 / 6)
+    assert got["subject_over_bystander"] == pytest.approx(3 / 6)
+    assert got["subject_top1_other"] == pytest.approx(1 / 2)
+    summary = {"clip": {"bystander": got}}
+    note = fe._bystander_note(summary)
+    assert "clip 33.3 / 50.0 / 50.0 / 50.0" in note and "3 test images whose bystander" in note
+    assert fe._bystander_note({"clip": {}}) == ""
+
+
+def test_init_from_names_each_seeds_clip_and_keeps_its_runs_apart(fe, tmp_path):
+    """--init-from reads the earlier benchmark's focus_effect.json for each seed's clip run; run folders
+    carry which model they continue; a seed it does not hold, or no summary at all, stops the benchmark."""
+    base = tmp_path / "b0"
+    for seed in (0, 1):
+        (base / "train" / f"clip-st800-v2-s{seed}" / "checkpoints" / "last").mkdir(parents=True)
+    (base / "focus_effect.json").write_text(json.dumps({"runs": {"clip/0": "clip-st800-v2-s0", "clip/1": "clip-st800-v2-s1",
+                                                                 "focusclip/0": "focusclip-st800-v2-s0"}}))
+    args = fe.parse_args(["--bystanders", "1", "--init-from", str(base), "--steps", "400"])
+    assert fe.init_checkpoint(args, 1) == (base / "train" / "clip-st800-v2-s1" / "checkpoints" / "last").resolve()
+    names = {fe.run_name(arm, s, args) for arm in ("clip", "focusclip", "base") for s in (0, 1)}
+    assert len(names) == 6 and all("-i" in n for n in names)
+    assert fe.run_name("clip", 0, args) != fe.run_name("clip", 1, args).replace("-s1", "-s0")   # another base model
+    assert fe.run_name("base", 0, args).startswith("base-i")
+    with pytest.raises(SystemExit, match="no clip run of seed 2"):
+        fe.init_checkpoint(args, 2)
+    with pytest.raises(SystemExit, match="no focus_effect.json"):
+        fe.init_checkpoint(fe.parse_args(["--init-from", str(tmp_path)]), 0)
+    with pytest.raises(SystemExit):
+        fe.parse_args(["--arms", "base", "clip"])        # base is the --init-from model
+
+
+def test_the_base_world_table_reports_the_paired_difference(fe):
+    summary = {"base": {"top1_drawn_mean": 0.336, "top1_drawn_std": 0.02, "top1_mean": 0.2, "top1_std": 0.01,
+                        "delta_top1_drawn": 0.004, "delta_top1_drawn_ci95": [-0.019, 0.027],
+                        "delta_top1": -0.033, "delta_top1_ci95": [-0.052, -0.015]},
+               "clip": {"top1_drawn_mean": 0.332, "top1_drawn_std": 0.0, "top1_mean": 0.242, "top1_std": 0.0}}
+    md = fe.base_world_table(summary, {"drawn": 7, "init_from": "runs/focus_effect-b0"})
+    assert "| base | 33.6 ± 2.0 | +0.4 [-1.9, +2.7] | 20.0 ± 1.0 | -3.3 [-5.2, -1.5] |" in md
+    assert "| clip | 33.2 ± 0.0 | — | 24.2 ± 0.0 | — |" in md
+
+
+def test_bystander_classes_reads_each_images_first_bystander_by_file_name(fe, tmp_path):
+    from types import SimpleNamespace
+
+    classes = ["applauding", "climbing", "running"]
+    listed = {"running_031.jpg": [{"action": "climbing", "family": "climbing", "height_ratio": 0.8}],
+              "climbing_031.jpg": [{"action": None, "family": "standing", "height_ratio": 0.7}],
+              "applauding_031.jpg": []}
+    test = fe.TestSet("", tmp_path, listed)
+    samples = [SimpleNamespace(key=f"/data/stanford40/JPEGImages/{n}") for n in
+               ("running_031.jpg", "climbing_031.jpg", "applauding_031.jpg", "unknown.jpg")]
+    assert fe.bystander_classes(samples, test, classes) == [1, None, None, None]

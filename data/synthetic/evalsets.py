@@ -67,23 +67,45 @@ def generate_stanford40(root: str | os.PathLike, n_test: int, seed: int, cfg: Wo
     """Write about `n_test` test images (spread over the drawn classes) plus a quarter as many train
     images under `root/stanford40`. Returns {class: {"train": names, "test": names}}."""
     root = Path(root) / "stanford40"
-    classes = sorted(DRAWN_CLASSES)
-    per_train, per_test = stanford40_counts(n_test)
     splits: dict[str, dict[str, list[str]]] = {c: {"train": [], "test": []} for c in STANFORD40_CLASSES}
-    index = 0
-    for c_id, action in enumerate(classes):
-        for k in range(per_train + per_test):
-            scene, size = stanford40_scene(seed, index, action, cfg)
-            index += 1
-            name = f"{action}_{k + 1:03d}.jpg"
-            atomic_write_bytes(root / "JPEGImages" / name, encode_jpeg(scene.image, cfg.jpeg_quality))
-            atomic_write_text(root / "XMLAnnotations" / name.replace(".jpg", ".xml"),
-                              _stanford_xml(name, action, size, scene.people[0].bbox()))
-            splits[action]["train" if k < per_train else "test"].append(name)
-            if progress:
-                progress(1)
+    for index, action, name, part in _stanford_items(n_test):
+        scene, size = stanford40_scene(seed, index, action, cfg)
+        atomic_write_bytes(root / "JPEGImages" / name, encode_jpeg(scene.image, cfg.jpeg_quality))
+        atomic_write_text(root / "XMLAnnotations" / name.replace(".jpg", ".xml"),
+                          _stanford_xml(name, action, size, scene.people[0].bbox()))
+        splits[action][part].append(name)
+        if progress:
+            progress(1)
     _stanford_splits(root / "ImageSplits", splits)
     return {c: s for c, s in splits.items() if s["train"] or s["test"]}
+
+
+def _stanford_items(n_test: int):
+    """(index, action, file name, "train" or "test") of every Stanford 40 image, in drawing order."""
+    per_train, per_test = stanford40_counts(n_test)
+    index = 0
+    for action in sorted(DRAWN_CLASSES):
+        for k in range(per_train + per_test):
+            yield index, action, f"{action}_{k + 1:03d}.jpg", "train" if k < per_train else "test"
+            index += 1
+
+
+def stanford40_bystanders(n_test: int, seed: int, cfg: WorldConfig, part: str = "test") -> dict[str, list[dict]]:
+    """What `generate_stanford40` drew beside each image's person, which the official layout cannot hold:
+    {file name: [{"action": its Stanford 40 class or None (a family no class draws, e.g. standing),
+    "family", "height_ratio": its height over the subject's}]} for the images of `part`, each scene
+    drawn again from its own random stream (the same pixels), so it needs no file of the world's.
+    A diagnostic for benchmarks: which answers name a bystander's activity rather than the subject's."""
+    by_family = {f: c for c, f in DRAWN_CLASSES.items()}
+    out = {}
+    for index, action, name, p in _stanford_items(n_test):
+        if p != part:
+            continue
+        scene, _ = stanford40_scene(seed, index, action, cfg)
+        height = scene.people[0].height_px
+        out[name] = [{"action": by_family.get(b.family), "family": b.family,
+                      "height_ratio": float(b.height_px / height)} for b in scene.bystanders]
+    return out
 
 
 def stanford40_scene(seed: int, index: int, action: str, cfg: WorldConfig) -> tuple[Scene, tuple[int, int]]:

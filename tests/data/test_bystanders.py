@@ -16,9 +16,10 @@ from focusclip.core.io import read_jsonl
 from focusclip.data.geometry import STATES
 from focusclip.data.heatmaps import render_heatmaps
 from focusclip.data.records import Annotation, Person
-from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, stanford40_scene
+from focusclip.data.synthetic.evalsets import DRAWN_CLASSES, generate_stanford40, stanford40_bystanders, stanford40_scene
 from focusclip.data.synthetic.pose import ACTIVITY_BY_FAMILY
-from focusclip.data.synthetic.world import WorldConfig, image_rng, render_scene, training_image, training_scene
+from focusclip.data.synthetic.world import (WorldConfig, encode_jpeg, image_rng, render_scene, training_image,
+                                            training_scene)
 from focusclip.pipeline.describe.template import template_description
 from focusclip.pipeline.synth import run_synth
 from tests.conftest import console_script
@@ -175,3 +176,29 @@ def test_the_command_takes_bystanders_and_keeps_worlds_apart(tmp_path):
     kept = subprocess.run([exe, "synth", "-o", str(plain), "--n-train", "4", "--n-eval", "7"],
                           capture_output=True, text=True)
     assert kept.returncode == 0 and "kept (already generated)" in kept.stdout
+
+
+def test_stanford40_bystanders_names_what_each_written_test_image_holds(tmp_path):
+    """The benchmark's diagnostic (which answers name a bystander's activity) rests on this: for every
+    test image generate_stanford40 wrote, the scene drawn again is the written one (the same JPEG bytes)
+    and its bystanders are listed with their Stanford 40 class (None for a family no class draws),
+    never the subject's."""
+    cfg = WorldConfig(bystanders=1)
+    splits = generate_stanford40(tmp_path, 14, seed=3, cfg=cfg)
+    listed = stanford40_bystanders(14, seed=3, cfg=cfg)
+    written = sorted(n for s in splits.values() for n in s["test"])
+    assert sorted(listed) == written
+    by_family = {f: c for c, f in DRAWN_CLASSES.items()}
+    for name, (bystander,) in listed.items():
+        action = name.rsplit("_", 1)[0]
+        assert bystander["family"] != DRAWN_CLASSES[action]
+        assert bystander["action"] == by_family.get(bystander["family"])
+        assert 0.3 < bystander["height_ratio"] < 1.6
+    index = {n: i for i, n in enumerate(n for a in sorted(DRAWN_CLASSES) for n in
+                                        sorted(splits[a]["train"] + splits[a]["test"]))}
+    for name in written[:3]:
+        action = name.rsplit("_", 1)[0]
+        scene, _ = stanford40_scene(3, index[name], action, cfg)
+        assert encode_jpeg(scene.image, cfg.jpeg_quality) == (tmp_path / "stanford40" / "JPEGImages" / name).read_bytes()
+        assert [b.family for b in scene.bystanders] == [listed[name][0]["family"]]
+    assert stanford40_bystanders(14, seed=3, cfg=WorldConfig()) == {n: [] for n in written}
