@@ -19,7 +19,8 @@ Models = Annotated[Optional[list[str]], typer.Argument(
     metavar="MODEL", show_default=False,
     help="focus-train run dir, checkpoints/<step> dir or pushed hub id USER/NAME, or any dual encoder "
          "(CLIP, SigLIP, …) by hub id or save_pretrained folder (downloaded into the hub cache; "
-         "HF_HUB_OFFLINE=1 uses the cache only). Several: scored in one pass over the images, with one "
+         "HF_HUB_OFFLINE=1 uses the cache only), or an open_clip model open_clip:ARCH:PRETRAINED (a tag "
+         "or a weights file; needs the open-clip extra). Several: scored in one pass over the images, with one "
          "comparison table and chart.")]
 DataRoot = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the datasets in their official layouts.")]

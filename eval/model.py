@@ -8,6 +8,7 @@ One argument names any of them (`model_kind` tells them apart by the folder's or
 config.json): a focus-train run dir, checkpoint folder or pushed hub id `USER/NAME` (`model_type:
 focusclip`), or any other save_pretrained folder or hub id of a dual encoder. `--hf-clip` names a dual
 encoder directly (its models are called `hf-clip:<id>`, as before there was one argument for all).
+A name that starts with `open_clip:` is an open_clip model (`eval.open_clip_model`: `open_clip:ARCH:PRETRAINED`).
 """
 from __future__ import annotations
 
@@ -73,6 +74,13 @@ def load_model(checkpoint: str | Path | None, hf_clip: str | None, device: torch
 
 
 def _load(spec: ModelSpec, kind: str, device: torch.device, resize: str | None, revision: str | None) -> EvalModel:
+    if kind == "open_clip":
+        if revision is not None:
+            raise fail("--revision applies to hub ids of Hugging Face models", "--revision",
+                       "drop it: an open_clip tag names its weights")
+        from focusclip.eval.open_clip_model import load_open_clip
+
+        return load_open_clip(spec.name, device)
     if kind == "dual":
         from focusclip.eval.dual_encoder import load_dual_encoder
 
@@ -93,10 +101,14 @@ def _load(spec: ModelSpec, kind: str, device: torch.device, resize: str | None, 
 
 def model_kind(name: str) -> str:
     """"checkpoint" for a focus-train checkpoint (a run dir, a checkpoint folder, a pushed hub id),
-    "dual" for another model folder or hub id with a config.json. A name that is neither is a
-    checkpoint, so that load_checkpoint says what is missing."""
+    "dual" for another model folder or hub id with a config.json, "open_clip" for `open_clip:…` (the
+    prefix wins over a folder of that name: ./open_clip:… is the folder). A name that is none of them
+    is a checkpoint, so that load_checkpoint says what is missing."""
     from focusclip.core.hub_repo import names_hub_repo
+    from focusclip.eval.open_clip_model import PREFIX as OPEN_CLIP     # imports no open_clip
 
+    if name.startswith(OPEN_CLIP):
+        return "open_clip"
     if names_hub_repo(name):
         config = _hub_config(name)
         try:

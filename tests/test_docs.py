@@ -10,7 +10,7 @@ LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
 
 
 def _sources() -> list:
-    skip = {".venv", ".git", "build", "runs"}
+    skip = {".venv", ".venv-openclip", ".git", "build", "runs"}
     return [p for p in REPO.rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".sh")
             and not skip & set(p.relative_to(REPO).parts)]
 
