@@ -33,7 +33,6 @@ from focusclip.core.errors import brief, fail, reading
 from focusclip.core.hub import file_sha256
 
 PREFIX = "open_clip:"            # what starts an open_clip model's name (eval.model.model_kind)
-
 SCHEMAS = ("hf-hub:", "local-dir:")       # open_clip's own names of a model with its config beside it
 INSTALL = "pip install 'focusclip[open-clip]': open_clip_torch, with a torchvision built for your torch, docs/eval.md"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".npz", ".npy")
