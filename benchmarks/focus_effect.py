@@ -411,13 +411,15 @@ def bystander_shares(by_seed: dict[int, dict], seeds: list[int]) -> dict:
             "subject_top1_other": statistics.fmean(undrawn) if undrawn else None}
 
 
-def markdown(summary: dict, meta: dict) -> str:
-    def ci(s: dict, key: str) -> str:
-        if key not in s:
-            return "—"
-        lo, hi = s[key + "_ci95"]
-        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] (±{50 * (hi - lo):.1f})"
+def _ci(s: dict, key: str, half: bool = True) -> str:
+    """A difference in points with its 95% CI (and the CI's half-width); "—" where there is none."""
+    if key not in s:
+        return "—"
+    lo, hi = s[key + "_ci95"]
+    return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" + (f" (±{50 * (hi - lo):.1f})" if half else "")
 
+
+def markdown(summary: dict, meta: dict) -> str:
     lines = [f"| arm | **top-1 of the {meta['drawn']} drawn** | its − CLIP [paired 95% CI] | top-1 of 40 | "
              "top-1 − CLIP [paired 95% CI] | top-3 of 40 | predictions on absent classes | final alpha | "
              "final τ: image–text / masked–image / masked–text |",
@@ -426,8 +428,8 @@ def markdown(summary: dict, meta: dict) -> str:
         alphas = meta["alpha"].get(arm) or []
         alpha = f"{statistics.fmean(alphas):.2f} ({min(alphas):.2f}–{max(alphas):.2f})" if alphas else "—"
         lines.append(f"| {arm} | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
-                     f"{ci(s, 'delta_top1_drawn')} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
-                     f"{ci(s, 'delta_top1')} | {100 * s['topk_mean']:.1f} ± {100 * s['topk_std']:.1f} | "
+                     f"{_ci(s, 'delta_top1_drawn')} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
+                     f"{_ci(s, 'delta_top1')} | {100 * s['topk_mean']:.1f} ± {100 * s['topk_std']:.1f} | "
                      f"{100 * s['absent_top1_share']:.0f}% | {alpha} | {final_taus(meta.get('temperature', {}).get(arm))} |")
     return ("\n".join(lines) + f"\n\nZero-shot accuracy (%, mean ± std over seeds) on the synthetic Stanford 40 test set "
             f"(n = {meta['n']} images; {meta['classes']} candidate classes, {meta['drawn']} of them drawn; chance "
@@ -468,19 +470,13 @@ def _init_note(meta: dict) -> str:
 
 def base_world_table(summary: dict, meta: dict) -> str:
     """The same models on the test images of the --init-from world (no bystanders there)."""
-    def ci(s: dict, key: str) -> str:
-        if key not in s:
-            return "—"
-        lo, hi = s[key + "_ci95"]
-        return f"{100 * s[key]:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-
     lines = [f"On the test images of {meta['init_from']}'s world (the world the base CLIP learnt; no bystanders):",
              "", f"| arm | top-1 of the {meta['drawn']} drawn | its − CLIP [paired 95% CI] | top-1 of 40 | top-1 − CLIP |",
              "|---|---|---|---|---|"]
     for arm, s in summary.items():
         lines.append(f"| {arm} | {100 * s['top1_drawn_mean']:.1f} ± {100 * s['top1_drawn_std']:.1f} | "
-                     f"{ci(s, 'delta_top1_drawn')} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
-                     f"{ci(s, 'delta_top1')} |")
+                     f"{_ci(s, 'delta_top1_drawn', False)} | {100 * s['top1_mean']:.1f} ± {100 * s['top1_std']:.1f} | "
+                     f"{_ci(s, 'delta_top1', False)} |")
     return "\n".join(lines)
 
 
