@@ -18,6 +18,13 @@ the descriptions cover only the subjects, so that is where the paper's claim (th
 model which person the text is about) can show. `--tau` picks the temperature of every run: `shared`
 (the configs' one learnt τ), `per-pair` (one learnt τ per loss pair) or `fixed` (the paper's 0.5).
 
+`--init-from EARLIER_OUT` is the paper's regime: each seed's run continues that folder's `clip` model of
+the seed with the fine-tuning recipes (configs/mini-<config>-ft.yaml, model.init), arm `base` is that
+model untouched, and every model is also scored on the earlier world's test images. With bystanders in
+the test images the table says who the answers are about: the subject's activity, the bystander's
+(`stanford40_bystanders` draws each test scene again to know it), and how often the subject's class
+scores above the bystander's.
+
 Each run is scored zero-shot on every held-out image of the synthetic Stanford 40 set (`--n-eval`
 test images: ≥ 1,000), in-process with focus-eval's own reader, prompts and scorer, keeping the
 per-image hits. The headline is top-1 among the classes the world draws (what its images can show),
@@ -38,6 +45,8 @@ as train/<run>/scores-stanford40-action.npy.
     .venv/bin/python benchmarks/focus_effect.py --arms clip focusclip --seeds 0 1 2
     .venv/bin/python benchmarks/focus_effect.py --steps 3000 --jobs 2   # a larger budget, 2 runs at a time
     .venv/bin/python benchmarks/focus_effect.py --bystanders 1 --tau per-pair   # runs/focus_effect-b1/
+    .venv/bin/python benchmarks/focus_effect.py --bystanders 1 --tau per-pair --init-from runs/focus_effect-b0 \
+        --arms base clip focusclip --steps 400 --out runs/focus_effect-b1-cont
 
 Finished runs are kept (their folder names carry the budget), so an interrupted benchmark continues.
 """
