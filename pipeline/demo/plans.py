@@ -104,7 +104,7 @@ def plan_train(model: str, opt: DemoOptions, lay: Layout, run: str | None = None
         args += ["--resume", "latest"]
     # report.json is written when training ends; checkpoints/last appears at every checkpoint.
     return Step("focus-train", tuple(args), run_dir / "report.json",
-                f"train the miniature {'FocusCLIP' if model == 'focusclip' else 'CLIP'} ({config.name})")
+                f"train the miniature {'FocusCLIP' if model.startswith('focusclip') else 'CLIP'} ({config.name})")
 
 
 # Only what the training descriptions can teach: activities. (The synthetic UTKFace set stays in the
