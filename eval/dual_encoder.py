@@ -50,8 +50,8 @@ class HFDualEncoder:
         # the SigLIP family is trained on text padded to its full length (transformers' zero-shot pipeline
         # does the same); the CLIPs on text padded to the batch's longest
         self.pad_to_max = "siglip" in self.model_type
-        self.logit_scale = _value(getattr(model, "logit_scale", None), exp=True)
-        self.logit_bias = _value(getattr(model, "logit_bias", None))
+        self.logit_scale = param_value(getattr(model, "logit_scale", None), exp=True)
+        self.logit_bias = param_value(getattr(model, "logit_bias", None))
 
     @functools.cached_property
     def preprocess_key(self) -> str:
@@ -101,7 +101,8 @@ def _pooled(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def _value(param, exp: bool = False) -> Optional[float]:
+def param_value(param, exp: bool = False) -> Optional[float]:
+    """A scalar parameter (logit scale or bias) as a float, exponentiated with `exp`; None when absent."""
     if param is None:
         return None
     value = param.detach().float().reshape(-1)[0]

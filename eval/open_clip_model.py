@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from focusclip.core.errors import brief, fail, reading
 from focusclip.core.hub import file_sha256
+from focusclip.eval.dual_encoder import param_value
 
 PREFIX = "open_clip:"            # what starts an open_clip model's name (eval.model.model_kind)
 SCHEMAS = ("hf-hub:", "local-dir:")       # open_clip's own names of a model with its config beside it
@@ -58,8 +59,8 @@ class OpenClipModel:
         self.image_size = int(max(size) if isinstance(size, (tuple, list)) else size)
         # equal for open_clip models whose eval transforms are equal (image_transform_v2 of this cfg)
         self.preprocess_key = json.dumps({"open_clip": cfg}, sort_keys=True, default=str)
-        self.logit_scale = _value(getattr(model, "logit_scale", None), exp=True)
-        self.logit_bias = _value(getattr(model, "logit_bias", None))
+        self.logit_scale = param_value(getattr(model, "logit_scale", None), exp=True)
+        self.logit_bias = param_value(getattr(model, "logit_bias", None))
 
     @functools.cached_property
     def sha256(self) -> Optional[str]:
@@ -87,13 +88,6 @@ class OpenClipModel:
             tokens = self.tokenizer(list(texts[i:i + batch_size])).to(self.device)               # [N, L]
             outs.append(F.normalize(self.model.encode_text(tokens).float(), dim=-1))
         return torch.cat(outs)                                                                    # [N, D]
-
-
-def _value(param, exp: bool = False) -> Optional[float]:
-    if param is None:
-        return None
-    value = param.detach().float().reshape(-1)[0]
-    return float(value.exp() if exp else value)
 
 
 def import_open_clip(name: str):
